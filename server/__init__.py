@@ -1,0 +1,1 @@
+"""batch-stt server: hands out audio files as leased tasks and stores transcripts."""

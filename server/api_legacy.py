@@ -1,0 +1,63 @@
+"""The protocol existing clients in the field speak. Keep it byte-for-byte compatible.
+
+GET /task -> 200 audio body + X-Task-ID, X-Language | 204;  POST /result {"id","vtt"};  POST /error {"id"}.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from .audio import audio_response
+from .context import Context, authenticated, get_context
+from .results import vtt_to_text, write_result
+from .schemas import LegacyErrorIn, LegacyResultIn, Message
+
+router = APIRouter(tags=["legacy"], dependencies=[Depends(authenticated)],
+                   responses={401: {"model": Message}, 404: {"model": Message}})
+Ctx = Annotated[Context, Depends(get_context)]
+
+
+def _client_name(request: Request) -> str:
+    node = request.headers.get("x-node-name", "")[:100]
+    host = request.headers.get("x-forwarded-for", request.client.host if request.client else "?").split(",")[0]
+    return f"legacy:{node or host.strip()}"
+
+
+@router.get("/task", responses={200: {"content": {"audio/mpeg": {}}, "description": "the audio file"},
+                                204: {"description": "nothing to do"}})
+def get_task(request: Request, ctx: Ctx):
+    """Hand out the next task as the audio body with X-Task-ID and X-Language headers."""
+    for _ in range(5):  # a file deleted since the last scan is skipped, not served
+        grant = ctx.ledger.claim(_client_name(request), protocol="legacy")
+        if grant is None:
+            return Response(status_code=204)
+        try:
+            return audio_response(ctx, grant.task_id, grant.path,
+                                  headers={"X-Task-ID": grant.task_id, "X-Language": grant.language})
+        except HTTPException:
+            ctx.ledger.fail_legacy(grant.task_id, "audio file vanished before it could be served")
+    return Response(status_code=204)
+
+
+@router.post("/result")
+async def post_result(body: LegacyResultIn, ctx: Ctx):
+    """Store the VTT and a .txt derived from it."""
+    vtt = body.vtt.encode("utf-8", errors="replace")
+    files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
+
+    def write(task):
+        write_result(ctx.settings.results_dir, task.result_stem, files,
+                     {"task_id": task.id, "path": task.path, "attempt": task.attempts,
+                      "formats": sorted(files), "protocol": "legacy"})
+
+    await run_in_threadpool(ctx.ledger.complete_legacy, body.id, write)
+    return {"status": "ok"}
+
+
+@router.post("/error")
+def post_error(body: LegacyErrorIn, ctx: Ctx):
+    ctx.ledger.fail_legacy(body.id)
+    return {"status": "ok"}

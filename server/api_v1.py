@@ -1,0 +1,150 @@
+"""The versioned API our own client speaks: leases with tokens, heartbeats, rich results."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Optional
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from . import scanner
+from .audio import audio_response
+from .context import Context, admin, authenticated, get_context
+from .results import RESULT_FORMATS, write_result
+from .schemas import (TASK_ID, ErrorIn, ErrorOut, HeartbeatIn, HeartbeatOut, LeaseOut, LeaseRequest,
+                      Message, RequeueIn, RequeueOut, ResultMeta, ResultOut, ScanOut, StatsOut, TaskOut)
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)],
+                   responses={401: {"model": Message}, 422: {"description": "invalid request"}})
+Ctx = Annotated[Context, Depends(get_context)]
+Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def _languages(req: LeaseRequest) -> Optional[list[str]]:
+    caps = req.capabilities
+    if caps.english_only:
+        return ["en", "auto"]
+    if caps.languages is not None:
+        return sorted({*caps.languages, "auto"})
+    return None
+
+
+@router.post("/leases", response_model=LeaseOut, status_code=200,
+             responses={204: {"description": "nothing to do right now"}})
+def request_lease(req: LeaseRequest, ctx: Ctx, request: Request):
+    """Lease the next task that fits this client's capabilities."""
+    grant = ctx.ledger.claim(req.client, protocol="v1", languages=_languages(req),
+                             capabilities=req.capabilities.model_dump())
+    if grant is None:
+        return Response(status_code=204)
+    lease_seconds = ctx.settings.lease_seconds
+    return LeaseOut(task_id=grant.task_id, token=grant.token, path=grant.path,
+                    audio_url=str(request.url_for("lease_audio", token=grant.token).path),
+                    language=grant.language, size=grant.size, sha256=grant.sha256, deadline=grant.deadline,
+                    lease_seconds=lease_seconds, heartbeat_seconds=max(1.0, lease_seconds / 4),
+                    attempt=grant.attempt)
+
+
+@router.api_route("/leases/{token}/audio", methods=["GET", "HEAD"], name="lease_audio",
+                  responses={206: {"description": "partial content (Range)"}, 404: {"model": Message},
+                             409: {"model": Message}, 410: {"model": Message}})
+def lease_audio(token: Token, ctx: Ctx):
+    """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
+    task = ctx.ledger.lease_task(token)
+    return audio_response(ctx, task.id, task.path)
+
+
+@router.post("/leases/{token}/heartbeat", response_model=HeartbeatOut,
+             responses={404: {"model": Message}, 409: {"model": Message}})
+def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx):
+    """Extend the lease. 409 means the lease is lost: stop working on the task."""
+    return HeartbeatOut(deadline=ctx.ledger.heartbeat(token, body.progress))
+
+
+@router.post("/leases/{token}/result", response_model=ResultOut,
+             responses={404: {"model": Message}, 413: {"model": Message}})
+async def upload_result(
+    token: Token,
+    ctx: Ctx,
+    meta: Annotated[str, Form(max_length=65536, description="ResultMeta as JSON")] = "{}",
+    txt: Annotated[Optional[UploadFile], File()] = None,
+    vtt: Annotated[Optional[UploadFile], File()] = None,
+    srt: Annotated[Optional[UploadFile], File()] = None,
+    json_: Annotated[Optional[UploadFile], File(alias="json")] = None,
+):
+    """Upload the transcript (txt and/or vtt required; srt, json optional) with metadata."""
+    try:
+        info = ResultMeta.model_validate_json(meta)
+    except ValidationError as e:
+        raise HTTPException(422, f"meta is not valid ResultMeta JSON: {e.errors()[0]['msg']}") from None
+    files: dict[str, bytes] = {}
+    for fmt, upload in zip(RESULT_FORMATS, (txt, vtt, srt, json_)):
+        if upload is None:
+            continue
+        data = await upload.read()
+        try:
+            text = data.decode("utf-8")
+            if fmt == "json":
+                json.loads(text)
+        except UnicodeDecodeError:
+            raise HTTPException(422, f"{fmt} is not valid UTF-8") from None
+        except ValueError:
+            raise HTTPException(422, "json is not valid JSON") from None
+        files[fmt] = data
+    if "txt" not in files and "vtt" not in files:
+        raise HTTPException(422, "a result needs at least a txt or a vtt file")
+
+    def write(task):
+        meta_out = {**info.model_dump(), "task_id": task.id, "path": task.path, "attempt": task.attempts,
+                    "formats": sorted(files), "protocol": "v1"}
+        write_result(ctx.settings.results_dir, task.result_stem, files, meta_out)
+
+    done = await run_in_threadpool(ctx.ledger.complete, token, write, info.audio_seconds)
+    return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
+
+
+@router.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
+def report_error(token: Token, body: ErrorIn, ctx: Ctx):
+    """Report that this attempt failed; the task is retried until MAX_ATTEMPTS attempts failed."""
+    view = ctx.ledger.fail(token, body.message, body.stderr_tail, body.retryable)
+    return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
+
+
+def task_out(v) -> TaskOut:
+    return TaskOut(id=v.id, path=v.path, language=v.language, state=v.state, attempts=v.attempts, size=v.size,
+                   sha256=v.sha256, last_error=v.last_error, audio_seconds=v.audio_seconds,
+                   updated_at=v.updated_at, done_at=v.done_at)
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+def list_tasks(ctx: Ctx, state: Optional[Literal["queued", "leased", "done", "failed", "missing"]] = None,
+               limit: Annotated[int, Query(ge=1, le=10000)] = 1000, offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
+    return [task_out(v) for v in ctx.ledger.tasks(state, limit, offset)]
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": Message}})
+def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx):
+    return task_out(ctx.ledger.task(task_id))
+
+
+@router.get("/stats", response_model=StatsOut)
+def stats(ctx: Ctx):
+    s = ctx.ledger.stats()
+    return StatsOut(counts=s.counts, audio_hours_done=round(s.seconds_done / 3600, 3), bytes_done=s.bytes_done,
+                    bytes_left=s.bytes_left, active_leases=s.active_leases, active_clients=s.active_clients)
+
+
+@router.post("/admin/requeue", response_model=RequeueOut, dependencies=[Depends(admin)],
+             responses={403: {"model": Message}, 404: {"model": Message}})
+def requeue(body: RequeueIn, ctx: Ctx):
+    return RequeueOut(requeued=ctx.ledger.requeue(body.ids, failed=body.failed))
+
+
+@router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)],
+             responses={403: {"model": Message}})
+def scan(ctx: Ctx):
+    s = ctx.settings
+    r = scanner.scan(ctx.ledger, s.audio_dir, s.results_dir, s.default_language)
+    return ScanOut(added=r.added, changed=r.changed, missing=r.missing, returned=r.returned)

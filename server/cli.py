@@ -1,0 +1,153 @@
+"""stt-server: run the server and look after the task queue from the shell."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .settings import Settings, SettingsError
+
+app = typer.Typer(help="batch-stt server: hands audio files to volunteer clients, stores transcripts.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+console = Console()
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as e:
+        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+
+
+def context(settings: Settings):
+    from .app import build_context  # imported late: `--help` stays fast
+    try:
+        return build_context(settings, event_stream=sys.stderr)
+    except SettingsError as e:
+        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
+          port: Optional[int] = typer.Option(None, help="overrides PORT")):
+    """Start the HTTP server (scans AUDIO_DIR at start and every SCAN_INTERVAL seconds)."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = load_settings()
+    try:
+        api = create_app(settings)
+    except SettingsError as e:
+        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
+    uvicorn.run(api, host=host or settings.host, port=port or settings.port, access_log=False,
+                log_level="info", timeout_graceful_shutdown=10)
+
+
+@app.command()
+def scan():
+    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing."""
+    from .app import run_scan
+
+    ctx = context(load_settings())
+    r = run_scan(ctx)
+    console.print(f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}")
+
+
+@app.command()
+def status():
+    """Counts by state, audio hours done and left, active clients."""
+    ctx = context(load_settings())
+    s = ctx.ledger.stats()
+    table = Table(title="batch-stt tasks")
+    table.add_column("state")
+    table.add_column("tasks", justify="right")
+    for state, n in s.counts.items():
+        table.add_row(state, str(n))
+    console.print(table)
+    done_h = s.seconds_done / 3600
+    # Hours left are estimated from bytes, at the bytes-per-second seen in finished work.
+    rate = s.bytes_done / s.seconds_done if s.seconds_done else None
+    left = f"{s.bytes_left / rate / 3600:.1f} h (estimated)" if rate else f"{s.bytes_left / 1e6:.1f} MB"
+    console.print(f"audio done: {done_h:.2f} h   left: {left}   active leases: {s.active_leases}")
+    console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
+
+
+@app.command()
+def tasks(state: Optional[str] = typer.Option(None, "--state", help="queued, leased, done, failed or missing"),
+          limit: int = typer.Option(200, help="at most this many rows")):
+    """List tasks, with the last error of each."""
+    from .models import TaskState
+
+    if state and state not in TaskState.ALL:
+        console.print(f"[red]unknown state {state!r}[/red]; choose from {', '.join(TaskState.ALL)}")
+        raise typer.Exit(2)
+    ctx = context(load_settings())
+    table = Table()
+    for col in ("id", "path", "lang", "state", "attempts", "last error"):
+        table.add_column(col, overflow="fold")
+    for t in ctx.ledger.tasks(state, limit=limit):
+        table.add_row(t.id, t.path, t.language, t.state, str(t.attempts), (t.last_error or "")[-300:])
+    console.print(table)
+
+
+@app.command()
+def requeue(task_id: Optional[str] = typer.Argument(None, help="one task id"),
+            failed: bool = typer.Option(False, "--failed", help="every failed task")):
+    """Put failed tasks (or one named task) back in the queue with a fresh attempt budget."""
+    from .leases import NotFound
+
+    if not task_id and not failed:
+        console.print("name a task id or pass --failed")
+        raise typer.Exit(2)
+    ctx = context(load_settings())
+    try:
+        ids = ctx.ledger.requeue([task_id] if task_id else [], failed=failed)
+    except NotFound as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1)
+    console.print(f"requeued {len(ids)} task(s)")
+
+
+@app.command()
+def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")):
+    """All tasks as CSV."""
+    ctx = context(load_settings())
+    fields = ["id", "path", "language", "state", "attempts", "size", "sha256", "audio_seconds",
+              "done_at", "last_error"]
+    with (open(out, "w", newline="", encoding="utf-8") if out else sys.stdout) as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        offset = 0
+        while batch := ctx.ledger.tasks(None, limit=5000, offset=offset):
+            for t in batch:
+                w.writerow([getattr(t, k) if getattr(t, k) is not None else "" for k in fields])
+            offset += len(batch)
+
+
+@app.command("add-user")
+def add_user(users_file: Path, name: str, admin: bool = typer.Option(False, "--admin"),
+             password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True)):
+    """Add a basic-auth user (hashed password) to a users file for AUTH_USERS_FILE."""
+    from .auth import hash_password
+
+    if ":" in name or not name:
+        console.print("[red]a user name may not be empty or contain ':'[/red]")
+        raise typer.Exit(2)
+    with open(users_file, "a", encoding="utf-8") as f:
+        f.write(f"{name}:{hash_password(password)}{':admin' if admin else ''}\n")
+    console.print(f"added {name} to {users_file}")
+
+
+if __name__ == "__main__":
+    app()

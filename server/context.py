@@ -1,0 +1,32 @@
+"""What every request handler needs, built once per app (no module-level state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from .auth import Authenticator, Principal
+from .events import EventLog
+from .leases import Ledger
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    ledger: Ledger
+    auth: Authenticator
+    events: EventLog
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def authenticated(request: Request) -> Principal:
+    return get_context(request).auth.identify(request)
+
+
+def admin(request: Request) -> Principal:
+    return get_context(request).auth.require_admin(request)

@@ -1,0 +1,463 @@
+"""Every task and lease state transition, and all the SQL behind them.
+
+Routes and the CLI call `Ledger` methods; nothing else touches the database. Each method is one
+transaction. On SQLite every transaction starts with BEGIN IMMEDIATE (see db.py), which
+serialises writers; on PostgreSQL the claim re-checks the row's state in its UPDATE, so two
+servers never grant the same task twice either.
+
+Task life: queued -> leased -> done | (failed after MAX_ATTEMPTS) ; missing when the file vanishes.
+Expired leases are reclaimed lazily at the next claim (and by the periodic sweep), so no
+background job is needed for correctness.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from .events import EventLog
+from .models import Attempt, AttemptState, Client, Task, TaskState
+
+
+class LedgerError(Exception):
+    status = 400
+
+
+class NotFound(LedgerError):
+    status = 404
+
+
+class LeaseLost(LedgerError):
+    """The lease expired and was handed on, or the task was finished by someone else."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A file seen by the scanner."""
+
+    task_id: str
+    path: str
+    result_stem: str
+    language: str
+    size: int
+    mtime: float
+    has_result: bool
+
+
+@dataclass(frozen=True)
+class Grant:
+    task_id: str
+    token: str
+    path: str
+    language: str
+    size: int
+    sha256: Optional[str]
+    deadline: float
+    attempt: int
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    path: str
+    result_stem: str
+    language: str
+    state: str
+    attempts: int
+    size: int
+    sha256: Optional[str]
+    last_error: Optional[str]
+    audio_seconds: Optional[float]
+    updated_at: float
+    done_at: Optional[float]
+
+    @classmethod
+    def of(cls, t: Task) -> "TaskView":
+        return cls(t.id, t.path, t.result_stem, t.language, t.state, t.attempts, t.size, t.sha256,
+                   t.last_error, t.audio_seconds, t.updated_at, t.done_at)
+
+
+@dataclass(frozen=True)
+class Completion:
+    task: TaskView
+    duplicate: bool  # the task was already done: nothing changed
+    late: bool  # the lease had expired, but the result was still accepted
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    added: int = 0
+    changed: int = 0
+    missing: int = 0
+    returned: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    counts: dict[str, int]
+    seconds_done: float
+    bytes_done: int
+    bytes_left: int
+    active_clients: list[str]
+    active_leases: int
+
+
+class Ledger:
+    def __init__(self, engine: Engine, *, lease_seconds: int, legacy_lease_seconds: int,
+                 max_attempts: int, events: EventLog, clock: Callable[[], float] = time.time):
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.legacy_lease_seconds = legacy_lease_seconds
+        self.max_attempts = max_attempts
+        self.events = events
+        self.clock = clock
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+
+    # --- leasing -------------------------------------------------------------------------
+
+    def claim(self, client: str, *, protocol: str = "v1", languages: Optional[Sequence[str]] = None,
+              capabilities: Optional[dict] = None) -> Optional[Grant]:
+        """Grant the next queued task to `client`, or None when nothing fits."""
+        now = self.clock()
+        seconds = self.lease_seconds if protocol == "v1" else self.legacy_lease_seconds
+        with self._tx() as s:
+            expired = self._expire_due(s, now)
+            if capabilities is not None:
+                self._touch_client(s, client, now, capabilities)
+            grant = None
+            for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
+                q = select(Task.id).where(Task.state == TaskState.QUEUED)
+                if languages is not None:
+                    q = q.where(Task.language.in_(list(languages)))
+                task_id = s.exec(q.order_by(Task.path).limit(1)).first()
+                if task_id is None:
+                    break
+                won = s.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.state == TaskState.QUEUED)
+                    .values(state=TaskState.LEASED, attempts=Task.attempts + 1, updated_at=now)
+                ).rowcount
+                if not won:
+                    continue
+                task = s.get(Task, task_id)
+                token = secrets.token_urlsafe(24)
+                s.add(Attempt(task_id=task_id, client=client, protocol=protocol, token=token,
+                              granted_at=now, deadline=now + seconds))
+                grant = Grant(task.id, token, task.path, task.language, task.size, task.sha256,
+                              now + seconds, task.attempts)
+                break
+        self._log_expired(expired)
+        if grant:
+            self.events.emit("granted", task=grant.task_id, client=client, protocol=protocol,
+                             attempt=grant.attempt, deadline=round(grant.deadline, 3))
+        return grant
+
+    def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
+        """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it."""
+        now = self.clock()
+        with self._tx() as s:
+            attempt = self._attempt(s, token)
+            if attempt.state != AttemptState.ACTIVE:
+                raise LeaseLost(f"lease is {attempt.state}: stop working on this task")
+            attempt.deadline = now + self.lease_seconds
+            attempt.heartbeat_at = now
+            if progress is not None:
+                attempt.progress = max(0.0, min(100.0, progress))
+            s.add(attempt)
+            deadline, task_id = attempt.deadline, attempt.task_id
+        self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
+        return deadline
+
+    def complete(self, token: str, write_result: Callable[[Task], None],
+                 audio_seconds: Optional[float] = None) -> Completion:
+        """Accept a result for the lease `token`.
+
+        `write_result` runs inside the transaction, so two results racing for one task never
+        interleave their files, and the task is marked done only once its files are on disk.
+        """
+        now = self.clock()
+        with self._tx() as s:
+            attempt = self._attempt(s, token)
+            completion = self._complete(s, attempt, write_result, audio_seconds, now)
+        self._log_completion(completion, attempt.client)
+        return completion
+
+    def complete_legacy(self, task_id: str, write_result: Callable[[Task], None]) -> Completion:
+        """Legacy clients name only the task: credit its newest attempt, live or not."""
+        now = self.clock()
+        with self._tx() as s:
+            task = s.get(Task, task_id)
+            if task is None:
+                raise NotFound(f"unknown task id {task_id!r}")
+            attempt = s.exec(select(Attempt).where(Attempt.task_id == task_id)
+                             .order_by(Attempt.id.desc()).limit(1)).first()
+            if attempt is None:
+                if task.state == TaskState.DONE:
+                    return Completion(TaskView.of(task), True, False, 0)
+                raise LeaseLost(f"task {task_id} was never handed out")
+            completion = self._complete(s, attempt, write_result, None, now)
+        self._log_completion(completion, attempt.client)
+        return completion
+
+    def fail(self, token: str, error: str, stderr_tail: Optional[str] = None,
+             retryable: Optional[bool] = None) -> TaskView:
+        """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
+        now = self.clock()
+        with self._tx() as s:
+            attempt = self._attempt(s, token)
+            view = self._fail(s, attempt, error, stderr_tail, retryable, now)
+        self.events.emit("failed", task=view.id, client=attempt.client, error=error[:200],
+                         retryable=retryable, task_state=view.state, attempts=view.attempts)
+        return view
+
+    def fail_legacy(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
+        now = self.clock()
+        with self._tx() as s:
+            task = s.get(Task, task_id)
+            if task is None:
+                raise NotFound(f"unknown task id {task_id!r}")
+            attempt = s.exec(select(Attempt).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
+                             .order_by(Attempt.id.desc()).limit(1)).first()
+            if attempt is None:  # nothing in flight: a stale or repeated report changes nothing
+                return TaskView.of(task)
+            view = self._fail(s, attempt, error, None, None, now)
+        self.events.emit("failed", task=view.id, client=attempt.client, error=error,
+                         task_state=view.state, attempts=view.attempts)
+        return view
+
+    def expire_due(self) -> int:
+        """Reclaim expired leases now (the periodic sweep; claims also do this)."""
+        with self._tx() as s:
+            expired = self._expire_due(s, self.clock())
+        self._log_expired(expired)
+        return len(expired)
+
+    # --- operator actions ----------------------------------------------------------------
+
+    def requeue(self, task_ids: Iterable[str] = (), failed: bool = False) -> list[str]:
+        """Put failed (or named done/failed) tasks back in the queue with a fresh attempt budget."""
+        now = self.clock()
+        ids = list(task_ids)
+        with self._tx() as s:
+            q = select(Task).where(Task.state.in_([TaskState.FAILED, TaskState.DONE, TaskState.QUEUED]))
+            if ids:
+                q = q.where(Task.id.in_(ids))
+            elif failed:
+                q = q.where(Task.state == TaskState.FAILED)
+            else:
+                return []
+            tasks = list(s.exec(q))
+            missing = set(ids) - {t.id for t in tasks}
+            if missing:
+                raise NotFound(f"no such task (or it is leased or missing): {', '.join(sorted(missing))}")
+            for t in tasks:
+                t.state, t.attempts, t.last_error, t.done_at, t.updated_at = TaskState.QUEUED, 0, None, None, now
+                s.add(t)
+        for t in tasks:
+            self.events.emit("requeued", task=t.id)
+        return [t.id for t in tasks]
+
+    def sync_files(self, found: Iterable[FoundFile], complete_scan: bool = True) -> ScanReport:
+        """Bring the task table in line with what the scanner saw on disk."""
+        now = self.clock()
+        added = changed = missing = returned = 0
+        with self._tx() as s:
+            known = {t.id: t for t in s.exec(select(Task))}
+            seen: set[str] = set()
+            for f in found:
+                seen.add(f.task_id)
+                t = known.get(f.task_id)
+                if t is None:
+                    state, error = TaskState.DONE if f.has_result else TaskState.QUEUED, None
+                    if f.size == 0 and not f.has_result:  # nothing to hand out: say so at once
+                        state, error = TaskState.FAILED, "empty file (0 bytes)"
+                    s.add(Task(id=f.task_id, path=f.path, result_stem=f.result_stem, language=f.language,
+                               size=f.size, mtime=f.mtime, state=state, last_error=error, created_at=now,
+                               updated_at=now, done_at=now if f.has_result else None))
+                    added += 1
+                    continue
+                if t.state == TaskState.MISSING:
+                    t.state = TaskState.DONE if t.done_at else TaskState.QUEUED
+                    returned += 1
+                if (t.size, t.mtime) != (f.size, f.mtime):
+                    # Replaced by different content. A finished task keeps its result (requeue it
+                    # to redo); an unfinished one starts over with the new file.
+                    t.size, t.mtime, t.sha256 = f.size, f.mtime, None
+                    if t.state in (TaskState.QUEUED, TaskState.FAILED):
+                        t.state, t.attempts, t.last_error = TaskState.QUEUED, 0, None
+                        if f.size == 0:
+                            t.state, t.last_error = TaskState.FAILED, "empty file (0 bytes)"
+                    changed += 1
+                t.language = f.language
+                t.updated_at = now
+                s.add(t)
+            if complete_scan:
+                for t in known.values():
+                    if t.id not in seen and t.state != TaskState.MISSING:
+                        t.state, t.updated_at = TaskState.MISSING, now
+                        s.add(t)
+                        missing += 1
+        return ScanReport(added, changed, missing, returned)
+
+    def unhashed(self, limit: int = 1000) -> list[TaskView]:
+        with self._tx() as s:
+            rows = s.exec(select(Task).where(Task.sha256.is_(None), Task.state != TaskState.MISSING)
+                          .order_by(Task.path).limit(limit))
+            return [TaskView.of(t) for t in rows]
+
+    def set_hash(self, task_id: str, size: int, sha256: str) -> None:
+        """Record a file's checksum, unless the file changed again since it was read."""
+        with self._tx() as s:
+            s.execute(update(Task).where(Task.id == task_id, Task.size == size).values(sha256=sha256))
+
+    def mark_missing(self, task_id: str) -> None:
+        with self._tx() as s:
+            s.execute(update(Task).where(Task.id == task_id, Task.state != TaskState.DONE)
+                      .values(state=TaskState.MISSING, updated_at=self.clock()))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> TaskView:
+        with self._tx() as s:
+            t = s.get(Task, task_id)
+            if t is None:
+                raise NotFound(f"unknown task id {task_id!r}")
+            return TaskView.of(t)
+
+    def lease_task(self, token: str) -> TaskView:
+        """The task behind a lease the holder may still use (to download its audio)."""
+        with self._tx() as s:
+            attempt = self._attempt(s, token)
+            if attempt.state != AttemptState.ACTIVE:
+                raise LeaseLost(f"lease is {attempt.state}")
+            return TaskView.of(s.get(Task, attempt.task_id))
+
+    def tasks(self, state: Optional[str] = None, limit: int = 1000, offset: int = 0) -> list[TaskView]:
+        with self._tx() as s:
+            q = select(Task)
+            if state:
+                q = q.where(Task.state == state)
+            return [TaskView.of(t) for t in s.exec(q.order_by(Task.path).offset(offset).limit(limit))]
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        with self._tx() as s:
+            return list(s.exec(select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.id)))
+
+    def stats(self, active_window: float = 900.0) -> Stats:
+        now = self.clock()
+        with self._tx() as s:
+            counts = {state: 0 for state in TaskState.ALL}
+            counts.update({st: n for st, n in s.execute(select(Task.state, func.count()).group_by(Task.state))})
+            seconds_done, bytes_done = s.execute(
+                select(func.coalesce(func.sum(Task.audio_seconds), 0.0), func.coalesce(func.sum(Task.size), 0))
+                .where(Task.state == TaskState.DONE)).one()
+            bytes_left = s.execute(select(func.coalesce(func.sum(Task.size), 0))
+                                   .where(Task.state.in_([TaskState.QUEUED, TaskState.LEASED]))).scalar_one()
+            clients = list(s.exec(select(Attempt.client).where(
+                or_(Attempt.granted_at > now - active_window, Attempt.heartbeat_at > now - active_window))
+                .distinct().order_by(Attempt.client)))
+            active = s.execute(select(func.count()).select_from(Attempt)
+                               .where(Attempt.state == AttemptState.ACTIVE)).scalar_one()
+        return Stats(counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active))
+
+    # --- internals -----------------------------------------------------------------------
+
+    @staticmethod
+    def _attempt(s: Session, token: str) -> Attempt:
+        attempt = s.exec(select(Attempt).where(Attempt.token == token)).first()
+        if attempt is None:
+            raise NotFound("unknown lease token")
+        return attempt
+
+    def _complete(self, s: Session, attempt: Attempt, write_result: Callable[[Task], None],
+                  audio_seconds: Optional[float], now: float) -> Completion:
+        task = s.get(Task, attempt.task_id)
+        if task.state == TaskState.DONE:
+            return Completion(TaskView.of(task), True, False, task.attempts)
+        late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
+        write_result(task)
+        task.state, task.done_at, task.updated_at, task.last_error = TaskState.DONE, now, now, None
+        if audio_seconds is not None:
+            task.audio_seconds = audio_seconds
+        s.add(task)
+        attempt.state, attempt.finished_at = AttemptState.COMPLETED, now
+        s.add(attempt)
+        # Anyone else still working on it should stop at their next heartbeat.
+        s.execute(update(Attempt).where(Attempt.task_id == task.id, Attempt.id != attempt.id,
+                                        Attempt.state == AttemptState.ACTIVE)
+                  .values(state=AttemptState.SUPERSEDED, finished_at=now))
+        s.execute(update(Client).where(Client.name == attempt.client)
+                  .values(tasks_done=Client.tasks_done + 1, last_seen=now))
+        return Completion(TaskView.of(task), False, late, task.attempts)
+
+    def _fail(self, s: Session, attempt: Attempt, error: str, stderr_tail: Optional[str],
+              retryable: Optional[bool], now: float) -> TaskView:
+        task = s.get(Task, attempt.task_id)
+        was_active = attempt.state == AttemptState.ACTIVE
+        if was_active:
+            attempt.state = AttemptState.FAILED
+        attempt.error, attempt.stderr_tail, attempt.retryable, attempt.finished_at = error, stderr_tail, retryable, now
+        s.add(attempt)
+        # A report from a lease that already expired is kept on the attempt only: the task may
+        # have been handed to someone else meanwhile.
+        if was_active and task.state == TaskState.LEASED:
+            task.last_error = error if not stderr_tail else f"{error}\n{stderr_tail}"
+            if not self._others_active(s, task.id, attempt.id):
+                task.state = TaskState.FAILED if task.attempts >= self.max_attempts else TaskState.QUEUED
+            task.updated_at = now
+            s.add(task)
+        s.execute(update(Client).where(Client.name == attempt.client)
+                  .values(tasks_failed=Client.tasks_failed + 1, last_seen=now))
+        return TaskView.of(task)
+
+    @staticmethod
+    def _others_active(s: Session, task_id: str, attempt_id: int) -> bool:
+        return s.exec(select(Attempt.id).where(Attempt.task_id == task_id, Attempt.id != attempt_id,
+                                               Attempt.state == AttemptState.ACTIVE).limit(1)).first() is not None
+
+    def _expire_due(self, s: Session, now: float) -> list[tuple[str, str, str]]:
+        due = list(s.exec(select(Attempt).where(Attempt.state == AttemptState.ACTIVE, Attempt.deadline < now)))
+        out = []
+        for attempt in due:
+            attempt.state, attempt.finished_at = AttemptState.EXPIRED, now
+            s.add(attempt)
+            s.flush()
+            task = s.get(Task, attempt.task_id)
+            if task.state == TaskState.LEASED and not self._others_active(s, task.id, attempt.id):
+                task.last_error = f"lease expired (client {attempt.client} went silent)"
+                task.state = TaskState.FAILED if task.attempts >= self.max_attempts else TaskState.QUEUED
+                task.updated_at = now
+                s.add(task)
+            out.append((task.id, attempt.client, task.state))
+        return out
+
+    def _touch_client(self, s: Session, name: str, now: float, capabilities: dict) -> None:
+        c = s.get(Client, name)
+        if c is None:
+            c = Client(name=name, first_seen=now)
+        c.capabilities, c.last_seen = json.dumps(capabilities, sort_keys=True), now
+        s.add(c)
+
+    def _log_expired(self, expired: list[tuple[str, str, str]]) -> None:
+        for task_id, client, state in expired:
+            self.events.emit("expired", task=task_id, client=client, task_state=state)
+
+    def _log_completion(self, c: Completion, client: str) -> None:
+        self.events.emit("duplicate" if c.duplicate else "completed", task=c.task.id, client=client,
+                         late=c.late, attempt=c.attempt)

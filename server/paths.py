@@ -1,0 +1,26 @@
+"""The only place that turns a stored relative path into a real one, inside its base folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+def safe_join(base: Path, relative: str) -> Path:
+    """`base/relative`, refusing anything that is, or resolves (through symlinks) to, outside base."""
+    if not relative or "\x00" in relative or "\\" in relative:
+        raise UnsafePath(f"refused path {relative!r}")
+    rel = PurePosixPath(relative)
+    if rel.is_absolute() or any(part in ("..", "") for part in rel.parts):
+        raise UnsafePath(f"refused path {relative!r}")
+    root = base.resolve()
+    full = root.joinpath(*rel.parts)
+    # Resolve what exists (the file, or its folder when the file is still to be written).
+    real = full.resolve() if full.exists() or full.is_symlink() else full.parent.resolve() / full.name
+    if os.path.commonpath([root, real]) != str(root):
+        raise UnsafePath(f"{relative!r} points outside {base}")
+    return real

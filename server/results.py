@@ -1,0 +1,71 @@
+"""Writing transcripts to RESULTS_DIR so that a crash leaves the old state or the whole new one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from .paths import safe_join
+
+RESULT_FORMATS = ("txt", "vtt", "srt", "json")
+
+_TIMING = re.compile(r"^\s*(\d+:)?\d+:\d+[.,]\d+\s*-->")
+
+
+def vtt_to_text(vtt: str) -> str:
+    """Plain text from WebVTT: one line per cue, headers, cue ids and timings dropped."""
+    lines, cue = [], []
+    for line in vtt.splitlines():
+        line = line.strip()
+        if _TIMING.match(line):
+            cue = []
+            continue
+        if not line:
+            if cue:
+                lines.append(" ".join(cue))
+            cue = []
+            continue
+        if line.startswith("WEBVTT") or line.startswith("NOTE") or (line.isdigit() and not cue):
+            continue
+        cue.append(line)
+    if cue:
+        lines.append(" ".join(cue))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(results_dir: Path, stem: str, files: Mapping[str, bytes], meta: dict) -> list[Path]:
+    """Write each format, then `.meta.json` last: its presence marks a complete set."""
+    written = []
+    for fmt, data in files.items():
+        if fmt not in RESULT_FORMATS:
+            raise ValueError(f"unknown result format {fmt!r}")
+        target = safe_join(results_dir, f"{stem}.{fmt}")
+        _write_atomic(target, data)
+        written.append(target)
+    meta_path = safe_join(results_dir, f"{stem}.meta.json")
+    _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
+    written.append(meta_path)
+    dir_fd = os.open(meta_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the renames themselves durable
+    finally:
+        os.close(dir_fd)
+    return written

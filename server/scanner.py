@@ -1,0 +1,111 @@
+"""Find audio/video files under AUDIO_DIR and describe them as tasks (no database here)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from .leases import FoundFile, Ledger, ScanReport
+from .paths import UnsafePath, safe_join
+
+log = logging.getLogger("batch-stt.scanner")
+
+MEDIA_EXTENSIONS = frozenset(
+    ".mp3 .wav .m4a .flac .ogg .opus .aac .wma .mp4 .mkv .webm .mov .avi".split()
+)
+RESULT_EXTENSIONS = (".txt", ".vtt", ".srt", ".json")
+
+# Two-letter (ISO 639-1) codes of the languages Whisper can transcribe.
+WHISPER_LANGUAGES = frozenset(
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur "
+    "hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si "
+    "km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt ln ha ba "
+    "jw su".split()
+)
+
+
+def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
+    """Stable, short, filesystem-safe id (legacy clients name temp files `<id>.mp3`)."""
+    key = path if start_ms is None else f"{path}#{start_ms}-{end_ms}"
+    return base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:16].lower()
+
+
+def language_for(path: str, default: str) -> str:
+    """The deepest folder named by a language code wins: AUDIO_DIR/de/x.mp3 is German."""
+    for part in reversed(PurePosixPath(path).parts[:-1]):
+        if part.lower() in WHISPER_LANGUAGES:
+            return part.lower()
+    return default
+
+
+def walk(audio_dir: Path) -> Iterator[str]:
+    """Relative POSIX paths of media files, never following anything out of audio_dir."""
+    root = audio_dir.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in MEDIA_EXTENSIONS:
+                continue
+            rel = Path(dirpath, name).relative_to(root).as_posix()
+            try:
+                rel.encode("utf-8")
+                if any(ord(c) < 32 for c in rel):
+                    raise UnsafePath(rel)
+                full = safe_join(root, rel)
+            except (UnicodeEncodeError, UnsafePath):
+                log.warning("skipping %r: unsafe name or link pointing outside AUDIO_DIR", rel)
+                continue
+            if full.is_file():
+                yield rel
+
+
+def result_stems(paths: list[str]) -> dict[str, str]:
+    """`a/b.mp3` -> `a/b`; when b.mp3 and b.wav sit side by side, each keeps its extension."""
+    stems: dict[str, list[str]] = {}
+    for p in paths:
+        stems.setdefault(str(PurePosixPath(p).with_suffix("")), []).append(p)
+    return {p: (stem if len(group) == 1 else p) for stem, group in stems.items() for p in group}
+
+
+def has_result(results_dir: Path, stem: str) -> bool:
+    try:
+        return any(safe_join(results_dir, stem + ext).is_file() for ext in (".vtt", ".txt"))
+    except UnsafePath:
+        return False
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scan(ledger: Ledger, audio_dir: Path, results_dir: Path, default_language: str) -> ScanReport:
+    """Register new files, notice changed and vanished ones, then checksum what needs it."""
+    paths = list(walk(audio_dir))
+    stems = result_stems(paths)
+    found = []
+    for rel in paths:
+        st = (audio_dir.resolve() / rel).stat()
+        found.append(FoundFile(task_id=task_id_for(rel), path=rel, result_stem=stems[rel],
+                               language=language_for(rel, default_language), size=st.st_size,
+                               mtime=st.st_mtime, has_result=has_result(results_dir, stems[rel])))
+    report = ledger.sync_files(found)
+    tried: set[str] = set()
+    while batch := [t for t in ledger.unhashed() if t.id not in tried]:
+        for t in batch:
+            tried.add(t.id)
+            try:
+                full = safe_join(audio_dir, t.path)
+                size = full.stat().st_size
+                ledger.set_hash(t.id, size, sha256_file(full))
+            except (OSError, UnsafePath) as e:
+                log.warning("cannot checksum %s: %s", t.path, e)
+                ledger.mark_missing(t.id)
+    return report

@@ -1,0 +1,126 @@
+"""Request and response bodies of the v1 and legacy APIs (what OpenAPI documents)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_ID = r"^[a-z2-7]{16}$"
+CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
+LANG = r"^(auto|[a-z]{2})$"
+
+
+class Capabilities(BaseModel):
+    backend: str = Field("cpu", max_length=32, description="cpu, cuda, vulkan, openvino, metal, hip")
+    model: str = Field("", max_length=128, description="model file name, e.g. ggml-tiny.en.bin")
+    threads: int = Field(0, ge=0, le=1024)
+    rtf: Optional[float] = Field(None, ge=0, le=1e6, description="measured speed: audio seconds per processing second")
+    english_only: bool = Field(False, description="the model is English-only (*.en): only en/auto tasks fit")
+    languages: Optional[list[str]] = Field(None, max_length=200, description="if set, only these languages")
+
+
+class LeaseRequest(BaseModel):
+    client: str = Field(..., pattern=CLIENT_NAME, description="the volunteer machine's name")
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+
+
+class LeaseOut(BaseModel):
+    task_id: str
+    token: str = Field(description="secret for this lease: audio, heartbeat, result, error")
+    path: str
+    audio_url: str
+    language: str
+    size: int
+    sha256: Optional[str]
+    deadline: float = Field(description="UNIX time; heartbeat before it")
+    lease_seconds: int
+    heartbeat_seconds: float
+    attempt: int
+
+
+class HeartbeatIn(BaseModel):
+    progress: Optional[float] = Field(None, ge=0, le=1000, description="percent; values above 100 are clamped")
+
+
+class HeartbeatOut(BaseModel):
+    deadline: float
+
+
+class ResultMeta(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    model: str = Field("", max_length=200)
+    backend: str = Field("", max_length=64)
+    audio_seconds: Optional[float] = Field(None, ge=0, le=1e7)
+    processing_seconds: Optional[float] = Field(None, ge=0, le=1e8)
+    language: Optional[str] = Field(None, max_length=16)
+
+
+class ResultOut(BaseModel):
+    task_id: str
+    status: Literal["accepted", "duplicate"]
+    late: bool
+
+
+class ErrorIn(BaseModel):
+    message: str = Field(..., min_length=1, max_length=4000)
+    stderr_tail: Optional[str] = Field(None, max_length=65536)
+    retryable: bool = False
+
+
+class TaskOut(BaseModel):
+    id: str
+    path: str
+    language: str
+    state: str
+    attempts: int
+    size: int
+    sha256: Optional[str]
+    last_error: Optional[str]
+    audio_seconds: Optional[float]
+    updated_at: float
+    done_at: Optional[float]
+
+
+class ErrorOut(BaseModel):
+    task_id: str
+    task_state: str
+    attempts: int
+
+
+class StatsOut(BaseModel):
+    counts: dict[str, int]
+    audio_hours_done: float
+    bytes_done: int
+    bytes_left: int
+    active_leases: int
+    active_clients: list[str]
+
+
+class RequeueIn(BaseModel):
+    ids: list[str] = Field(default_factory=list, max_length=10000)
+    failed: bool = False
+
+
+class RequeueOut(BaseModel):
+    requeued: list[str]
+
+
+class ScanOut(BaseModel):
+    added: int
+    changed: int
+    missing: int
+    returned: int
+
+
+class LegacyResultIn(BaseModel):
+    id: str = Field(..., max_length=64)
+    vtt: str
+
+
+class LegacyErrorIn(BaseModel):
+    id: str = Field(..., max_length=64)
+
+
+class Message(BaseModel):
+    detail: str

@@ -1,0 +1,129 @@
+"""Server configuration, read once from the environment and `.env` into one frozen object."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message is one line meant for the operator."""
+
+
+LANGUAGE_RE = re.compile(r"^(auto|[a-z]{2})$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    audio_dir: Path
+    results_dir: Path
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    lease_seconds: int = 300
+    legacy_lease_seconds: int = 6 * 3600
+    max_attempts: int = 3
+    default_language: str = "auto"
+    scan_interval: float = 300.0
+    log_file: Path | None = None
+    max_result_bytes: int = 20 * 1024 * 1024
+    sqlite_synchronous: str = "FULL"
+    # Built-in auth (optional; the documented deployment uses Caddy instead).
+    auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
+    admin_tokens: frozenset[str] = frozenset()
+    users_file: Path | None = None
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_tokens or self.admin_tokens or self.users_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | None = ".env") -> "Settings":
+        """Environment wins over `.env`, as python-dotenv does by default."""
+        values: dict[str, str] = {}
+        if dotenv_path and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if env is None else env)
+        return cls._parse(values)
+
+    @classmethod
+    def _parse(cls, v: Mapping[str, str]) -> "Settings":
+        def get(name: str, default: str = "") -> str:
+            return v.get(name, default).strip()
+
+        def number(name: str, default: float, kind: type = int, minimum: float = 0):
+            raw = get(name, str(default))
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+            if value < minimum:
+                raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+            return value
+
+        data_dir = Path(get("DATA_DIR", "data")).expanduser()
+        audio_raw = get("AUDIO_DIR")
+        if not audio_raw:
+            raise SettingsError("AUDIO_DIR is not set: point it at the folder that holds the audio files")
+        audio_dir = Path(audio_raw).expanduser()
+        if not audio_dir.is_dir():
+            raise SettingsError(f"AUDIO_DIR={audio_raw!r} is not a directory")
+        results_dir = Path(get("RESULTS_DIR", str(data_dir / "results"))).expanduser()
+        database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'batch-stt.db'}"
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+            raise SettingsError(f"DATABASE_URL={database_url!r}: only sqlite:/// and postgresql:// URLs are supported")
+        language = get("DEFAULT_LANGUAGE", "auto").lower()
+        if not LANGUAGE_RE.match(language):
+            raise SettingsError(f"DEFAULT_LANGUAGE={language!r} must be 'auto' or a two-letter ISO 639-1 code")
+        synchronous = get("SQLITE_SYNCHRONOUS", "FULL").upper()
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            raise SettingsError(f"SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL")
+
+        tokens: dict[str, str] = {}
+        for item in filter(None, (s.strip() for s in get("AUTH_TOKENS").split(","))):
+            name, sep, token = item.partition(":")
+            if not sep or not name or len(token) < 16:
+                raise SettingsError("AUTH_TOKENS must be 'name:token' pairs separated by commas, tokens of 16+ characters")
+            tokens[token] = name
+        admin = frozenset(filter(None, (s.strip() for s in get("ADMIN_TOKENS").split(","))))
+        if any(len(t) < 16 for t in admin):
+            raise SettingsError("ADMIN_TOKENS must be 16+ characters each")
+        users_file = Path(get("AUTH_USERS_FILE")).expanduser() if get("AUTH_USERS_FILE") else None
+        if users_file and not users_file.is_file():
+            raise SettingsError(f"AUTH_USERS_FILE={str(users_file)!r} does not exist (create it with 'stt-server add-user')")
+
+        return cls(
+            audio_dir=audio_dir,
+            results_dir=results_dir,
+            data_dir=data_dir,
+            database_url=database_url,
+            host=get("HOST", "127.0.0.1"),
+            port=number("PORT", 8000, minimum=1),
+            lease_seconds=number("LEASE_SECONDS", 300, minimum=5),
+            legacy_lease_seconds=number("LEGACY_LEASE_SECONDS", 6 * 3600, minimum=5),
+            max_attempts=number("MAX_ATTEMPTS", 3, minimum=1),
+            default_language=language,
+            scan_interval=number("SCAN_INTERVAL", 300.0, kind=float, minimum=0),
+            log_file=Path(get("LOG_FILE")).expanduser() if get("LOG_FILE") else None,
+            max_result_bytes=number("MAX_RESULT_BYTES", 20 * 1024 * 1024, minimum=1024),
+            sqlite_synchronous=synchronous,
+            auth_tokens=tokens,
+            admin_tokens=admin,
+            users_file=users_file,
+        )
+
+    def prepare_dirs(self) -> None:
+        """Create writable dirs up front so a permission problem shows at start, not at first result."""
+        for d in (self.data_dir, self.results_dir):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise SettingsError(f"cannot create {d}: {e.strerror}") from None
+        if self.log_file:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
