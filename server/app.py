@@ -8,6 +8,8 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import api_legacy, api_v1, scanner
@@ -80,6 +82,12 @@ def create_app(settings: Settings, event_stream=None) -> FastAPI:
     @app.exception_handler(LedgerError)
     async def ledger_error(_: Request, exc: LedgerError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError):
+        # FastAPI's own handler echoes the input back and fails (500) on bytes that are not UTF-8.
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(UnsafePath)
     async def unsafe_path(_: Request, exc: UnsafePath):

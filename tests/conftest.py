@@ -1,0 +1,146 @@
+"""Shared fixtures: paths to ../shared, settings on tmp dirs, a real server process on loopback."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STT_TEST_ASSETS", REPO.parent / "shared"))
+WHISPER_CLI = Path(os.environ.get("WHISPER_CLI", REPO / "client/whisper/whisper.cpp/build/bin/whisper-cli"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "audio" / "jfk.mp3").is_file():
+        pytest.skip(f"test assets not found in {SHARED} (set STT_TEST_ASSETS)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def whisper_cli() -> Path:
+    if not os.access(WHISPER_CLI, os.X_OK):
+        pytest.skip(f"whisper-cli not built at {WHISPER_CLI}: run client/whisper/build.sh")
+    return WHISPER_CLI
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(root: Path, **overrides) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTH_TOKENS", "ADMIN_TOKENS", "AUTH_USERS_FILE")}
+    env.update({
+        "AUDIO_DIR": str(root / "audio"),
+        "DATA_DIR": str(root / "data"),
+        "LOG_FILE": str(root / "data" / "events.log"),
+        "HOST": "127.0.0.1",
+        "SCAN_INTERVAL": "0",
+    })
+    env.update({k: str(v) for k, v in overrides.items()})
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def make_settings(root: Path, **overrides):
+    from server.settings import Settings
+
+    return Settings.from_env(server_env(root, **overrides), dotenv_path=None)
+
+
+@pytest.fixture
+def api(tmp_path):
+    """A TestClient factory over a fresh app: api(**settings) -> client (audio dir: tmp_path/audio)."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+
+    clients = []
+
+    def make(**overrides):
+        app = create_app(make_settings(tmp_path, **overrides), event_stream=io.StringIO())
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+class ServerProcess:
+    """`stt-server serve` as a real process on 127.0.0.1 with a free port."""
+
+    def __init__(self, root: Path, **overrides):
+        self.root = root
+        self.port = free_port()
+        self.env = server_env(root, **{"PORT": self.port, **overrides})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "ServerProcess":
+        log = open(self.root / "server.out", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=self.env, cwd=self.root,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.root / 'server.out').read_text()[-2000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("server did not come up")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=self.env, cwd=self.root,
+                              capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    started = []
+
+    def make(**overrides) -> ServerProcess:
+        s = ServerProcess(tmp_path, **overrides)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def copy_audio(shared: Path, audio_dir: Path, names: dict[str, str]) -> None:
+    """names: target relative path -> file in shared/audio."""
+    for target, source in names.items():
+        dest = audio_dir / target
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared / "audio" / source, dest)

@@ -1,0 +1,173 @@
+"""HTTP behaviour: the legacy protocol exactly, the v1 flow, and client mistakes that must be 4xx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.conftest import copy_audio
+
+VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n And so my fellow Americans,\n\n00:00:02.000 --> 00:00:04.000\n ask not.\n"
+
+
+def test_legacy_protocol_over_http(shared, server_process, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3", "de/b.mp3": "millbrook.mp3"})
+    srv = server_process().start()
+    seen = {}
+    for _ in range(2):
+        r = requests.get(f"{srv.url}/task", timeout=10)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"] == "audio/mpeg"
+        seen[r.headers["X-Task-ID"]] = (r.headers["X-Language"], r.content)
+    assert requests.get(f"{srv.url}/task", timeout=10).status_code == 204  # all handed out
+    by_lang = {lang: (tid, body) for tid, (lang, body) in seen.items()}
+    assert by_lang["auto"][1] == (shared / "audio" / "jfk.mp3").read_bytes()
+    assert by_lang["de"][1] == (shared / "audio" / "millbrook.mp3").read_bytes()
+
+    r = requests.post(f"{srv.url}/result", json={"id": by_lang["auto"][0], "vtt": VTT}, timeout=10)
+    assert r.status_code == 200
+    assert (tmp_path / "data/results/jfk.vtt").read_text() == VTT
+    assert (tmp_path / "data/results/jfk.txt").read_text() == "And so my fellow Americans,\nask not.\n"
+    # A repeated result is fine and changes nothing.
+    assert requests.post(f"{srv.url}/result", json={"id": by_lang["auto"][0], "vtt": "WEBVTT\n"}, timeout=10).ok
+    assert (tmp_path / "data/results/jfk.vtt").read_text() == VTT
+
+    assert requests.post(f"{srv.url}/error", json={"id": by_lang["de"][0]}, timeout=10).status_code == 200
+    tasks = {t["id"]: t for t in requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json()}
+    assert tasks[by_lang["auto"][0]]["state"] == "done"
+    assert tasks[by_lang["de"][0]]["state"] == "queued" and tasks[by_lang["de"][0]]["attempts"] == 1
+    events = [json.loads(line)["event"] for line in (tmp_path / "data/events.log").read_text().splitlines()]
+    assert events.count("granted") == 2 and "completed" in events and "failed" in events
+
+
+def lease(client, name="box", **caps):
+    r = client.post("/api/v1/leases", json={"client": name, "capabilities": caps})
+    return r.json() if r.status_code == 200 else r.status_code
+
+
+def test_v1_full_cycle(shared, api, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"talks/jfk.mp3": "jfk.mp3"})
+    c = api()
+    L = lease(c, backend="cpu", model="ggml-tiny.en.bin", threads=2, rtf=11.0)
+    raw = (shared / "audio/jfk.mp3").read_bytes()
+    assert L["size"] == len(raw) and L["language"] == "auto" and len(L["sha256"]) == 64
+    part = c.get(L["audio_url"], headers={"Range": "bytes=1000-"})
+    assert part.status_code == 206 and part.content == raw[1000:]
+    assert c.post(f"/api/v1/leases/{L['token']}/heartbeat", json={"progress": 145}).status_code == 200
+    files = {"txt": ("t", b"ask not\n"), "vtt": ("v", VTT.encode()), "srt": ("s", b"1\n"), "json": ("j", b"{}")}
+    meta = {"model": "ggml-tiny.en.bin", "backend": "cpu", "audio_seconds": 11.0, "processing_seconds": 1.0}
+    r = c.post(f"/api/v1/leases/{L['token']}/result", data={"meta": json.dumps(meta)}, files=files)
+    assert r.json() == {"task_id": L["task_id"], "status": "accepted", "late": False}
+    out = tmp_path / "data/results/talks"
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.meta.json", "jfk.srt", "jfk.txt", "jfk.vtt"]
+    assert json.loads((out / "jfk.meta.json").read_text())["backend"] == "cpu"
+    assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["audio_seconds"] == 11.0
+    assert c.get("/api/v1/stats").json()["counts"]["done"] == 1
+
+
+def test_v1_error_report_and_lost_lease(shared, api, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"bad.mp3": "corrupt-garbage.mp3"})
+    c = api(MAX_ATTEMPTS=1)
+    L = lease(c)
+    r = c.post(f"/api/v1/leases/{L['token']}/error",
+               json={"message": "whisper-cli could not read the audio", "stderr_tail": "error: failed to read audio file"})
+    assert r.json()["task_state"] == "failed"
+    assert c.post(f"/api/v1/leases/{L['token']}/heartbeat", json={}).status_code == 409
+    assert "failed to read audio" in c.get("/api/v1/tasks", params={"state": "failed"}).json()[0]["last_error"]
+
+
+def test_english_only_clients_get_only_en_or_auto(shared, api, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"es/tren.mp3": "tren-es.mp3", "en/jfk.mp3": "jfk.mp3"})
+    c = api()
+    assert lease(c, "en-box", english_only=True)["language"] == "en"
+    assert lease(c, "en-box", english_only=True) == 204
+    assert lease(c, "multi", languages=["es"])["language"] == "es"
+
+
+def test_file_deleted_while_leased(shared, api, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"gone.mp3": "jfk.mp3"})
+    c = api()
+    L = lease(c)
+    (tmp_path / "audio/gone.mp3").unlink()
+    assert c.get(L["audio_url"]).status_code == 410
+    assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["state"] == "missing"
+
+
+BAD_REQUESTS = [
+    ("post", "/result", {"content": b"{not json"}),
+    ("post", "/result", {"json": {"id": "zzzzzzzzzzzzzzzz", "vtt": "x"}}),
+    ("post", "/result", {"json": {"vtt": "x"}}),
+    ("post", "/result", {"json": [1, 2]}),
+    ("post", "/error", {"json": {"id": None}}),
+    ("post", "/error", {"json": {"id": "../../etc/passwd"}}),
+    ("post", "/api/v1/leases", {"content": b"\xff\xfe"}),
+    ("post", "/api/v1/leases", {"json": {"client": "../evil"}}),
+    ("post", "/api/v1/leases", {"json": {"client": "a", "capabilities": {"threads": -1}}}),
+    ("post", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/heartbeat", {"json": {}}),
+    ("post", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/error", {"json": {"message": "x"}}),
+    ("post", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/result", {"files": {"txt": ("t", b"x")}}),
+    ("post", "/api/v1/leases/..%2F..%2Fetc/result", {"files": {"txt": ("t", b"x")}}),
+    ("get", "/api/v1/leases/%2e%2e%2f%2e%2e%2fpasswd/audio", {}),
+    ("get", "/api/v1/tasks/..%2F..%2Fetc%2Fpasswd", {}),
+    ("get", "/api/v1/tasks", {"params": {"state": "bogus"}}),
+    ("get", "/api/v1/tasks", {"params": {"limit": "99999999999999999999"}}),
+    ("post", "/api/v1/admin/requeue", {"json": {"failed": True}}),
+]
+
+
+@pytest.mark.parametrize("method,path,kwargs", BAD_REQUESTS, ids=[f"{m} {p}" for m, p, _ in BAD_REQUESTS])
+def test_client_mistakes_are_4xx(api, method, path, kwargs):
+    r = getattr(api(), method)(path, **kwargs)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.json()["detail"]
+
+
+def test_bad_results_on_a_real_lease(shared, api, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3"})
+    c = api(MAX_RESULT_BYTES=4096)
+    L = lease(c)
+    url = f"/api/v1/leases/{L['token']}/result"
+    cases = [
+        ({"files": {"txt": ("t", b"\xff\xfe invalid utf-8")}}, 422),
+        ({"files": {"json": ("j", b"{broken")}, "data": {}}, 422),
+        ({"files": {"srt": ("s", b"1\n")}}, 422),  # no txt or vtt
+        ({"files": {"txt": ("t", b"x")}, "data": {"meta": "{nope"}}, 422),
+        ({"files": {"txt": ("t", b"x" * 10_000_000)}}, 413),
+        ({"content": b"--x\r\nContent-Disposition: form-data; name=\"txt\"; filename=\"t\"\r\n\r\nabc",
+          "headers": {"Content-Type": "multipart/form-data; boundary=x"}}, 422),  # truncated: no complete part
+    ]
+    for kwargs, status in cases:
+        r = c.post(url, **kwargs)
+        assert r.status_code == status, (kwargs.keys(), r.status_code, r.text)
+    assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["state"] == "leased"  # nothing was lost
+    assert c.post(url, files={"txt": ("t", b"fine")}).json()["status"] == "accepted"
+
+
+def test_openapi_describes_everything(api):
+    paths = api().get("/openapi.json").json()["paths"]
+    for p in ["/task", "/result", "/error", "/api/v1/leases", "/api/v1/leases/{token}/audio",
+              "/api/v1/leases/{token}/heartbeat", "/api/v1/leases/{token}/result", "/api/v1/leases/{token}/error",
+              "/api/v1/tasks", "/api/v1/tasks/{task_id}", "/api/v1/stats", "/health", "/health/ready"]:
+        assert p in paths, p
+
+
+def test_health(api):
+    c = api()
+    assert c.get("/health").json() == {"status": "ok"}
+    assert c.get("/health/ready").json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("PORT", "eighty", "PORT='eighty' is not a whole number"),
+    ("DEFAULT_LANGUAGE", "english", "DEFAULT_LANGUAGE"),
+    ("DATABASE_URL", "mysql://x", "only sqlite"),
+    ("AUDIO_DIR", "/does/not/exist", "is not a directory"),
+])
+def test_wrong_setting_is_one_clear_line(server_process, setting, value, message):
+    srv = server_process(**{setting: value})
+    r = srv.cli("status")
+    assert r.returncode == 2
+    assert message in r.stdout and "Traceback" not in r.stdout + r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1

@@ -1,0 +1,93 @@
+"""Scanning AUDIO_DIR and refusing paths that lead outside it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from server.paths import UnsafePath, safe_join
+from server.scanner import language_for, result_stems, scan, task_id_for, walk
+from tests.test_leases import make_ledger
+
+
+def touch(path, data=b"x" * 10):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../x", "a\x00b", "a\\..\\b", ""])
+def test_safe_join_refuses_tricks(tmp_path, bad):
+    with pytest.raises(UnsafePath):
+        safe_join(tmp_path, bad)
+
+
+def test_safe_join_refuses_symlink_out(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "secret.mp3").write_bytes(b"s")
+    os.symlink(tmp_path / "secret.mp3", tmp_path / "base" / "link.mp3")
+    os.symlink(tmp_path, tmp_path / "base" / "dirlink")
+    with pytest.raises(UnsafePath):
+        safe_join(tmp_path / "base", "link.mp3")
+    with pytest.raises(UnsafePath):
+        safe_join(tmp_path / "base", "dirlink/secret.mp3")
+    assert safe_join(tmp_path / "base", "sub/new.txt") == (tmp_path / "base" / "sub" / "new.txt").resolve()
+
+
+def test_walk_finds_media_and_skips_escapes(tmp_path):
+    audio = tmp_path / "audio"
+    touch(audio / "a.mp3")
+    touch(audio / "de" / "b.M4A")
+    touch(audio / "notes.txt")
+    touch(audio / ".hidden.mp3")
+    touch(tmp_path / "outside.mp3")
+    os.symlink(tmp_path / "outside.mp3", audio / "escape.mp3")
+    os.symlink(tmp_path, audio / "loop")
+    os.symlink(audio / "a.mp3", audio / "inside-link.mp3")
+    assert sorted(walk(audio)) == ["a.mp3", "de/b.M4A", "inside-link.mp3"]
+
+
+def test_language_from_folder():
+    assert language_for("de/interviews/x.mp3", "auto") == "de"
+    assert language_for("es/de/x.mp3", "auto") == "de"  # deepest wins
+    assert language_for("talks/x.mp3", "en") == "en"
+    assert language_for("de.mp3", "auto") == "auto"  # a file name is not a folder
+
+
+def test_ids_are_stable_and_filesystem_safe():
+    a = task_id_for("x/y.mp3")
+    assert a == task_id_for("x/y.mp3") and a != task_id_for("x/z.mp3")
+    assert len(a) == 16 and a.isalnum() and a.islower()
+
+
+def test_result_stems_keep_side_by_side_files_apart():
+    assert result_stems(["a/b.mp3", "a/b.wav", "a/c.mp3"]) == {"a/b.mp3": "a/b.mp3", "a/b.wav": "a/b.wav", "a/c.mp3": "a/c"}
+
+
+def test_scan_lifecycle(tmp_path):
+    audio, results = tmp_path / "audio", tmp_path / "results"
+    ledger = make_ledger(tmp_path / "db.sqlite")
+    touch(audio / "one.mp3")
+    touch(audio / "fr" / "two.mp3")
+    touch(audio / "empty.mp3", b"")
+    touch(results / "old.vtt", b"WEBVTT")
+    touch(audio / "old.mp3")
+    r = scan(ledger, audio, results, "auto")
+    assert r.added == 4
+    by_path = {t.path: t for t in ledger.tasks()}
+    assert by_path["fr/two.mp3"].language == "fr"
+    assert by_path["old.mp3"].state == "done"  # a result already exists: not queued again
+    assert by_path["empty.mp3"].state == "failed" and "empty" in by_path["empty.mp3"].last_error
+    assert by_path["one.mp3"].sha256 and len(by_path["one.mp3"].sha256) == 64
+
+    (audio / "one.mp3").unlink()
+    touch(audio / "fr" / "two.mp3", b"different content")
+    r = scan(ledger, audio, results, "auto")
+    assert (r.missing, r.changed) == (1, 1)
+    by_path = {t.path: t for t in ledger.tasks()}
+    assert by_path["one.mp3"].state == "missing"
+    assert by_path["fr/two.mp3"].size == len(b"different content")
+
+    touch(audio / "one.mp3")
+    assert scan(ledger, audio, results, "auto").returned == 1
+    assert ledger.task(by_path["one.mp3"].id).state == "queued"
