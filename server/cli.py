@@ -19,12 +19,16 @@ app = typer.Typer(help="batch-stt server: hands audio files to volunteer clients
 console = Console()
 
 
+def config_error(e: SettingsError) -> typer.Exit:
+    typer.echo(f"configuration error: {e}", err=True)  # one plain line, never wrapped
+    return typer.Exit(2)
+
+
 def load_settings() -> Settings:
     try:
         return Settings.from_env()
     except SettingsError as e:
-        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise config_error(e) from None
 
 
 def context(settings: Settings):
@@ -32,8 +36,7 @@ def context(settings: Settings):
     try:
         return build_context(settings, event_stream=sys.stderr)
     except SettingsError as e:
-        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise config_error(e) from None
 
 
 @app.command()
@@ -48,8 +51,7 @@ def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
     try:
         api = create_app(settings)
     except SettingsError as e:
-        console.print(f"[red]configuration error:[/red] {e}", highlight=False)
-        raise typer.Exit(2)
+        raise config_error(e) from None
     uvicorn.run(api, host=host or settings.host, port=port or settings.port, access_log=False,
                 log_level="info", timeout_graceful_shutdown=10)
 

@@ -169,5 +169,5 @@ def test_wrong_setting_is_one_clear_line(server_process, setting, value, message
     srv = server_process(**{setting: value})
     r = srv.cli("status")
     assert r.returncode == 2
-    assert message in r.stdout and "Traceback" not in r.stdout + r.stderr
-    assert len(r.stdout.strip().splitlines()) == 1
+    assert message in r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
