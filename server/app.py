@@ -115,3 +115,8 @@ def create_app(settings: Settings, event_stream=None) -> FastAPI:
     app.include_router(api_legacy.router)
     app.include_router(api_v1.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes (WORKERS > 1): each reads the settings itself."""
+    return create_app(Settings.from_env())

@@ -52,8 +52,12 @@ def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
         api = create_app(settings)
     except SettingsError as e:
         raise config_error(e) from None
-    uvicorn.run(api, host=host or settings.host, port=port or settings.port, access_log=False,
-                log_level="info", timeout_graceful_shutdown=10)
+    options = dict(host=host or settings.host, port=port or settings.port, access_log=False, log_level="info",
+                   timeout_graceful_shutdown=10)
+    if settings.workers > 1:  # SQLite in WAL mode is safe across processes; claims stay atomic
+        uvicorn.run("server.app:app_from_env", factory=True, workers=settings.workers, **options)
+    else:
+        uvicorn.run(api, **options)
 
 
 @app.command()

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
-from sqlalchemy import func, or_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import case, func, insert, or_, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from .events import EventLog
@@ -83,8 +84,13 @@ class TaskView:
 
     @classmethod
     def of(cls, t: Task) -> "TaskView":
-        return cls(t.id, t.path, t.result_stem, t.language, t.state, t.attempts, t.size, t.sha256,
-                   t.last_error, t.audio_seconds, t.updated_at, t.done_at)
+        return cls(*(getattr(t, col.key) for col in TASK_COLS))
+
+
+# Columns read by the hot paths, in TaskView's field order.
+TASK_COLS = (Task.id, Task.path, Task.result_stem, Task.language, Task.state, Task.attempts, Task.size,
+             Task.sha256, Task.last_error, Task.audio_seconds, Task.updated_at, Task.done_at)
+ATTEMPT_COLS = (Attempt.id, Attempt.task_id, Attempt.client, Attempt.state, Attempt.deadline)
 
 
 @dataclass(frozen=True)
@@ -122,10 +128,13 @@ class Ledger:
         self.max_attempts = max_attempts
         self.events = events
         self.clock = clock
+        self._local_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as s:
+        # SQLite has one writer at a time and its busy handler polls with sleeps of up to 100 ms;
+        # queueing this process's threads on a lock first turns that into a cheap, fair wait.
+        with self._local_lock, Session(self.engine, expire_on_commit=False) as s:
             with s.begin():
                 yield s
 
@@ -137,30 +146,30 @@ class Ledger:
         now = self.clock()
         seconds = self.lease_seconds if protocol == "v1" else self.legacy_lease_seconds
         with self._tx() as s:
-            expired = self._expire_due(s, now)
+            c = s.connection()
+            expired = self._expire_due(c, now)
             if capabilities is not None:
-                self._touch_client(s, client, now, capabilities)
+                self._touch_client(c, client, now, capabilities)
             grant = None
             for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
                 q = select(Task.id).where(Task.state == TaskState.QUEUED)
                 if languages is not None:
                     q = q.where(Task.language.in_(list(languages)))
-                task_id = s.exec(q.order_by(Task.path).limit(1)).first()
+                task_id = c.execute(q.order_by(Task.path).limit(1)).scalar()
                 if task_id is None:
                     break
-                won = s.execute(
+                row = c.execute(
                     update(Task)
                     .where(Task.id == task_id, Task.state == TaskState.QUEUED)
                     .values(state=TaskState.LEASED, attempts=Task.attempts + 1, updated_at=now)
-                ).rowcount
-                if not won:
+                    .returning(Task.path, Task.language, Task.size, Task.sha256, Task.attempts)
+                ).first()
+                if row is None:
                     continue
-                task = s.get(Task, task_id)
                 token = secrets.token_urlsafe(24)
-                s.add(Attempt(task_id=task_id, client=client, protocol=protocol, token=token,
-                              granted_at=now, deadline=now + seconds))
-                grant = Grant(task.id, token, task.path, task.language, task.size, task.sha256,
-                              now + seconds, task.attempts)
+                c.execute(insert(Attempt).values(task_id=task_id, client=client, protocol=protocol, token=token,
+                                                 state=AttemptState.ACTIVE, granted_at=now, deadline=now + seconds))
+                grant = Grant(task_id, token, row.path, row.language, row.size, row.sha256, now + seconds, row.attempts)
                 break
         self._log_expired(expired)
         if grant:
@@ -171,20 +180,23 @@ class Ledger:
     def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
         """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it."""
         now = self.clock()
+        deadline = now + self.lease_seconds
+        values: dict = {"deadline": deadline, "heartbeat_at": now}
+        if progress is not None:
+            values["progress"] = max(0.0, min(100.0, progress))
         with self._tx() as s:
-            attempt = self._attempt(s, token)
-            if attempt.state != AttemptState.ACTIVE:
-                raise LeaseLost(f"lease is {attempt.state}: stop working on this task")
-            attempt.deadline = now + self.lease_seconds
-            attempt.heartbeat_at = now
-            if progress is not None:
-                attempt.progress = max(0.0, min(100.0, progress))
-            s.add(attempt)
-            deadline, task_id = attempt.deadline, attempt.task_id
+            c = s.connection()
+            task_id = c.execute(update(Attempt).where(Attempt.token == token, Attempt.state == AttemptState.ACTIVE)
+                                .values(**values).returning(Attempt.task_id)).scalar()
+            if task_id is None:
+                state = c.execute(select(Attempt.state).where(Attempt.token == token)).scalar()
+                if state is None:
+                    raise NotFound("unknown lease token")
+                raise LeaseLost(f"lease is {state}: stop working on this task")
         self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
         return deadline
 
-    def complete(self, token: str, write_result: Callable[[Task], None],
+    def complete(self, token: str, write_result: Callable[[TaskView], None],
                  audio_seconds: Optional[float] = None) -> Completion:
         """Accept a result for the lease `token`.
 
@@ -193,25 +205,27 @@ class Ledger:
         """
         now = self.clock()
         with self._tx() as s:
-            attempt = self._attempt(s, token)
-            completion = self._complete(s, attempt, write_result, audio_seconds, now)
+            c = s.connection()
+            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+            if attempt is None:
+                raise NotFound("unknown lease token")
+            completion = self._complete(c, attempt, write_result, audio_seconds, now)
         self._log_completion(completion, attempt.client)
         return completion
 
-    def complete_legacy(self, task_id: str, write_result: Callable[[Task], None]) -> Completion:
+    def complete_legacy(self, task_id: str, write_result: Callable[[TaskView], None]) -> Completion:
         """Legacy clients name only the task: credit its newest attempt, live or not."""
         now = self.clock()
         with self._tx() as s:
-            task = s.get(Task, task_id)
-            if task is None:
-                raise NotFound(f"unknown task id {task_id!r}")
-            attempt = s.exec(select(Attempt).where(Attempt.task_id == task_id)
-                             .order_by(Attempt.id.desc()).limit(1)).first()
+            c = s.connection()
+            task = self._task_row(c, task_id)
+            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.task_id == task_id)
+                                .order_by(Attempt.id.desc()).limit(1)).first()
             if attempt is None:
                 if task.state == TaskState.DONE:
-                    return Completion(TaskView.of(task), True, False, 0)
+                    return Completion(task, True, False, 0)
                 raise LeaseLost(f"task {task_id} was never handed out")
-            completion = self._complete(s, attempt, write_result, None, now)
+            completion = self._complete(c, attempt, write_result, None, now)
         self._log_completion(completion, attempt.client)
         return completion
 
@@ -220,8 +234,11 @@ class Ledger:
         """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
         now = self.clock()
         with self._tx() as s:
-            attempt = self._attempt(s, token)
-            view = self._fail(s, attempt, error, stderr_tail, retryable, now)
+            c = s.connection()
+            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+            if attempt is None:
+                raise NotFound("unknown lease token")
+            view = self._fail(c, attempt, error, stderr_tail, retryable, now)
         self.events.emit("failed", task=view.id, client=attempt.client, error=error[:200],
                          retryable=retryable, task_state=view.state, attempts=view.attempts)
         return view
@@ -229,14 +246,14 @@ class Ledger:
     def fail_legacy(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
         now = self.clock()
         with self._tx() as s:
-            task = s.get(Task, task_id)
-            if task is None:
-                raise NotFound(f"unknown task id {task_id!r}")
-            attempt = s.exec(select(Attempt).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
-                             .order_by(Attempt.id.desc()).limit(1)).first()
+            c = s.connection()
+            task = self._task_row(c, task_id)
+            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.task_id == task_id,
+                                                            Attempt.state == AttemptState.ACTIVE)
+                                .order_by(Attempt.id.desc()).limit(1)).first()
             if attempt is None:  # nothing in flight: a stale or repeated report changes nothing
-                return TaskView.of(task)
-            view = self._fail(s, attempt, error, None, None, now)
+                return task
+            view = self._fail(c, attempt, error, None, None, now)
         self.events.emit("failed", task=view.id, client=attempt.client, error=error,
                          task_state=view.state, attempts=view.attempts)
         return view
@@ -244,7 +261,7 @@ class Ledger:
     def expire_due(self) -> int:
         """Reclaim expired leases now (the periodic sweep; claims also do this)."""
         with self._tx() as s:
-            expired = self._expire_due(s, self.clock())
+            expired = self._expire_due(s.connection(), self.clock())
         self._log_expired(expired)
         return len(expired)
 
@@ -343,10 +360,13 @@ class Ledger:
     def lease_task(self, token: str) -> TaskView:
         """The task behind a lease the holder may still use (to download its audio)."""
         with self._tx() as s:
-            attempt = self._attempt(s, token)
+            c = s.connection()
+            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+            if attempt is None:
+                raise NotFound("unknown lease token")
             if attempt.state != AttemptState.ACTIVE:
                 raise LeaseLost(f"lease is {attempt.state}")
-            return TaskView.of(s.get(Task, attempt.task_id))
+            return self._task_row(c, attempt.task_id)
 
     def tasks(self, state: Optional[str] = None, limit: int = 1000, offset: int = 0) -> list[TaskView]:
         with self._tx() as s:
@@ -379,80 +399,71 @@ class Ledger:
     # --- internals -----------------------------------------------------------------------
 
     @staticmethod
-    def _attempt(s: Session, token: str) -> Attempt:
-        attempt = s.exec(select(Attempt).where(Attempt.token == token)).first()
-        if attempt is None:
-            raise NotFound("unknown lease token")
-        return attempt
+    def _task_row(c: Connection, task_id: str) -> TaskView:
+        row = c.execute(select(*TASK_COLS).where(Task.id == task_id)).first()
+        if row is None:
+            raise NotFound(f"unknown task id {task_id!r}")
+        return TaskView(*row)
 
-    def _complete(self, s: Session, attempt: Attempt, write_result: Callable[[Task], None],
+    def _complete(self, c: Connection, attempt, write_result: Callable[[TaskView], None],
                   audio_seconds: Optional[float], now: float) -> Completion:
-        task = s.get(Task, attempt.task_id)
+        task = self._task_row(c, attempt.task_id)
         if task.state == TaskState.DONE:
-            return Completion(TaskView.of(task), True, False, task.attempts)
+            return Completion(task, True, False, task.attempts)
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)
-        task.state, task.done_at, task.updated_at, task.last_error = TaskState.DONE, now, now, None
+        values = dict(state=TaskState.DONE, done_at=now, updated_at=now, last_error=None)
         if audio_seconds is not None:
-            task.audio_seconds = audio_seconds
-        s.add(task)
-        attempt.state, attempt.finished_at = AttemptState.COMPLETED, now
-        s.add(attempt)
+            values["audio_seconds"] = audio_seconds
+        c.execute(update(Task).where(Task.id == task.id).values(**values))
+        c.execute(update(Attempt).where(Attempt.id == attempt.id)
+                  .values(state=AttemptState.COMPLETED, finished_at=now))
         # Anyone else still working on it should stop at their next heartbeat.
-        s.execute(update(Attempt).where(Attempt.task_id == task.id, Attempt.id != attempt.id,
-                                        Attempt.state == AttemptState.ACTIVE)
+        c.execute(update(Attempt).where(Attempt.task_id == task.id, Attempt.state == AttemptState.ACTIVE)
                   .values(state=AttemptState.SUPERSEDED, finished_at=now))
-        s.execute(update(Client).where(Client.name == attempt.client)
+        c.execute(update(Client).where(Client.name == attempt.client)
                   .values(tasks_done=Client.tasks_done + 1, last_seen=now))
-        return Completion(TaskView.of(task), False, late, task.attempts)
+        return Completion(self._task_row(c, task.id), False, late, task.attempts)
 
-    def _fail(self, s: Session, attempt: Attempt, error: str, stderr_tail: Optional[str],
+    def _fail(self, c: Connection, attempt, error: str, stderr_tail: Optional[str],
               retryable: Optional[bool], now: float) -> TaskView:
-        task = s.get(Task, attempt.task_id)
         was_active = attempt.state == AttemptState.ACTIVE
-        if was_active:
-            attempt.state = AttemptState.FAILED
-        attempt.error, attempt.stderr_tail, attempt.retryable, attempt.finished_at = error, stderr_tail, retryable, now
-        s.add(attempt)
+        c.execute(update(Attempt).where(Attempt.id == attempt.id).values(
+            state=AttemptState.FAILED if was_active else attempt.state, error=error, stderr_tail=stderr_tail,
+            retryable=retryable, finished_at=now))
         # A report from a lease that already expired is kept on the attempt only: the task may
         # have been handed to someone else meanwhile.
-        if was_active and task.state == TaskState.LEASED:
-            task.last_error = error if not stderr_tail else f"{error}\n{stderr_tail}"
-            if not self._others_active(s, task.id, attempt.id):
-                task.state = TaskState.FAILED if task.attempts >= self.max_attempts else TaskState.QUEUED
-            task.updated_at = now
-            s.add(task)
-        s.execute(update(Client).where(Client.name == attempt.client)
+        if was_active:
+            self._requeue_if_idle(c, attempt.task_id, error if not stderr_tail else f"{error}\n{stderr_tail}", now)
+        c.execute(update(Client).where(Client.name == attempt.client)
                   .values(tasks_failed=Client.tasks_failed + 1, last_seen=now))
-        return TaskView.of(task)
+        return self._task_row(c, attempt.task_id)
 
-    @staticmethod
-    def _others_active(s: Session, task_id: str, attempt_id: int) -> bool:
-        return s.exec(select(Attempt.id).where(Attempt.task_id == task_id, Attempt.id != attempt_id,
-                                               Attempt.state == AttemptState.ACTIVE).limit(1)).first() is not None
+    def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float) -> None:
+        """After an attempt ends unsuccessfully: back to the queue, or failed once attempts are used up."""
+        busy = c.execute(select(Attempt.id).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
+                         .limit(1)).first()
+        if busy is None:
+            c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED).values(
+                state=case((Task.attempts >= self.max_attempts, TaskState.FAILED), else_=TaskState.QUEUED),
+                last_error=error, updated_at=now))
 
-    def _expire_due(self, s: Session, now: float) -> list[tuple[str, str, str]]:
-        due = list(s.exec(select(Attempt).where(Attempt.state == AttemptState.ACTIVE, Attempt.deadline < now)))
+    def _expire_due(self, c: Connection, now: float) -> list[tuple[str, str, str]]:
+        due = c.execute(update(Attempt).where(Attempt.state == AttemptState.ACTIVE, Attempt.deadline < now)
+                        .values(state=AttemptState.EXPIRED, finished_at=now)
+                        .returning(Attempt.task_id, Attempt.client)).all()
         out = []
-        for attempt in due:
-            attempt.state, attempt.finished_at = AttemptState.EXPIRED, now
-            s.add(attempt)
-            s.flush()
-            task = s.get(Task, attempt.task_id)
-            if task.state == TaskState.LEASED and not self._others_active(s, task.id, attempt.id):
-                task.last_error = f"lease expired (client {attempt.client} went silent)"
-                task.state = TaskState.FAILED if task.attempts >= self.max_attempts else TaskState.QUEUED
-                task.updated_at = now
-                s.add(task)
-            out.append((task.id, attempt.client, task.state))
+        for task_id, client in due:
+            self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now)
+            out.append((task_id, client, c.execute(select(Task.state).where(Task.id == task_id)).scalar()))
         return out
 
-    def _touch_client(self, s: Session, name: str, now: float, capabilities: dict) -> None:
-        c = s.get(Client, name)
-        if c is None:
-            c = Client(name=name, first_seen=now)
-        c.capabilities, c.last_seen = json.dumps(capabilities, sort_keys=True), now
-        s.add(c)
+    @staticmethod
+    def _touch_client(c: Connection, name: str, now: float, capabilities: dict) -> None:
+        caps = json.dumps(capabilities, sort_keys=True)
+        if not c.execute(update(Client).where(Client.name == name).values(capabilities=caps, last_seen=now)).rowcount:
+            c.execute(insert(Client).values(name=name, capabilities=caps, first_seen=now, last_seen=now,
+                                            tasks_done=0, tasks_failed=0))
 
     def _log_expired(self, expired: list[tuple[str, str, str]]) -> None:
         for task_id, client, state in expired:

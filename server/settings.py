@@ -26,6 +26,7 @@ class Settings:
     database_url: str
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     lease_seconds: int = 300
     legacy_lease_seconds: int = 6 * 3600
     max_attempts: int = 3
@@ -105,6 +106,7 @@ class Settings:
             database_url=database_url,
             host=get("HOST", "127.0.0.1"),
             port=number("PORT", 8000, minimum=1),
+            workers=number("WORKERS", 1, minimum=1),
             lease_seconds=number("LEASE_SECONDS", 300, minimum=5),
             legacy_lease_seconds=number("LEGACY_LEASE_SECONDS", 6 * 3600, minimum=5),
             max_attempts=number("MAX_ATTEMPTS", 3, minimum=1),

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Load test: C simulated clients doing lease -> result cycles against a real server for T seconds.
+
+Starts `stt-server serve` on 127.0.0.1 (free port) over a temp AUDIO_DIR of small files, then
+checks that no task was completed twice or lost, and prints cycles/s and lease latency.
+
+    python scripts/loadtest.py --clients 64 --seconds 20 --tasks 5000 [--workers 2] [--sync NORMAL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Queue) -> None:
+    """One OS process running `threads` simulated clients (spreads the load generator over cores)."""
+    results: list[tuple[str, float, str]] = []  # (task_id, lease latency s, outcome)
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        s = requests.Session()
+        name = f"load-{os.getpid()}-{n}"
+        while time.time() < until:
+            t0 = time.perf_counter()
+            if protocol == "legacy":
+                r = s.get(f"{url}/task", stream=True)
+                r.close()
+                latency = time.perf_counter() - t0
+                if r.status_code == 204:
+                    break
+                tid = r.headers["X-Task-ID"]
+                ok = s.post(f"{url}/result", json={"id": tid, "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"})
+                outcome = "accepted" if ok.status_code == 200 else f"http {ok.status_code}"
+            else:
+                r = s.post(f"{url}/api/v1/leases", json={"client": name, "capabilities": {"backend": "load"}})
+                latency = time.perf_counter() - t0
+                if r.status_code == 204:
+                    break
+                lease = r.json()
+                tid = lease["task_id"]
+                ok = s.post(f"{url}/api/v1/leases/{lease['token']}/result",
+                            data={"meta": '{"model":"load"}'}, files={"txt": ("t.txt", b"hello\n")})
+                outcome = ok.json()["status"] if ok.status_code == 200 else f"http {ok.status_code}"
+            with lock:
+                results.append((tid, latency, outcome))
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put(results)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--tasks", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    ap.add_argument("--sync", default="FULL", help="SQLITE_SYNCHRONOUS")
+    ap.add_argument("--protocol", choices=["v1", "legacy"], default="v1")
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="stt-load-"))
+    audio = root / "audio"
+    for i in range(args.tasks):
+        d = audio / f"d{i // 500:03}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
+    port = free_port()
+    env = {**os.environ, "AUDIO_DIR": str(audio), "DATA_DIR": str(root / "data"), "PORT": str(port),
+           "HOST": "127.0.0.1", "SCAN_INTERVAL": "0", "LEASE_SECONDS": "600", "SQLITE_SYNCHRONOUS": args.sync,
+           "WORKERS": str(args.workers), "LOG_FILE": str(root / "data" / "events.log")}
+    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=open(root / "server.err", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(f"{url}/health/ready", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        else:
+            print("server did not start:", (root / "server.err").read_text()[-2000:])
+            return 1
+
+        queue: mp.Queue = mp.Queue()
+        per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
+        start = time.time()
+        until = start + args.seconds
+        procs = [mp.Process(target=client_proc, args=(url, n, until, args.protocol, queue)) for n in per_proc if n]
+        for p in procs:
+            p.start()
+        rows = [r for _ in procs for r in queue.get()]
+        for p in procs:
+            p.join()
+        elapsed = time.time() - start
+    finally:
+        server.terminate()
+        server.wait(15)
+
+    # --- checks: nothing completed twice, nothing lost --------------------------------------
+    accepted = [tid for tid, _, outcome in rows if outcome == "accepted"]
+    problems = [o for _, _, o in rows if o != "accepted"]
+    db = sqlite3.connect(root / "data" / "batch-stt.db")
+    states = dict(db.execute("select state, count(*) from task group by state").fetchall())
+    twice = db.execute("select count(*) from (select task_id from attempt where state='completed' "
+                       "group by task_id having count(*) > 1)").fetchone()[0]
+    done_ids = {r[0] for r in db.execute("select id from task where state='done'")}
+    total = db.execute("select count(*) from task").fetchone()[0]
+    results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
+    leased = states.get("leased", 0)
+
+    lat = sorted(latency for _, latency, _ in rows)
+    print(f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
+          f"sync={args.sync} protocol={args.protocol}")
+    print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
+    if lat:
+        print(f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
+              f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    print(f"task states: {states}; result sets on disk: {results}")
+    ok = (len(accepted) == len(set(accepted)) == len(done_ids) == results and twice == 0 and not problems
+          and set(accepted) == done_ids and total == args.tasks and leased <= args.clients)
+    print("CHECK", "OK: no task completed twice, none lost" if ok else
+          f"FAILED: accepted={len(accepted)} unique={len(set(accepted))} done={len(done_ids)} twice={twice} "
+          f"problems={problems[:5]} leased={leased}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
