@@ -112,6 +112,13 @@ def report_error(token: Token, body: ErrorIn, ctx: Ctx):
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
+@router.post("/leases/{token}/release", response_model=ErrorOut, responses={404: {"model": Message}})
+def release(token: Token, ctx: Ctx):
+    """Hand an unfinished task back (the volunteer stopped the client); no attempt is used up."""
+    view = ctx.ledger.release(token)
+    return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
+
+
 def task_out(v) -> TaskOut:
     return TaskOut(id=v.id, path=v.path, language=v.language, state=v.state, attempts=v.attempts, size=v.size,
                    sha256=v.sha256, last_error=v.last_error, audio_seconds=v.audio_seconds,

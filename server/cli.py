@@ -100,7 +100,8 @@ def tasks(state: Optional[str] = typer.Option(None, "--state", help="queued, lea
         raise typer.Exit(2)
     ctx = context(load_settings())
     table = Table()
-    for col in ("id", "path", "lang", "state", "attempts", "last error"):
+    table.add_column("id", no_wrap=True)
+    for col in ("path", "lang", "state", "attempts", "last error"):
         table.add_column(col, overflow="fold")
     for t in ctx.ledger.tasks(state, limit=limit):
         table.add_row(t.id, t.path, t.language, t.state, str(t.attempts), (t.last_error or "")[-300:])

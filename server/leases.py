@@ -258,6 +258,25 @@ class Ledger:
                          task_state=view.state, attempts=view.attempts)
         return view
 
+    def release(self, token: str) -> TaskView:
+        """The client gives the task back unfinished (volunteer stopped it): no attempt is used up."""
+        now = self.clock()
+        with self._tx() as s:
+            c = s.connection()
+            task_id = c.execute(update(Attempt).where(Attempt.token == token, Attempt.state == AttemptState.ACTIVE)
+                                .values(state=AttemptState.RELEASED, finished_at=now)
+                                .returning(Attempt.task_id)).scalar()
+            if task_id is None:
+                raise NotFound("no active lease with that token")
+            busy = c.execute(select(Attempt.id).where(Attempt.task_id == task_id,
+                                                      Attempt.state == AttemptState.ACTIVE).limit(1)).first()
+            if busy is None:
+                c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED)
+                          .values(state=TaskState.QUEUED, attempts=Task.attempts - 1, updated_at=now))
+            view = self._task_row(c, task_id)
+        self.events.emit("released", task=task_id)
+        return view
+
     def expire_due(self) -> int:
         """Reclaim expired leases now (the periodic sweep; claims also do this)."""
         with self._tx() as s:

@@ -23,6 +23,7 @@ class AttemptState:
     FAILED = "failed"
     EXPIRED = "expired"
     SUPERSEDED = "superseded"  # another attempt of the same task finished first
+    RELEASED = "released"  # handed back unfinished by its client (does not count as an attempt)
 
 
 class Task(SQLModel, table=True):

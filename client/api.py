@@ -1,0 +1,155 @@
+"""Talking to the server's v1 API. Transient trouble and final refusals are different errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import requests
+
+from . import __version__
+from .settings import ClientSettings
+
+TIMEOUT = (10, 60)  # connect, read
+
+
+class Transient(Exception):
+    """Network trouble, 5xx, 429: try again later."""
+
+
+class Rejected(Exception):
+    """A 4xx the server means: retrying the same request will not help."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+
+
+class LeaseLost(Rejected):
+    """409 (or 404): the lease is gone; stop working on the task."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    task_id: str
+    token: str
+    path: str
+    audio_url: str
+    language: str
+    size: int
+    sha256: Optional[str]
+    deadline: float
+    lease_seconds: int
+    heartbeat_seconds: float
+    attempt: int
+
+
+def _detail(r: requests.Response) -> str:
+    try:
+        return str(r.json().get("detail", r.text))[:500]
+    except ValueError:
+        return r.text[:500]
+
+
+class ServerAPI:
+    def __init__(self, settings: ClientSettings):
+        self.base = settings.server_url
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"batch-stt-client/{__version__}"
+        if settings.auth_token:
+            self.session.headers["Authorization"] = f"Bearer {settings.auth_token}"
+        elif settings.auth_enabled:
+            self.session.auth = (settings.username, settings.password)
+
+    def _call(self, method: str, path: str, ok=(200,), **kwargs) -> requests.Response:
+        try:
+            r = self.session.request(method, self.base + path, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as e:
+            raise Transient(f"{type(e).__name__}: {e}") from None
+        if r.status_code in ok:
+            return r
+        if r.status_code >= 500 or r.status_code in (408, 429):
+            raise Transient(f"HTTP {r.status_code}: {_detail(r)}")
+        if r.status_code in (404, 409, 410) and "/leases/" in path:
+            raise LeaseLost(r.status_code, _detail(r))
+        raise Rejected(r.status_code, _detail(r))
+
+    def health(self) -> dict:
+        return self._call("GET", "/health").json()
+
+    def stats(self) -> dict:
+        return self._call("GET", "/api/v1/stats").json()
+
+    def lease(self, client: str, capabilities: dict) -> Optional[Lease]:
+        r = self._call("POST", "/api/v1/leases", ok=(200, 204), json={"client": client, "capabilities": capabilities})
+        if r.status_code == 204:
+            return None
+        return Lease(**{k: v for k, v in r.json().items() if k in Lease.__dataclass_fields__})
+
+    def download(self, lease: Lease, dest: Path, on_progress: Callable[[int, int], None] = lambda done, total: None) -> Path:
+        """Fetch the audio to `dest`, resuming a partial file with Range; verify size and SHA-256."""
+        have = dest.stat().st_size if dest.exists() else 0
+        if have > lease.size:
+            dest.unlink()
+            have = 0
+        if have < lease.size:
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            try:
+                with self.session.get(self.base + lease.audio_url, headers=headers, stream=True, timeout=TIMEOUT) as r:
+                    if r.status_code not in (200, 206):
+                        if r.status_code >= 500:
+                            raise Transient(f"HTTP {r.status_code} downloading audio")
+                        raise LeaseLost(r.status_code, _detail(r))
+                    mode = "ab" if r.status_code == 206 else "wb"
+                    done = have if r.status_code == 206 else 0
+                    with open(dest, mode) as f:
+                        for chunk in r.iter_content(1 << 20):
+                            f.write(chunk)
+                            done += len(chunk)
+                            on_progress(done, lease.size)
+            except requests.RequestException as e:
+                raise Transient(f"download interrupted: {e}") from None
+        size = dest.stat().st_size
+        if size != lease.size:
+            raise Transient(f"downloaded {size} of {lease.size} bytes")
+        if lease.sha256 and sha256_file(dest) != lease.sha256:
+            dest.unlink()
+            raise Transient("downloaded audio does not match the server's SHA-256 (file changed?)")
+        return dest
+
+    def heartbeat(self, token: str, progress: Optional[float]) -> float:
+        return self._call("POST", f"/api/v1/leases/{token}/heartbeat", json={"progress": progress}).json()["deadline"]
+
+    def upload_result(self, token: str, files: dict[str, Path], meta_json: str) -> dict:
+        handles = {fmt: (p.name, open(p, "rb"), "text/plain") for fmt, p in files.items()}
+        try:
+            return self._call("POST", f"/api/v1/leases/{token}/result", data={"meta": meta_json}, files=handles).json()
+        finally:
+            for _, fh, _ in handles.values():
+                fh.close()
+
+    def report_error(self, token: str, message: str, stderr_tail: Optional[str], retryable: bool) -> dict:
+        return self._call("POST", f"/api/v1/leases/{token}/error",
+                          json={"message": message[:4000], "stderr_tail": stderr_tail, "retryable": retryable}).json()
+
+    def release(self, token: str) -> None:
+        self._call("POST", f"/api/v1/leases/{token}/release")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,195 @@
+"""stt-client: the volunteer's daemon and tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import media, transcribe
+from .api import Rejected, ServerAPI, Transient
+from .outbox import Outbox
+from .progress import Display
+from .settings import ClientSettings, SettingsError
+from .worker import Worker, bench_file, measured_rtf, whisper_config
+
+app = typer.Typer(help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+console = Console()
+
+
+def load(need_server: bool = True) -> ClientSettings:
+    try:
+        return ClientSettings.from_env(need_server=need_server)
+    except SettingsError as e:
+        typer.echo(f"configuration error: {e}", err=True)
+        raise typer.Exit(2)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def sample_audio(s: ClientSettings) -> Optional[Path]:
+    """whisper.cpp ships samples/jfk.wav in its tree, next to the build directory."""
+    for candidate in (s.whisper_cli.parent.parent.parent / "samples" / "jfk.wav",
+                      s.whisper_cli.parent.parent / "samples" / "jfk.wav"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@app.command()
+def run(once: bool = typer.Option(False, "--once", help="do one task, then exit"),
+        max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="exit after N tasks"),
+        verbose: bool = typer.Option(False, "--verbose", "-v")):
+    """Work for the server: lease, transcribe, upload, repeat. Ctrl-C finishes the current task first."""
+    setup_logging(verbose)
+    s = load()
+    worker = Worker(s, ServerAPI(s), Outbox(s.outbox_dir), Display())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.request_stop())
+    worker.display.info(f"{s.node_name}: serving {s.server_url} with {s.whisper_model.name}, {s.threads} threads")
+    worked = worker.run(once=once, max_tasks=max_tasks)
+    worker.display.info(f"done: worked on {worked} task(s)")
+    raise typer.Exit(130 if worker.aborting.is_set() else 0)
+
+
+@app.command("transcribe")
+def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+                     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: beside each file)"),
+                     language: Optional[str] = typer.Option(None, "--language", "-l", help="e.g. en, de, auto")):
+    """Transcribe local files with the same pipeline, no server needed."""
+    setup_logging(False)
+    s = load(need_server=False)
+    display = Display()
+    failed = 0
+    for f in files:
+        with tempfile.TemporaryDirectory(prefix="stt-") as tmp:
+            try:
+                seconds = media.duration(f)
+                wav = media.to_wav(f, Path(tmp) / "audio.wav")
+                display.start(f"transcribing {f.name}")
+                result = transcribe.run(whisper_config(s), wav, Path(tmp) / "out", language or s.language or "auto",
+                                        lambda p: display.update(p))
+                display.finish()
+            except (media.MediaError, transcribe.TranscribeError) as e:
+                display.finish()
+                console.print(f"[red]{f}: {e}[/red]")
+                if getattr(e, "stderr_tail", ""):
+                    console.print(e.stderr_tail, style="dim", highlight=False)
+                failed += 1
+                continue
+            dest = out or f.parent
+            dest.mkdir(parents=True, exist_ok=True)
+            for fmt, p in result.files.items():
+                shutil.copyfile(p, dest / f"{f.stem}.{fmt}")
+            console.print(f"[green]{f.name}[/green]: {seconds:.0f} s in {result.seconds:.1f} s -> {dest / f.stem}.*")
+            console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def bench(file: Optional[Path] = typer.Option(None, "--file", help="audio to time (default: whisper.cpp's jfk sample)")):
+    """Measure this machine's real-time factor with the configured model; sent with lease requests."""
+    s = load(need_server=False)
+    sample = file or sample_audio(s)
+    if sample is None:
+        console.print("[red]no sample audio found; pass --file[/red]")
+        raise typer.Exit(1)
+    with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
+        seconds = media.duration(sample)
+        wav = media.to_wav(sample, Path(tmp) / "a.wav")
+        try:
+            result = transcribe.run(whisper_config(s), wav, Path(tmp) / "out", "auto" if not s.english_only else "en")
+        except transcribe.TranscribeError as e:
+            console.print(f"[red]benchmark failed: {e}[/red]\n{e.stderr_tail}")
+            raise typer.Exit(1)
+    rtf = seconds / result.seconds
+    s.work_dir.mkdir(parents=True, exist_ok=True)
+    bench_file(s).write_text(json.dumps({"model": s.whisper_model.name, "rtf": round(rtf, 3), "threads": s.threads,
+                                         "audio_seconds": seconds, "measured_at": time.time()}))
+    console.print(f"{s.whisper_model.name}, {s.threads} threads: {seconds:.1f} s of audio in {result.seconds:.2f} s "
+                  f"= {rtf:.1f}x real time (saved to {bench_file(s)})")
+
+
+@app.command()
+def doctor():
+    """Check ffmpeg, whisper-cli, the model, the server and the credentials; say how to fix each."""
+    s = load()
+    rows: list[tuple[str, bool, str, str]] = []
+
+    def check(name: str, fn, fix: str) -> bool:
+        try:
+            detail = fn()
+            rows.append((name, True, detail or "ok", ""))
+            return True
+        except Exception as e:  # a check that crashes is a failed check, reported with its fix
+            rows.append((name, False, str(e)[:200], fix))
+            return False
+
+    def version(tool: str) -> str:
+        out = subprocess.run([media.tool(tool), "-version"], capture_output=True, text=True, timeout=30).stdout
+        return out.splitlines()[0][:60]
+
+    check("ffmpeg", lambda: version("ffmpeg"), "install ffmpeg: apt install ffmpeg | dnf install ffmpeg | brew install ffmpeg")
+    check("ffprobe", lambda: version("ffprobe"), "ffprobe comes with the ffmpeg package")
+
+    def cli_ok() -> str:
+        if not s.whisper_cli.is_file():
+            raise FileNotFoundError(f"{s.whisper_cli} missing")
+        return str(s.whisper_cli)
+
+    have_cli = check("whisper-cli", cli_ok, "run client/whisper/build.sh (or set WHISPER_CLI)")
+
+    def model_ok() -> str:
+        if not s.whisper_model.is_file():
+            raise FileNotFoundError(f"{s.whisper_model} missing")
+        return f"{s.whisper_model.name} ({s.whisper_model.stat().st_size / 1e6:.0f} MB)"
+
+    have_model = check("model", model_ok, "run client/whisper/download-model.sh base-q5_1 (or set WHISPER_MODEL)")
+
+    def sample_ok() -> str:
+        sample = sample_audio(s)
+        if sample is None:
+            raise FileNotFoundError("whisper.cpp's samples/jfk.wav not found next to whisper-cli")
+        with tempfile.TemporaryDirectory() as tmp:
+            r = transcribe.run(whisper_config(s), sample, Path(tmp) / "o", "en" if s.english_only else "auto")
+            text = r.files["txt"].read_text(errors="replace").strip()
+        if "country" not in text.lower():
+            raise RuntimeError(f"unexpected transcript: {text[:80]!r}")
+        return f"{text[:50]}... in {r.seconds:.1f} s"
+
+    if have_cli and have_model:
+        check("transcribe sample", sample_ok, "rebuild whisper-cli; re-download the model (it may be truncated)")
+    api = ServerAPI(s)
+    if check("server reachable", lambda: f"{s.server_url}: {api.health()['status']}",
+             "check SERVER_URL, the network, and that the server runs (curl SERVER_URL/health)"):
+        check("credentials", lambda: f"{sum(api.stats()['counts'].values())} tasks visible",
+              "set AUTH_ENABLED=true with USERNAME/PASSWORD (or AUTH_TOKEN) as the operator gave them")
+    rtf = measured_rtf(s)
+    rows.append(("benchmark", rtf is not None, f"{rtf}x real time" if rtf else "not measured", "run stt-client bench"))
+
+    table = Table(title="stt-client doctor")
+    for col in ("check", "", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for name, ok, detail, fix in rows:
+        table.add_row(name, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, fix)
+    console.print(table)
+    raise typer.Exit(0 if all(ok for name, ok, *_ in rows if name != "benchmark") else 1)
+
+
+if __name__ == "__main__":
+    app()

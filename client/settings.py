@@ -1,0 +1,109 @@
+"""Client configuration, read once from the environment and `.env`.
+
+Names overlap with existing client deployments where they can (SERVER_URL, AUTH_ENABLED,
+USERNAME, PASSWORD, NODE_NAME, VAD_ENABLED, VAD_MODEL, CRON, PROCESSING_HOURS).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from dotenv import dotenv_values
+
+from .schedule import Window, WindowError
+
+DEFAULT_CLI = Path(__file__).resolve().parent / "whisper" / "whisper.cpp" / "build" / "bin" / "whisper-cli"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "whisper" / "models" / "ggml-base-q5_1.bin"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _bool(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    server_url: str
+    node_name: str
+    whisper_cli: Path
+    whisper_model: Path
+    threads: int
+    work_dir: Path
+    outbox_dir: Path
+    auth_enabled: bool = False
+    username: str = ""
+    password: str = ""
+    auth_token: str = ""
+    language: Optional[str] = None  # override the server's language for every task
+    vad_enabled: bool = False
+    vad_model: Optional[Path] = None
+    window: Optional[Window] = None
+    poll_seconds: float = 30.0
+    backend: str = ""
+    beam_size: Optional[int] = None  # None: whisper-cli's default (5); 1 is greedy, ~1.8x faster
+    extra_whisper_args: tuple[str, ...] = ()
+
+    @property
+    def english_only(self) -> bool:
+        return ".en." in self.whisper_model.name or self.whisper_model.name.endswith(".en.bin")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | None = ".env",
+                 need_server: bool = True) -> "ClientSettings":
+        values: dict[str, str] = {}
+        if dotenv_path and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if env is None else env)
+        get = lambda name, default="": values.get(name, default).strip()  # noqa: E731
+
+        server = get("SERVER_URL", "http://127.0.0.1:8000").rstrip("/")
+        if need_server and not server.startswith(("http://", "https://")):
+            raise SettingsError(f"SERVER_URL={server!r} must start with http:// or https://")
+        try:
+            threads = int(get("THREADS", str(min(8, os.cpu_count() or 2))))
+            poll = float(get("POLL_SECONDS", "30"))
+            beam = int(get("BEAM_SIZE")) if get("BEAM_SIZE") else None
+        except ValueError as e:
+            raise SettingsError(f"THREADS / POLL_SECONDS / BEAM_SIZE must be numbers ({e})") from None
+        if threads < 1:
+            raise SettingsError("THREADS must be at least 1")
+        language = get("LANGUAGE").lower() or None
+        if language and language != "auto" and len(language) != 2:
+            raise SettingsError(f"LANGUAGE={language!r} must be 'auto' or a two-letter code")
+        auth = _bool(get("AUTH_ENABLED", "false"))
+        if auth and not (get("USERNAME") and get("PASSWORD")) and not get("AUTH_TOKEN"):
+            raise SettingsError("AUTH_ENABLED=true needs USERNAME and PASSWORD (or AUTH_TOKEN)")
+        try:
+            window = Window.parse(get("CRON"), get("PROCESSING_HOURS"))
+        except WindowError as e:
+            raise SettingsError(str(e)) from None
+        work = Path(get("WORK_DIR", str(Path.home() / ".cache" / "batch-stt"))).expanduser()
+        vad_model = get("VAD_MODEL")
+        return cls(
+            server_url=server,
+            node_name=get("NODE_NAME") or socket.gethostname(),
+            whisper_cli=Path(get("WHISPER_CLI", str(DEFAULT_CLI))).expanduser(),
+            whisper_model=Path(get("WHISPER_MODEL", str(DEFAULT_MODEL))).expanduser(),
+            threads=threads,
+            work_dir=work,
+            outbox_dir=Path(get("OUTBOX_DIR", str(work / "outbox"))).expanduser(),
+            auth_enabled=auth,
+            username=get("USERNAME"),
+            password=get("PASSWORD"),
+            auth_token=get("AUTH_TOKEN"),
+            language=language,
+            vad_enabled=_bool(get("VAD_ENABLED", "false")),
+            vad_model=Path(vad_model).expanduser() if vad_model else None,
+            window=window,
+            poll_seconds=max(0.1, poll),
+            backend=get("WHISPER_BACKEND"),
+            beam_size=beam,
+            extra_whisper_args=tuple(get("WHISPER_ARGS").split()),
+        )

@@ -1,0 +1,124 @@
+"""Running whisper-cli, and deciding whether it really worked (its exit codes lie).
+
+Success means: rc 0 AND every requested output file exists and is non-empty AND stderr has no
+`error:` line. Anything else is an error carrying the stderr tail.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+FORMATS = ("txt", "vtt", "srt", "json")
+_FLAGS = {"txt": "-otxt", "vtt": "-ovtt", "srt": "-osrt", "json": "-oj"}
+_PROGRESS = re.compile(r"progress\s*=\s*(\d+)%")
+_DETECTED = re.compile(r"auto-detected language:\s*([a-z]{2,3})")
+
+
+class TranscribeError(Exception):
+    def __init__(self, message: str, stderr_tail: str = "", retryable: bool = False):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+        self.retryable = retryable
+
+
+class Cancelled(Exception):
+    """The run was stopped on purpose (lease lost, or the volunteer pressed Ctrl-C twice)."""
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    cli: Path
+    model: Path
+    threads: int = 4
+    vad_model: Optional[Path] = None  # VAD on when set
+    beam_size: Optional[int] = None
+    extra_args: Sequence[str] = ()
+
+
+@dataclass
+class Transcript:
+    files: dict[str, Path]
+    language: Optional[str]
+    seconds: float
+    stderr_tail: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def model_language(model: Path, wanted: str) -> str:
+    """English-only models (*.en) get `en`; others take the task's language (or auto)."""
+    english_only = ".en." in model.name or model.name.endswith(".en.bin")
+    if english_only:
+        if wanted not in ("en", "auto"):
+            raise TranscribeError(f"model {model.name} is English-only and cannot transcribe '{wanted}'", retryable=True)
+        return "en"
+    return wanted
+
+
+def command(cfg: WhisperConfig, wav: Path, out_base: Path, language: str, formats: Sequence[str]) -> list[str]:
+    cmd = [str(cfg.cli), "-m", str(cfg.model), "-f", str(wav), "-t", str(cfg.threads), "-l", language,
+           "-of", str(out_base), "-pp", *(_FLAGS[f] for f in formats)]
+    if cfg.beam_size:
+        cmd += ["-bs", str(cfg.beam_size), "-bo", str(max(cfg.beam_size, 1))]
+    if cfg.vad_model:
+        cmd += ["--vad", "-vm", str(cfg.vad_model)]
+    return cmd + list(cfg.extra_args)
+
+
+def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
+        on_progress: Callable[[float], None] = lambda p: None,
+        cancel: Optional[threading.Event] = None, formats: Sequence[str] = FORMATS) -> Transcript:
+    if not cfg.cli.is_file():
+        raise TranscribeError(f"whisper-cli not found at {cfg.cli}: run client/whisper/build.sh", retryable=True)
+    if not cfg.model.is_file():
+        raise TranscribeError(f"model not found at {cfg.model}: run client/whisper/download-model.sh", retryable=True)
+    language = model_language(cfg.model, language)
+    outputs = {f: out_base.with_name(f"{out_base.name}.{f}") for f in formats}
+    for p in outputs.values():
+        p.unlink(missing_ok=True)
+
+    started = time.monotonic()
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    detected: list[str] = []
+    proc = subprocess.Popen(command(cfg, wav, out_base, language, formats), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+
+    def read_stderr():
+        for line in proc.stderr:
+            line = line.rstrip()
+            if m := _PROGRESS.search(line):
+                on_progress(min(100.0, float(m.group(1))))  # whisper-cli reports up to 145 %
+                continue
+            if m := _DETECTED.search(line):
+                detected.append(m.group(1))
+            tail.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        if cancel is not None and cancel.wait(0.2):
+            proc.kill()
+            proc.wait()
+            reader.join(5)
+            raise Cancelled("whisper-cli stopped")
+        if cancel is None:
+            time.sleep(0.2)
+    reader.join(10)
+    stderr_tail = "\n".join(tail)
+    errors = [l for l in tail if l.lstrip().lower().startswith("error")]
+    missing = [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
+    if proc.returncode != 0 or errors or missing:
+        reason = (errors[-1].strip() if errors else
+                  f"whisper-cli exited with {proc.returncode}" if proc.returncode else
+                  f"whisper-cli wrote no {', '.join(missing)} output")
+        # Crashes (signals, odd codes) may be this machine's fault; a clean "cannot read" is the file's.
+        retryable = proc.returncode not in (0,) and not errors
+        raise TranscribeError(reason, stderr_tail, retryable=retryable)
+    return Transcript(outputs, detected[-1] if detected else (language if language != "auto" else None),
+                      time.monotonic() - started, stderr_tail)
