@@ -54,6 +54,7 @@ def sample_audio(s: ClientSettings) -> Optional[Path]:
 @app.command()
 def run(once: bool = typer.Option(False, "--once", help="do one task, then exit"),
         max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="exit after N tasks"),
+        until_idle: bool = typer.Option(False, "--until-idle", help="exit when the server has no task for us"),
         verbose: bool = typer.Option(False, "--verbose", "-v")):
     """Work for the server: lease, transcribe, upload, repeat. Ctrl-C finishes the current task first."""
     setup_logging(verbose)
@@ -62,7 +63,7 @@ def run(once: bool = typer.Option(False, "--once", help="do one task, then exit"
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.request_stop())
     worker.display.info(f"{s.node_name}: serving {s.server_url} with {s.whisper_model.name}, {s.threads} threads")
-    worked = worker.run(once=once, max_tasks=max_tasks)
+    worked = worker.run(once=once, max_tasks=max_tasks, until_idle=until_idle)
     worker.display.info(f"done: worked on {worked} task(s)")
     raise typer.Exit(130 if worker.aborting.is_set() else 0)
 

@@ -46,6 +46,7 @@ class ClientSettings:
     vad_model: Optional[Path] = None
     window: Optional[Window] = None
     poll_seconds: float = 30.0
+    retry_max_seconds: float = 600.0
     backend: str = ""
     beam_size: Optional[int] = None  # None: whisper-cli's default (5); 1 is greedy, ~1.8x faster
     extra_whisper_args: tuple[str, ...] = ()
@@ -70,8 +71,9 @@ class ClientSettings:
             threads = int(get("THREADS", str(min(8, os.cpu_count() or 2))))
             poll = float(get("POLL_SECONDS", "30"))
             beam = int(get("BEAM_SIZE")) if get("BEAM_SIZE") else None
+            retry_max = float(get("RETRY_MAX_SECONDS", "600"))
         except ValueError as e:
-            raise SettingsError(f"THREADS / POLL_SECONDS / BEAM_SIZE must be numbers ({e})") from None
+            raise SettingsError(f"THREADS / POLL_SECONDS / BEAM_SIZE / RETRY_MAX_SECONDS must be numbers ({e})") from None
         if threads < 1:
             raise SettingsError("THREADS must be at least 1")
         language = get("LANGUAGE").lower() or None
@@ -103,6 +105,7 @@ class ClientSettings:
             vad_model=Path(vad_model).expanduser() if vad_model else None,
             window=window,
             poll_seconds=max(0.1, poll),
+            retry_max_seconds=max(1.0, retry_max),
             backend=get("WHISPER_BACKEND"),
             beam_size=beam,
             extra_whisper_args=tuple(get("WHISPER_ARGS").split()),

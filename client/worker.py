@@ -92,10 +92,10 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def run(self, once: bool = False, max_tasks: Optional[int] = None) -> int:
+    def run(self, once: bool = False, max_tasks: Optional[int] = None, until_idle: bool = False) -> int:
         """Returns how many tasks this run worked on."""
         self.s.work_dir.mkdir(parents=True, exist_ok=True)
-        backoff = Backoff(base=2.0, cap=600.0)
+        backoff = Backoff(base=min(2.0, self.s.retry_max_seconds), cap=self.s.retry_max_seconds)
         worked = 0
         while not self.stopping.is_set() and (max_tasks is None or worked < max_tasks):
             if self.s.window and not self.s.window.is_open():
@@ -113,7 +113,7 @@ class Worker:
                 continue
             backoff.reset()
             if lease is None:
-                if once:
+                if once or until_idle:
                     self.display.info("no task available")
                     break
                 self._sleep(self.s.poll_seconds * random.uniform(0.8, 1.2))
@@ -122,21 +122,33 @@ class Worker:
             worked += 1
             if once or self.aborting.is_set():
                 break
-        self.flush_outbox(final=True)
+        self.drain_outbox()
         return worked
 
-    def flush_outbox(self, final: bool = False) -> None:
-        """Deliver everything pending. Transient errors propagate, except on the way out."""
+    def flush_outbox(self) -> None:
+        """Deliver everything pending; a transient error propagates and the rest waits."""
         for entry in self.outbox.pending():
-            try:
-                outcome = self.outbox.send(self.api, entry)
-            except Transient as e:
-                if final:
-                    self.display.info(f"server unreachable; {len(self.outbox.pending())} item(s) stay in "
-                                      f"{self.outbox.root} for the next start ({e})")
-                    return
-                raise
+            outcome = self.outbox.send(self.api, entry)
             self.display.info(f"uploaded {entry.kind} for {entry.task_id}: {outcome}")
+
+    def drain_outbox(self, grace: float = 30.0) -> None:
+        """On the way out: keep delivering until done. After a stop signal, try for `grace` more
+        seconds; a second signal leaves at once. Whatever is left stays on disk for the next start."""
+        backoff = Backoff(base=min(2.0, self.s.retry_max_seconds), cap=self.s.retry_max_seconds)
+        give_up_at = None
+        while True:
+            try:
+                return self.flush_outbox()
+            except Transient as e:
+                if self.stopping.is_set():
+                    give_up_at = give_up_at or time.monotonic() + grace
+                    if self.aborting.is_set() or time.monotonic() > give_up_at:
+                        self.display.info(f"server unreachable; {len(self.outbox.pending())} item(s) stay in "
+                                          f"{self.outbox.root} for the next start ({e})")
+                        return
+                delay = backoff.next_delay()
+                self.display.info(f"server unavailable ({e}); retrying the upload in {delay:.0f} s")
+                self.aborting.wait(delay)
 
     # --- one task ----------------------------------------------------------------------------
 

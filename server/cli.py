@@ -99,12 +99,18 @@ def tasks(state: Optional[str] = typer.Option(None, "--state", help="queued, lea
         console.print(f"[red]unknown state {state!r}[/red]; choose from {', '.join(TaskState.ALL)}")
         raise typer.Exit(2)
     ctx = context(load_settings())
+    rows = [(t.id, t.path, t.language, t.state, str(t.attempts), (t.last_error or "").replace("\n", " | ")[-400:])
+            for t in ctx.ledger.tasks(state, limit=limit)]
+    if not console.is_terminal:  # piped: one greppable line per task
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
     table = Table()
     table.add_column("id", no_wrap=True)
     for col in ("path", "lang", "state", "attempts", "last error"):
         table.add_column(col, overflow="fold")
-    for t in ctx.ledger.tasks(state, limit=limit):
-        table.add_row(t.id, t.path, t.language, t.state, str(t.attempts), (t.last_error or "")[-300:])
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

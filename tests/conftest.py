@@ -144,3 +144,29 @@ def copy_audio(shared: Path, audio_dir: Path, names: dict[str, str]) -> None:
         dest = audio_dir / target
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shared / "audio" / source, dest)
+
+
+def wer_percent(reference: str, hypothesis: str) -> float:
+    """Word error rate after lower-casing and dropping punctuation."""
+    import re
+
+    import jiwer
+
+    def norm(s: str) -> str:
+        return " ".join(re.sub(r"[^\w\s']", " ", s.lower()).split())
+
+    return 100 * jiwer.wer(norm(reference), norm(hypothesis))
+
+
+def client_env(root: Path, server_url: str, model: Path, name: str, **overrides) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTH_ENABLED", "USERNAME", "PASSWORD", "AUTH_TOKEN")}
+    env.update({"SERVER_URL": server_url, "WHISPER_CLI": str(WHISPER_CLI), "WHISPER_MODEL": str(model),
+                "THREADS": "2", "NODE_NAME": name, "WORK_DIR": str(root / f"work-{name}"),
+                "POLL_SECONDS": "0.5", "RETRY_MAX_SECONDS": "2"})
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+def run_client(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "client.cli", "run", *args], env=env, cwd=Path(env["WORK_DIR"]).parent,
+                          capture_output=True, text=True, timeout=timeout)
