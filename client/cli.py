@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import media, transcribe
-from .api import Rejected, ServerAPI, Transient
+from .api import ServerAPI
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError

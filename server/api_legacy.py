@@ -16,7 +16,8 @@ from .results import vtt_to_text, write_result
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 
 router = APIRouter(tags=["legacy"], dependencies=[Depends(authenticated)],
-                   responses={401: {"model": Message}, 404: {"model": Message}})
+                   responses={400: {"model": Message}, 401: {"model": Message}, 404: {"model": Message},
+                              413: {"model": Message}})
 Ctx = Annotated[Context, Depends(get_context)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -17,7 +17,8 @@ from .schemas import (TASK_ID, ErrorIn, ErrorOut, HeartbeatIn, HeartbeatOut, Lea
                       Message, RequeueIn, RequeueOut, ResultMeta, ResultOut, ScanOut, StatsOut, TaskOut)
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)],
-                   responses={401: {"model": Message}, 422: {"description": "invalid request"}})
+                   responses={400: {"model": Message}, 401: {"model": Message}, 413: {"model": Message},
+                              422: {"description": "invalid request"}})
 Ctx = Annotated[Context, Depends(get_context)]
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -63,36 +64,49 @@ def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx):
     return HeartbeatOut(deadline=ctx.ledger.heartbeat(token, body.progress))
 
 
-@router.post("/leases/{token}/result", response_model=ResultOut,
+# The multipart body, described by hand: text parts, a JSON object in `json`, metadata in `meta`.
+RESULT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "additionalProperties": False, "properties": {
+        "meta": ResultMeta.model_json_schema(),
+        "txt": {"type": "string"}, "vtt": {"type": "string"}, "srt": {"type": "string"},
+        "json": {"type": "object", "description": "whisper-cli -oj output"}},
+        "required": ["meta"], "anyOf": [{"required": ["txt"]}, {"required": ["vtt"]}]},
+    "encoding": {"meta": {"contentType": "application/json"}, "json": {"contentType": "application/json"}}}}}}
+
+
+@router.post("/leases/{token}/result", response_model=ResultOut, openapi_extra=RESULT_BODY,
              responses={404: {"model": Message}, 413: {"model": Message}})
-async def upload_result(
-    token: Token,
-    ctx: Ctx,
-    meta: Annotated[str, Form(max_length=65536, description="ResultMeta as JSON")] = "{}",
-    txt: Annotated[Optional[UploadFile], File()] = None,
-    vtt: Annotated[Optional[UploadFile], File()] = None,
-    srt: Annotated[Optional[UploadFile], File()] = None,
-    json_: Annotated[Optional[UploadFile], File(alias="json")] = None,
-):
-    """Upload the transcript (txt and/or vtt required; srt, json optional) with metadata."""
+async def upload_result(token: Token, ctx: Ctx, request: Request):
+    """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
+    form = await request.form(max_files=8, max_fields=8)  # parts over 1 MB spool to disk
     try:
-        info = ResultMeta.model_validate_json(meta)
-    except ValidationError as e:
-        raise HTTPException(422, f"meta is not valid ResultMeta JSON: {e.errors()[0]['msg']}") from None
-    files: dict[str, bytes] = {}
-    for fmt, upload in zip(RESULT_FORMATS, (txt, vtt, srt, json_)):
-        if upload is None:
-            continue
-        data = await upload.read()
+        unexpected = set(form.keys()) - {"meta", *RESULT_FORMATS}
+        if unexpected:
+            raise HTTPException(422, f"unexpected part(s): {', '.join(sorted(unexpected))[:200]}")
+        meta = form.get("meta")
+        if not isinstance(meta, str):
+            raise HTTPException(422, "meta (ResultMeta as JSON) is required")
         try:
-            text = data.decode("utf-8")
-            if fmt == "json":
-                json.loads(text)
-        except UnicodeDecodeError:
-            raise HTTPException(422, f"{fmt} is not valid UTF-8") from None
-        except ValueError:
-            raise HTTPException(422, "json is not valid JSON") from None
-        files[fmt] = data
+            info = ResultMeta.model_validate_json(meta)
+        except ValidationError as e:
+            raise HTTPException(422, f"meta is not valid ResultMeta JSON: {e.errors()[0]['msg']}") from None
+        files: dict[str, bytes] = {}
+        for fmt in RESULT_FORMATS:
+            part = form.get(fmt)
+            if part is None:
+                continue
+            data = part.encode() if isinstance(part, str) else await part.read()
+            try:
+                text = data.decode("utf-8")
+                if fmt == "json" and not isinstance(json.loads(text), dict):
+                    raise ValueError
+            except UnicodeDecodeError:
+                raise HTTPException(422, f"{fmt} is not valid UTF-8") from None
+            except ValueError:
+                raise HTTPException(422, "json is not a JSON object") from None
+            files[fmt] = data
+    finally:
+        await form.close()
     if "txt" not in files and "vtt" not in files:
         raise HTTPException(422, "a result needs at least a txt or a vtt file")
 

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
 LANG = r"^(auto|[a-z]{2})$"
 
 
-class Capabilities(BaseModel):
+# JSON Schema counts 4.0 as an integer; strict pydantic would not.
+WholeNumber = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
+
+
+class Strict(BaseModel):
+    """Requests are taken as documented: no "true" for true, no "1" for 1."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class Capabilities(Strict):
     backend: str = Field("cpu", max_length=32, description="cpu, cuda, vulkan, openvino, metal, hip")
     model: str = Field("", max_length=128, description="model file name, e.g. ggml-tiny.en.bin")
-    threads: int = Field(0, ge=0, le=1024)
+    threads: WholeNumber = Field(0, ge=0, le=1024)
     rtf: Optional[float] = Field(None, ge=0, le=1e6, description="measured speed: audio seconds per processing second")
     english_only: bool = Field(False, description="the model is English-only (*.en): only en/auto tasks fit")
     languages: Optional[list[str]] = Field(None, max_length=200, description="if set, only these languages")
 
 
-class LeaseRequest(BaseModel):
+class LeaseRequest(Strict):
     client: str = Field(..., pattern=CLIENT_NAME, description="the volunteer machine's name")
     capabilities: Capabilities = Field(default_factory=Capabilities)
 
@@ -39,7 +49,7 @@ class LeaseOut(BaseModel):
     attempt: int
 
 
-class HeartbeatIn(BaseModel):
+class HeartbeatIn(Strict):
     progress: Optional[float] = Field(None, ge=0, le=1000, description="percent; values above 100 are clamped")
 
 
@@ -47,8 +57,8 @@ class HeartbeatOut(BaseModel):
     deadline: float
 
 
-class ResultMeta(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+class ResultMeta(Strict):
+    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
     model: str = Field("", max_length=200)
     backend: str = Field("", max_length=64)
     audio_seconds: Optional[float] = Field(None, ge=0, le=1e7)
@@ -62,7 +72,7 @@ class ResultOut(BaseModel):
     late: bool
 
 
-class ErrorIn(BaseModel):
+class ErrorIn(Strict):
     message: str = Field(..., min_length=1, max_length=4000)
     stderr_tail: Optional[str] = Field(None, max_length=65536)
     retryable: bool = False
@@ -97,7 +107,7 @@ class StatsOut(BaseModel):
     active_clients: list[str]
 
 
-class RequeueIn(BaseModel):
+class RequeueIn(Strict):
     ids: list[str] = Field(default_factory=list, max_length=10000)
     failed: bool = False
 
@@ -113,12 +123,12 @@ class ScanOut(BaseModel):
     returned: int
 
 
-class LegacyResultIn(BaseModel):
+class LegacyResultIn(Strict):
     id: str = Field(..., max_length=64)
     vtt: str
 
 
-class LegacyErrorIn(BaseModel):
+class LegacyErrorIn(Strict):
     id: str = Field(..., max_length=64)
 
 

@@ -130,9 +130,11 @@ def test_bad_results_on_a_real_lease(shared, api, tmp_path):
     L = lease(c)
     url = f"/api/v1/leases/{L['token']}/result"
     cases = [
-        ({"files": {"txt": ("t", b"\xff\xfe invalid utf-8")}}, 422),
-        ({"files": {"json": ("j", b"{broken")}, "data": {}}, 422),
-        ({"files": {"srt": ("s", b"1\n")}}, 422),  # no txt or vtt
+        ({"files": {"txt": ("t", b"\xff\xfe invalid utf-8")}, "data": {"meta": "{}"}}, 422),
+        ({"files": {"json": ("j", b"{broken")}, "data": {"meta": "{}"}}, 422),
+        ({"files": {"txt": ("t", b"x"), "json": ("j", b"[1]")}, "data": {"meta": "{}"}}, 422),  # not an object
+        ({"files": {"srt": ("s", b"1\n")}, "data": {"meta": "{}"}}, 422),  # no txt or vtt
+        ({"files": {"txt": ("t", b"x")}}, 422),  # no meta
         ({"files": {"txt": ("t", b"x")}, "data": {"meta": "{nope"}}, 422),
         ({"files": {"txt": ("t", b"x" * 10_000_000)}}, 413),
         ({"content": b"--x\r\nContent-Disposition: form-data; name=\"txt\"; filename=\"t\"\r\n\r\nabc",
@@ -142,7 +144,7 @@ def test_bad_results_on_a_real_lease(shared, api, tmp_path):
         r = c.post(url, **kwargs)
         assert r.status_code == status, (kwargs.keys(), r.status_code, r.text)
     assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["state"] == "leased"  # nothing was lost
-    assert c.post(url, files={"txt": ("t", b"fine")}).json()["status"] == "accepted"
+    assert c.post(url, data={"meta": "{}"}, files={"txt": ("t", b"fine")}).json()["status"] == "accepted"
 
 
 def test_openapi_describes_everything(api):

@@ -53,7 +53,7 @@ def test_wrong_lease_token_cannot_upload(shared, api, tmp_path):
     c = api()
     lease = c.post("/api/v1/leases", json={"client": "a"}).json()
     forged = lease["token"][:-2] + ("AA" if not lease["token"].endswith("AA") else "BB")
-    assert c.post(f"/api/v1/leases/{forged}/result", files={"txt": ("t", b"x")}).status_code == 404
+    assert c.post(f"/api/v1/leases/{forged}/result", data={"meta": "{}"}, files={"txt": ("t", b"x")}).status_code == 404
     assert c.post(f"/api/v1/leases/{forged}/heartbeat", json={}).status_code == 404
     assert c.get(f"/api/v1/tasks/{lease['task_id']}").json()["state"] == "leased"
 
