@@ -53,8 +53,7 @@ def request_lease(req: LeaseRequest, ctx: Ctx, request: Request):
                              409: {"model": Message}, 410: {"model": Message}})
 def lease_audio(token: Token, ctx: Ctx):
     """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
-    task = ctx.ledger.lease_task(token)
-    return audio_response(ctx, task.id, task.path)
+    return audio_response(ctx, ctx.ledger.lease_task(token))
 
 
 @router.post("/leases/{token}/heartbeat", response_model=HeartbeatOut,

@@ -81,6 +81,7 @@ class TaskView:
     audio_seconds: Optional[float]
     updated_at: float
     done_at: Optional[float]
+    mtime: float
 
     @classmethod
     def of(cls, t: Task) -> "TaskView":
@@ -89,7 +90,7 @@ class TaskView:
 
 # Columns read by the hot paths, in TaskView's field order.
 TASK_COLS = (Task.id, Task.path, Task.result_stem, Task.language, Task.state, Task.attempts, Task.size,
-             Task.sha256, Task.last_error, Task.audio_seconds, Task.updated_at, Task.done_at)
+             Task.sha256, Task.last_error, Task.audio_seconds, Task.updated_at, Task.done_at, Task.mtime)
 ATTEMPT_COLS = (Attempt.id, Attempt.task_id, Attempt.client, Attempt.state, Attempt.deadline)
 
 
@@ -276,6 +277,20 @@ class Ledger:
             view = self._task_row(c, task_id)
         self.events.emit("released", task=task_id)
         return view
+
+    def file_changed(self, task_id: str, size: int, mtime: float) -> None:
+        """The file was replaced after it was leased: record it, and hand every lease back unused."""
+        now = self.clock()
+        with self._tx() as s:
+            c = s.connection()
+            released = c.execute(update(Attempt).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
+                                 .values(state=AttemptState.RELEASED, finished_at=now)).rowcount
+            values = dict(size=size, mtime=mtime, sha256=None, updated_at=now)
+            c.execute(update(Task).where(Task.id == task_id).values(**values))
+            if released:
+                c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED)
+                          .values(state=TaskState.QUEUED, attempts=Task.attempts - 1))
+        self.events.emit("changed", task=task_id, size=size)
 
     def expire_due(self) -> int:
         """Reclaim expired leases now (the periodic sweep; claims also do this)."""
