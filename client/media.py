@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .subproc import die_with_parent
+
 
 class MediaError(Exception):
     """The file cannot be decoded: a property of the file, not of this machine."""
@@ -28,7 +30,7 @@ def tool(name: str) -> str:
 
 def duration(path: Path) -> float:
     r = subprocess.run([tool("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                       capture_output=True, text=True, errors="replace", timeout=120)
+                       capture_output=True, text=True, errors="replace", timeout=120, preexec_fn=die_with_parent)
     try:
         seconds = float(r.stdout.strip().splitlines()[0])
     except (ValueError, IndexError):
@@ -42,7 +44,8 @@ def to_wav(src: Path, dest: Path) -> Path:
     """Transcode to what whisper.cpp wants; streams from disk to disk (flat memory)."""
     r = subprocess.run([tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
                         "-vn", "-ar", "16000", "-ac", "1", "-c:a", "pcm_s16le", str(dest)],
-                       capture_output=True, text=True, errors="replace", timeout=6 * 3600)
+                       capture_output=True, text=True, errors="replace", timeout=6 * 3600,
+                       preexec_fn=die_with_parent)
     if r.returncode != 0 or not dest.exists() or dest.stat().st_size <= 44:
         raise MediaError(f"ffmpeg cannot decode {src.name} (rc {r.returncode})", _tail(r.stderr))
     return dest

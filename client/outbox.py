@@ -35,6 +35,8 @@ class Outbox:
         self.root = root
         self.rejected = root / "rejected"
         root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):  # a kill mid-write: never complete, never acknowledged
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _put(self, kind: str, task_id: str, token: str, body: dict, files: dict[str, bytes]) -> Entry:
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
@@ -68,11 +70,7 @@ class Outbox:
     def pending(self) -> list[Entry]:
         entries = []
         for p in sorted(self.root.iterdir()):
-            if p.name.startswith(".tmp-"):
-                if time.time() - p.stat().st_mtime > 3600:  # a crash mid-write: never acknowledged
-                    shutil.rmtree(p, ignore_errors=True)
-                continue
-            if p.is_dir() and p != self.rejected and (p / "entry.json").is_file():
+            if p.is_dir() and not p.name.startswith(".tmp-") and p != self.rejected and (p / "entry.json").is_file():
                 entries.append(self._load(p))
         return entries
 

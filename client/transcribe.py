@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .subproc import die_with_parent
+
 FORMATS = ("txt", "vtt", "srt", "json")
 _FLAGS = {"txt": "-otxt", "vtt": "-ovtt", "srt": "-osrt", "json": "-oj"}
 _PROGRESS = re.compile(r"progress\s*=\s*(\d+)%")
@@ -87,7 +89,8 @@ def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
     tail: collections.deque[str] = collections.deque(maxlen=40)
     detected: list[str] = []
     proc = subprocess.Popen(command(cfg, wav, out_base, language, formats), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+                            preexec_fn=die_with_parent)
 
     def read_stderr():
         for line in proc.stderr:

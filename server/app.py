@@ -20,6 +20,7 @@ from .events import EventLog
 from .leases import Ledger, LedgerError
 from .limits import BodyLimitMiddleware
 from .paths import UnsafePath
+from .results import remove_stale_temps
 from .settings import Settings
 
 log = logging.getLogger("batch-stt.server")
@@ -62,6 +63,7 @@ def create_app(settings: Settings, event_stream=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        remove_stale_temps(settings.results_dir)
         run_scan(ctx)
         stop = threading.Event()
         worker = threading.Thread(target=_housekeeping, args=(ctx, stop), name="housekeeping", daemon=True)

@@ -69,3 +69,14 @@ def write_result(results_dir: Path, stem: str, files: Mapping[str, bytes], meta:
     finally:
         os.close(dir_fd)
     return written
+
+
+def remove_stale_temps(results_dir: Path) -> int:
+    """Temp files a crash left mid-write were never acknowledged: remove them at start."""
+    removed = 0
+    for dirpath, _, filenames in os.walk(results_dir):
+        for name in filenames:
+            if name.startswith(".") and name.endswith(".tmp"):
+                Path(dirpath, name).unlink(missing_ok=True)
+                removed += 1
+    return removed

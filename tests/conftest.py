@@ -170,3 +170,19 @@ def client_env(root: Path, server_url: str, model: Path, name: str, **overrides)
 def run_client(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "client.cli", "run", *args], env=env, cwd=Path(env["WORK_DIR"]).parent,
                           capture_output=True, text=True, timeout=timeout)
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report():
+    """report(line): a measured figure, printed in pytest's closing summary (also in CI logs)."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures measured by the tests")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

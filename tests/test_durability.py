@@ -12,7 +12,7 @@ import requests
 from tests.conftest import ServerProcess
 
 
-def test_sigkill_loses_nothing_acknowledged(tmp_path):
+def test_sigkill_loses_nothing_acknowledged(tmp_path, report):
     audio = tmp_path / "audio"
     audio.mkdir()
     for i in range(3000):
@@ -54,4 +54,4 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
         assert json.loads(stem.with_suffix(".meta.json").read_text())["task_id"] == task_id
     # Whatever was in flight is either done or still leased (to expire and be re-issued): none vanished.
     assert {t["state"] for t in tasks.values()} <= {"done", "leased", "queued"}
-    print(f"{len(acked)} acknowledged results, all present after SIGKILL and restart")
+    report(f"durability: {len(acked)} acknowledged results, all present after SIGKILL and restart")

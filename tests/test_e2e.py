@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 GOOD = {"jfk.mp3": "jfk", "millbrook.mp3": "millbrook", "es/tren-es.mp3": "tren-es"}
 
 
-def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_path):
+def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_path, report):
     copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3", "millbrook.mp3": "millbrook.mp3",
                                             "es/tren-es.mp3": "tren-es.mp3", "corrupt-garbage.mp3": "corrupt-garbage.mp3"})
     srv = server_process(MAX_ATTEMPTS=2).start()
@@ -41,7 +41,7 @@ def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_
         json.loads(stem.with_suffix(".json").read_text())
         assert stem.with_suffix(".vtt").read_text().startswith("WEBVTT")
         wer = wer_percent((shared / "audio" / f"{ref}.txt").read_text(), stem.with_suffix(".txt").read_text())
-        print(f"{path}: WER {wer:.1f} %")
+        report(f"end-to-end WER {path}: {wer:.1f} %")
         assert wer <= 10.0, (path, wer)
     meta = json.loads((results / "es" / "tren-es.meta.json").read_text())
     assert meta["model"] == "ggml-base-q5_1.bin" and meta["language"] == "es" and meta["audio_seconds"] > 15

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import copy_audio
 
 
-def test_schemathesis_finds_nothing(shared, server_process, tmp_path):
+def test_schemathesis_finds_nothing(shared, server_process, tmp_path, report):
     exe = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     if not Path(exe).exists():
         pytest.skip("schemathesis is not installed (pip install '.[dev]')")
@@ -24,6 +24,6 @@ def test_schemathesis_finds_nothing(shared, server_process, tmp_path):
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     lines = r.stdout.splitlines()
     summary = [line.strip() for line in lines if " generated" in line or (line.startswith("=") and " in " in line)]
-    print("schemathesis:", " | ".join(summary) if summary else r.stdout[-2000:])
+    report("schemathesis: " + (" | ".join(summary) if summary else r.stdout[-500:]))
     assert r.returncode == 0, r.stdout[-6000:]
     assert "500 Internal Server Error" not in (tmp_path / "server.out").read_text()

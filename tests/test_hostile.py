@@ -27,7 +27,7 @@ def lease(srv, name="x"):
     return requests.post(f"{srv.url}/api/v1/leases", json={"client": name}).json()
 
 
-def test_oversized_uploads_are_cut_off_with_bounded_memory(live):
+def test_oversized_uploads_are_cut_off_with_bounded_memory(live, report):
     L = lease(live)
     proc = psutil.Process(live.proc.pid)
     before = proc.memory_info().rss
@@ -46,7 +46,7 @@ def test_oversized_uploads_are_cut_off_with_bounded_memory(live):
     big_json = json.dumps({"id": L["task_id"], "vtt": "x" * 5_000_000})
     assert requests.post(f"{live.url}/result", data=big_json, headers={"Content-Type": "application/json"}).status_code == 413
     grown = (proc.memory_info().rss - before) / 1e6
-    print(f"server RSS grew by {grown:.1f} MB while refusing 205 MB of uploads")
+    report(f"hostile: server RSS grew by {grown:.1f} MB while refusing 205 MB of uploads")
     assert grown < 50
     assert requests.get(f"{live.url}/health/ready").ok
     assert requests.get(f"{live.url}/api/v1/tasks/{L['task_id']}").json()["state"] == "leased"
