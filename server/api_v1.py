@@ -48,9 +48,12 @@ def request_lease(req: LeaseRequest, ctx: Ctx, request: Request):
                     attempt=grant.attempt)
 
 
-@router.api_route("/leases/{token}/audio", methods=["GET", "HEAD"], name="lease_audio",
-                  responses={206: {"description": "partial content (Range)"}, 404: {"model": Message},
-                             409: {"model": Message}, 410: {"model": Message}})
+AUDIO_RESPONSES = {206: {"description": "partial content (Range)"}, 404: {"model": Message},
+                   409: {"model": Message}, 410: {"model": Message}}
+
+
+@router.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
+@router.head("/leases/{token}/audio", operation_id="lease_audio_head", responses=AUDIO_RESPONSES)
 def lease_audio(token: Token, ctx: Ctx):
     """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
     return audio_response(ctx, ctx.ledger.lease_task(token))
