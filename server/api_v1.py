@@ -53,7 +53,6 @@ AUDIO_RESPONSES = {206: {"description": "partial content (Range)"}, 404: {"model
 
 
 @router.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
-@router.head("/leases/{token}/audio", operation_id="lease_audio_head", responses=AUDIO_RESPONSES)
 def lease_audio(token: Token, ctx: Ctx):
     """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
     return audio_response(ctx, ctx.ledger.lease_task(token))

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
@@ -24,6 +23,7 @@ from sqlalchemy import case, func, insert, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from .db import write_lock
 from .events import EventLog
 from .models import Attempt, AttemptState, Client, Task, TaskState
 
@@ -129,13 +129,11 @@ class Ledger:
         self.max_attempts = max_attempts
         self.events = events
         self.clock = clock
-        self._local_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        self._write_lock = write_lock(engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        # SQLite has one writer at a time and its busy handler polls with sleeps of up to 100 ms;
-        # queueing this process's threads on a lock first turns that into a cheap, fair wait.
-        with self._local_lock, Session(self.engine, expire_on_commit=False) as s:
+        with self._write_lock(), Session(self.engine, expire_on_commit=False) as s:
             with s.begin():
                 yield s
 

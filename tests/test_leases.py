@@ -172,3 +172,29 @@ def test_language_matching(tmp_path):
     ledger.sync_files([FoundFile(task_id_for("es/a.mp3"), "es/a.mp3", "es/a", "es", 1, 1.0, False)], False)
     assert ledger.claim("en-only", languages=["en", "auto"]) is None
     assert ledger.claim("multi", languages=None).language == "es"
+
+
+def _claim_all(db: str, name: str, out) -> None:
+    ledger = make_ledger(Path(db))
+    got = []
+    while (g := ledger.claim(name)) is not None:
+        got.append(g.task_id)
+    out.put(got)
+
+
+def test_processes_claiming_at_once_never_share_a_task(tmp_path):
+    """Several server processes (WORKERS > 1) on one SQLite file."""
+    import multiprocessing as mp
+
+    ledger = make_ledger(tmp_path / "db.sqlite")
+    ids = add_tasks(ledger, 400)
+    ledger.engine.dispose()
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path / "db.sqlite"), f"p{i}", out)) for i in range(3)]
+    for p in procs:
+        p.start()
+    claimed = [tid for _ in procs for tid in out.get(timeout=120)]
+    for p in procs:
+        p.join()
+    assert sorted(claimed) == sorted(ids)

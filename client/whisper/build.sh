@@ -117,6 +117,8 @@ check_toolkit
 have_tree() { [ -f "$TREE/CMakeLists.txt" ] && [ -f "$TREE/examples/cli/cli.cpp" ]; }
 from_git() {
   command -v git >/dev/null || return 1
+  # A network that drops packets silently would hang the clone: ask first, briefly.
+  timeout 20 git ls-remote --tags "$REPO_URL" "$VERSION" >/dev/null 2>&1 || return 1
   say "cloning whisper.cpp $VERSION"
   rm -rf "$TREE.tmp"
   timeout 300 git clone -q --depth 1 --branch "$VERSION" "$REPO_URL" "$TREE.tmp" 2>/dev/null || { rm -rf "$TREE.tmp"; return 1; }
