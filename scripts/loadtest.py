@@ -71,6 +71,30 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
     out.put(results)
 
 
+def generate(url: str, args) -> tuple[list, float]:
+    queue: mp.Queue = mp.Queue()
+    per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
+    start = time.time()
+    procs = [mp.Process(target=client_proc, args=(url, n, start + args.seconds, args.protocol, queue))
+             for n in per_proc if n]
+    for p in procs:
+        p.start()
+    rows = [r for _ in procs for r in queue.get()]
+    for p in procs:
+        p.join()
+    return rows, time.time() - start
+
+
+def print_figures(rows: list, elapsed: float, args) -> None:
+    lat = sorted(latency for _, latency, _ in rows)
+    print(f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
+          f"sync={args.sync} protocol={args.protocol}")
+    print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
+    if lat:
+        print(f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
+              f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=64)
@@ -80,8 +104,13 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="load-generator processes")
     ap.add_argument("--sync", default="FULL", help="SQLITE_SYNCHRONOUS")
     ap.add_argument("--protocol", choices=["v1", "legacy"], default="v1")
+    ap.add_argument("--url", help="drive this already running server instead (no checks then)")
     args = ap.parse_args()
 
+    if args.url:
+        rows, elapsed = generate(args.url, args)
+        print_figures(rows, elapsed, args)
+        return 0
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
     audio = root / "audio"
     for i in range(args.tasks):
@@ -107,17 +136,7 @@ def main() -> int:
             print("server did not start:", (root / "server.err").read_text()[-2000:])
             return 1
 
-        queue: mp.Queue = mp.Queue()
-        per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
-        start = time.time()
-        until = start + args.seconds
-        procs = [mp.Process(target=client_proc, args=(url, n, until, args.protocol, queue)) for n in per_proc if n]
-        for p in procs:
-            p.start()
-        rows = [r for _ in procs for r in queue.get()]
-        for p in procs:
-            p.join()
-        elapsed = time.time() - start
+        rows, elapsed = generate(url, args)
     finally:
         server.terminate()
         server.wait(15)
@@ -134,13 +153,7 @@ def main() -> int:
     results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
     leased = states.get("leased", 0)
 
-    lat = sorted(latency for _, latency, _ in rows)
-    print(f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
-          f"sync={args.sync} protocol={args.protocol}")
-    print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
-    if lat:
-        print(f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
-              f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    print_figures(rows, elapsed, args)
     print(f"task states: {states}; result sets on disk: {results}")
     ok = (len(accepted) == len(set(accepted)) == len(done_ids) == results and twice == 0 and not problems
           and set(accepted) == done_ids and total == args.tasks and leased <= args.clients)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
-from sqlalchemy import case, func, insert, or_, update
+from sqlalchemy import Float, bindparam, case, func, insert, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
@@ -88,10 +88,43 @@ class TaskView:
         return cls(*(getattr(t, col.key) for col in TASK_COLS))
 
 
-# Columns read by the hot paths, in TaskView's field order.
-TASK_COLS = (Task.id, Task.path, Task.result_stem, Task.language, Task.state, Task.attempts, Task.size,
-             Task.sha256, Task.last_error, Task.audio_seconds, Task.updated_at, Task.done_at, Task.mtime)
-ATTEMPT_COLS = (Attempt.id, Attempt.task_id, Attempt.client, Attempt.state, Attempt.deadline)
+# --- the hot paths' SQL, built once (building SQLAlchemy statements per call cost more than running them)
+T, A, C = Task.__table__, Attempt.__table__, Client.__table__
+TASK_COLS = (T.c.id, T.c.path, T.c.result_stem, T.c.language, T.c.state, T.c.attempts, T.c.size,
+             T.c.sha256, T.c.last_error, T.c.audio_seconds, T.c.updated_at, T.c.done_at, T.c.mtime)
+ATTEMPT_COLS = (A.c.id, A.c.task_id, A.c.client, A.c.state, A.c.deadline)
+_now = bindparam("now", type_=Float)
+
+SQL_EXPIRE = (update(A).where(A.c.state == AttemptState.ACTIVE, A.c.deadline < _now)
+              .values(state=AttemptState.EXPIRED, finished_at=_now).returning(A.c.task_id, A.c.client))
+SQL_BUSY = select(A.c.id).where(A.c.task_id == bindparam("tid"), A.c.state == AttemptState.ACTIVE).limit(1)
+SQL_REQUEUE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.LEASED).values(
+    state=case((T.c.attempts >= bindparam("max_attempts"), TaskState.FAILED), else_=TaskState.QUEUED),
+    last_error=bindparam("error"), updated_at=_now))
+SQL_TASK_STATE = select(T.c.state).where(T.c.id == bindparam("tid"))
+SQL_TOUCH_CLIENT = update(C).where(C.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=_now)
+SQL_NEW_CLIENT = insert(C)
+SQL_PICK = select(T.c.id).where(T.c.state == TaskState.QUEUED).order_by(T.c.path).limit(1)
+SQL_PICK_LANG = (select(T.c.id).where(T.c.state == TaskState.QUEUED, T.c.language.in_(bindparam("langs", expanding=True)))
+                 .order_by(T.c.path).limit(1))
+SQL_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.QUEUED)
+            .values(state=TaskState.LEASED, attempts=T.c.attempts + 1, updated_at=_now)
+            .returning(T.c.path, T.c.language, T.c.size, T.c.sha256, T.c.attempts))
+SQL_GRANT = insert(A)
+SQL_HEARTBEAT = (update(A).where(A.c.token == bindparam("tok"), A.c.state == AttemptState.ACTIVE)
+                 .values(deadline=bindparam("dl"), heartbeat_at=_now,
+                         progress=func.coalesce(bindparam("prog", type_=Float), A.c.progress))
+                 .returning(A.c.task_id))
+SQL_ATTEMPT_STATE = select(A.c.state).where(A.c.token == bindparam("tok"))
+SQL_ATTEMPT = select(*ATTEMPT_COLS).where(A.c.token == bindparam("tok"))
+SQL_TASK = select(*TASK_COLS).where(T.c.id == bindparam("tid"))
+SQL_DONE = update(T).where(T.c.id == bindparam("tid")).values(
+    state=TaskState.DONE, done_at=_now, updated_at=_now, last_error=None,
+    audio_seconds=func.coalesce(bindparam("secs", type_=Float), T.c.audio_seconds))
+SQL_ATTEMPT_DONE = update(A).where(A.c.id == bindparam("aid")).values(state=AttemptState.COMPLETED, finished_at=_now)
+SQL_SUPERSEDE = (update(A).where(A.c.task_id == bindparam("tid"), A.c.state == AttemptState.ACTIVE)
+                 .values(state=AttemptState.SUPERSEDED, finished_at=_now))
+SQL_CLIENT_DONE = update(C).where(C.c.name == bindparam("cname")).values(tasks_done=C.c.tasks_done + 1, last_seen=_now)
 
 
 @dataclass(frozen=True)
@@ -137,6 +170,12 @@ class Ledger:
             with s.begin():
                 yield s
 
+    @contextmanager
+    def _cx(self) -> Iterator[Connection]:
+        """A plain connection in one transaction, for the hot paths."""
+        with self._write_lock(), self.engine.begin() as c:
+            yield c
+
     # --- leasing -------------------------------------------------------------------------
 
     def claim(self, client: str, *, protocol: str = "v1", languages: Optional[Sequence[str]] = None,
@@ -144,30 +183,24 @@ class Ledger:
         """Grant the next queued task to `client`, or None when nothing fits."""
         now = self.clock()
         seconds = self.lease_seconds if protocol == "v1" else self.legacy_lease_seconds
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             expired = self._expire_due(c, now)
             if capabilities is not None:
                 self._touch_client(c, client, now, capabilities)
             grant = None
             for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
-                q = select(Task.id).where(Task.state == TaskState.QUEUED)
-                if languages is not None:
-                    q = q.where(Task.language.in_(list(languages)))
-                task_id = c.execute(q.order_by(Task.path).limit(1)).scalar()
+                if languages is None:
+                    task_id = c.execute(SQL_PICK).scalar()
+                else:
+                    task_id = c.execute(SQL_PICK_LANG, {"langs": list(languages)}).scalar()
                 if task_id is None:
                     break
-                row = c.execute(
-                    update(Task)
-                    .where(Task.id == task_id, Task.state == TaskState.QUEUED)
-                    .values(state=TaskState.LEASED, attempts=Task.attempts + 1, updated_at=now)
-                    .returning(Task.path, Task.language, Task.size, Task.sha256, Task.attempts)
-                ).first()
+                row = c.execute(SQL_TAKE, {"tid": task_id, "now": now}).first()
                 if row is None:
                     continue
                 token = secrets.token_urlsafe(24)
-                c.execute(insert(Attempt).values(task_id=task_id, client=client, protocol=protocol, token=token,
-                                                 state=AttemptState.ACTIVE, granted_at=now, deadline=now + seconds))
+                c.execute(SQL_GRANT, {"task_id": task_id, "client": client, "protocol": protocol, "token": token,
+                                      "state": AttemptState.ACTIVE, "granted_at": now, "deadline": now + seconds})
                 grant = Grant(task_id, token, row.path, row.language, row.size, row.sha256, now + seconds, row.attempts)
                 break
         self._log_expired(expired)
@@ -180,15 +213,11 @@ class Ledger:
         """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it."""
         now = self.clock()
         deadline = now + self.lease_seconds
-        values: dict = {"deadline": deadline, "heartbeat_at": now}
-        if progress is not None:
-            values["progress"] = max(0.0, min(100.0, progress))
-        with self._tx() as s:
-            c = s.connection()
-            task_id = c.execute(update(Attempt).where(Attempt.token == token, Attempt.state == AttemptState.ACTIVE)
-                                .values(**values).returning(Attempt.task_id)).scalar()
+        prog = None if progress is None else max(0.0, min(100.0, progress))
+        with self._cx() as c:
+            task_id = c.execute(SQL_HEARTBEAT, {"tok": token, "dl": deadline, "now": now, "prog": prog}).scalar()
             if task_id is None:
-                state = c.execute(select(Attempt.state).where(Attempt.token == token)).scalar()
+                state = c.execute(SQL_ATTEMPT_STATE, {"tok": token}).scalar()
                 if state is None:
                     raise NotFound("unknown lease token")
                 raise LeaseLost(f"lease is {state}: stop working on this task")
@@ -203,9 +232,8 @@ class Ledger:
         interleave their files, and the task is marked done only once its files are on disk.
         """
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
-            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+        with self._cx() as c:
+            attempt = c.execute(SQL_ATTEMPT, {"tok": token}).first()
             if attempt is None:
                 raise NotFound("unknown lease token")
             completion = self._complete(c, attempt, write_result, audio_seconds, now)
@@ -234,7 +262,7 @@ class Ledger:
         now = self.clock()
         with self._tx() as s:
             c = s.connection()
-            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+            attempt = c.execute(SQL_ATTEMPT, {"tok": token}).first()
             if attempt is None:
                 raise NotFound("unknown lease token")
             view = self._fail(c, attempt, error, stderr_tail, retryable, now)
@@ -393,7 +421,7 @@ class Ledger:
         """The task behind a lease the holder may still use (to download its audio)."""
         with self._tx() as s:
             c = s.connection()
-            attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.token == token)).first()
+            attempt = c.execute(SQL_ATTEMPT, {"tok": token}).first()
             if attempt is None:
                 raise NotFound("unknown lease token")
             if attempt.state != AttemptState.ACTIVE:
@@ -432,7 +460,7 @@ class Ledger:
 
     @staticmethod
     def _task_row(c: Connection, task_id: str) -> TaskView:
-        row = c.execute(select(*TASK_COLS).where(Task.id == task_id)).first()
+        row = c.execute(SQL_TASK, {"tid": task_id}).first()
         if row is None:
             raise NotFound(f"unknown task id {task_id!r}")
         return TaskView(*row)
@@ -444,17 +472,11 @@ class Ledger:
             return Completion(task, True, False, task.attempts)
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)
-        values = dict(state=TaskState.DONE, done_at=now, updated_at=now, last_error=None)
-        if audio_seconds is not None:
-            values["audio_seconds"] = audio_seconds
-        c.execute(update(Task).where(Task.id == task.id).values(**values))
-        c.execute(update(Attempt).where(Attempt.id == attempt.id)
-                  .values(state=AttemptState.COMPLETED, finished_at=now))
+        c.execute(SQL_DONE, {"tid": task.id, "now": now, "secs": audio_seconds})
+        c.execute(SQL_ATTEMPT_DONE, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
-        c.execute(update(Attempt).where(Attempt.task_id == task.id, Attempt.state == AttemptState.ACTIVE)
-                  .values(state=AttemptState.SUPERSEDED, finished_at=now))
-        c.execute(update(Client).where(Client.name == attempt.client)
-                  .values(tasks_done=Client.tasks_done + 1, last_seen=now))
+        c.execute(SQL_SUPERSEDE, {"tid": task.id, "now": now})
+        c.execute(SQL_CLIENT_DONE, {"cname": attempt.client, "now": now})
         return Completion(self._task_row(c, task.id), False, late, task.attempts)
 
     def _fail(self, c: Connection, attempt, error: str, stderr_tail: Optional[str],
@@ -473,29 +495,23 @@ class Ledger:
 
     def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float) -> None:
         """After an attempt ends unsuccessfully: back to the queue, or failed once attempts are used up."""
-        busy = c.execute(select(Attempt.id).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
-                         .limit(1)).first()
-        if busy is None:
-            c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED).values(
-                state=case((Task.attempts >= self.max_attempts, TaskState.FAILED), else_=TaskState.QUEUED),
-                last_error=error, updated_at=now))
+        if c.execute(SQL_BUSY, {"tid": task_id}).first() is None:
+            c.execute(SQL_REQUEUE, {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now})
 
     def _expire_due(self, c: Connection, now: float) -> list[tuple[str, str, str]]:
-        due = c.execute(update(Attempt).where(Attempt.state == AttemptState.ACTIVE, Attempt.deadline < now)
-                        .values(state=AttemptState.EXPIRED, finished_at=now)
-                        .returning(Attempt.task_id, Attempt.client)).all()
+        due = c.execute(SQL_EXPIRE, {"now": now}).all()
         out = []
         for task_id, client in due:
             self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now)
-            out.append((task_id, client, c.execute(select(Task.state).where(Task.id == task_id)).scalar()))
+            out.append((task_id, client, c.execute(SQL_TASK_STATE, {"tid": task_id}).scalar()))
         return out
 
     @staticmethod
     def _touch_client(c: Connection, name: str, now: float, capabilities: dict) -> None:
         caps = json.dumps(capabilities, sort_keys=True)
-        if not c.execute(update(Client).where(Client.name == name).values(capabilities=caps, last_seen=now)).rowcount:
-            c.execute(insert(Client).values(name=name, capabilities=caps, first_seen=now, last_seen=now,
-                                            tasks_done=0, tasks_failed=0))
+        if not c.execute(SQL_TOUCH_CLIENT, {"cname": name, "caps": caps, "now": now}).rowcount:
+            c.execute(SQL_NEW_CLIENT, {"name": name, "capabilities": caps, "first_seen": now, "last_seen": now,
+                                       "tasks_done": 0, "tasks_failed": 0})
 
     def _log_expired(self, expired: list[tuple[str, str, str]]) -> None:
         for task_id, client, state in expired:
