@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ServerProcess, client_env
+from tests.conftest import client_env
 from tests.proxy import FlakyProxy
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def phase(work: Path) -> str:
     return "idle"
 
 
-def test_chaos(shared, whisper_cli, tmp_path, report):
+def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
     rng = random.Random(SEED)
     model = shared / "models" / "ggml-tiny.en.bin"
     clips = make_clips(shared, tmp_path / "audio", rng)
@@ -70,7 +70,7 @@ def test_chaos(shared, whisper_cli, tmp_path, report):
     subprocess.run([sys.executable, "-m", "client.cli", "transcribe", *[str(tmp_path / "audio" / c) for c in clips],
                     "--out", str(ref_dir)], env=env, check=True, capture_output=True, timeout=300)
 
-    srv = ServerProcess(tmp_path, LEASE_SECONDS=6, MAX_ATTEMPTS=8).start()
+    srv = server_process(LEASE_SECONDS=6, MAX_ATTEMPTS=8).start()
     # A slow line (64 kB/s, like a volunteer's uplink) so kills can land mid-download and mid-upload.
     proxy = FlakyProxy(srv.port, drop_rate=0.1, seed=SEED, bytes_per_second=64_000)
     clients: dict[str, subprocess.Popen] = {}

@@ -9,15 +9,14 @@ import time
 
 import requests
 
-from tests.conftest import ServerProcess
 
 
-def test_sigkill_loses_nothing_acknowledged(tmp_path, report):
+def test_sigkill_loses_nothing_acknowledged(tmp_path, server_process, report):
     audio = tmp_path / "audio"
     audio.mkdir()
     for i in range(3000):
         (audio / f"f{i:04}.mp3").write_bytes(b"ID3" + i.to_bytes(2, "big") * 50)
-    srv = ServerProcess(tmp_path, LEASE_SECONDS=600).start(timeout=60)
+    srv = server_process(LEASE_SECONDS=600).start(timeout=60)
     acked: list[str] = []
     stop = threading.Event()
 
