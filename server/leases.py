@@ -104,9 +104,11 @@ SQL_REQUEUE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskStat
 SQL_TASK_STATE = select(T.c.state).where(T.c.id == bindparam("tid"))
 SQL_TOUCH_CLIENT = update(C).where(C.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=_now)
 SQL_NEW_CLIENT = insert(C)
-SQL_PICK = select(T.c.id).where(T.c.state == TaskState.QUEUED).order_by(T.c.path).limit(1)
+# PostgreSQL: concurrent claims skip rows another transaction is taking (SQLite ignores this).
+SQL_PICK = (select(T.c.id).where(T.c.state == TaskState.QUEUED).order_by(T.c.path).limit(1)
+            .with_for_update(skip_locked=True))
 SQL_PICK_LANG = (select(T.c.id).where(T.c.state == TaskState.QUEUED, T.c.language.in_(bindparam("langs", expanding=True)))
-                 .order_by(T.c.path).limit(1))
+                 .order_by(T.c.path).limit(1).with_for_update(skip_locked=True))
 SQL_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.QUEUED)
             .values(state=TaskState.LEASED, attempts=T.c.attempts + 1, updated_at=_now)
             .returning(T.c.path, T.c.language, T.c.size, T.c.sha256, T.c.attempts))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,16 @@ class Clock:
         return self.t
 
 
-def make_ledger(db: Path, clock=None, max_attempts: int = 3, lease_seconds: int = 60) -> Ledger:
-    engine = make_engine(f"sqlite:///{db}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    """Every lease test runs on SQLite and, where it is installed, on PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+
+def make_ledger(db, clock=None, max_attempts: int = 3, lease_seconds: int = 60) -> Ledger:
+    engine = make_engine(db if isinstance(db, str) else f"sqlite:///{db}")
     init_db(engine)
     return Ledger(engine, lease_seconds=lease_seconds, legacy_lease_seconds=lease_seconds * 10,
                   max_attempts=max_attempts, events=EventLog(stream=io.StringIO()), clock=clock or Clock())
@@ -41,8 +48,8 @@ def nothing(_task):
     pass
 
 
-def test_concurrent_claims_never_share_a_task(tmp_path):
-    ledger = make_ledger(tmp_path / "db.sqlite")
+def test_concurrent_claims_never_share_a_task(db):
+    ledger = make_ledger(db)
     ids = add_tasks(ledger, 300)
     claimed: list[str] = []
     lock = threading.Lock()
@@ -61,9 +68,9 @@ def test_concurrent_claims_never_share_a_task(tmp_path):
     assert ledger.stats().counts[TaskState.LEASED] == 300
 
 
-def test_expired_lease_is_reissued_and_late_result_accepted(tmp_path):
+def test_expired_lease_is_reissued_and_late_result_accepted(db):
     clock = Clock()
-    ledger = make_ledger(tmp_path / "db.sqlite", clock)
+    ledger = make_ledger(db, clock)
     [tid] = add_tasks(ledger, 1)
     first = ledger.claim("slow")
     assert ledger.claim("other") is None  # held by a live lease
@@ -80,9 +87,9 @@ def test_expired_lease_is_reissued_and_late_result_accepted(tmp_path):
     assert again.duplicate and again.task.state == TaskState.DONE
 
 
-def test_heartbeat_extends_lease(tmp_path):
+def test_heartbeat_extends_lease(db):
     clock = Clock()
-    ledger = make_ledger(tmp_path / "db.sqlite", clock)
+    ledger = make_ledger(db, clock)
     add_tasks(ledger, 1)
     g = ledger.claim("a")
     for _ in range(5):
@@ -92,8 +99,8 @@ def test_heartbeat_extends_lease(tmp_path):
     assert ledger.expire_due() == 0
 
 
-def test_max_attempts_then_failed_then_requeue(tmp_path):
-    ledger = make_ledger(tmp_path / "db.sqlite", max_attempts=3)
+def test_max_attempts_then_failed_then_requeue(db):
+    ledger = make_ledger(db, max_attempts=3)
     [tid] = add_tasks(ledger, 1)
     for i in range(3):
         g = ledger.claim(f"c{i}")
@@ -105,9 +112,9 @@ def test_max_attempts_then_failed_then_requeue(tmp_path):
     assert ledger.task(tid).state == TaskState.QUEUED and ledger.task(tid).attempts == 0
 
 
-def test_expiries_count_as_attempts(tmp_path):
+def test_expiries_count_as_attempts(db):
     clock = Clock()
-    ledger = make_ledger(tmp_path / "db.sqlite", clock, max_attempts=2)
+    ledger = make_ledger(db, clock, max_attempts=2)
     [tid] = add_tasks(ledger, 1)
     for _ in range(2):
         assert ledger.claim("ghost")
@@ -117,9 +124,9 @@ def test_expiries_count_as_attempts(tmp_path):
     assert t.state == TaskState.FAILED and "lease expired" in t.last_error
 
 
-def test_error_from_an_expired_lease_does_not_touch_the_new_holder(tmp_path):
+def test_error_from_an_expired_lease_does_not_touch_the_new_holder(db):
     clock = Clock()
-    ledger = make_ledger(tmp_path / "db.sqlite", clock)
+    ledger = make_ledger(db, clock)
     [tid] = add_tasks(ledger, 1)
     old = ledger.claim("old")
     clock.t += 61
@@ -129,8 +136,8 @@ def test_error_from_an_expired_lease_does_not_touch_the_new_holder(tmp_path):
     ledger.heartbeat(new.token)  # still live
 
 
-def test_result_is_written_once(tmp_path):
-    ledger = make_ledger(tmp_path / "db.sqlite")
+def test_result_is_written_once(db):
+    ledger = make_ledger(db)
     add_tasks(ledger, 1)
     g = ledger.claim("a")
     writes = []
@@ -140,8 +147,8 @@ def test_result_is_written_once(tmp_path):
     assert len(writes) == 1
 
 
-def test_unknown_tokens_and_ids(tmp_path):
-    ledger = make_ledger(tmp_path / "db.sqlite")
+def test_unknown_tokens_and_ids(db):
+    ledger = make_ledger(db)
     with pytest.raises(NotFound):
         ledger.heartbeat("nope" * 8)
     with pytest.raises(NotFound):
@@ -150,8 +157,7 @@ def test_unknown_tokens_and_ids(tmp_path):
         ledger.fail_legacy("aaaaaaaaaaaaaaaa")
 
 
-def test_restart_keeps_every_state(tmp_path):
-    db = tmp_path / "db.sqlite"
+def test_restart_keeps_every_state(db):
     clock = Clock()
     ledger = make_ledger(db, clock, max_attempts=1)
     add_tasks(ledger, 4)
@@ -167,34 +173,56 @@ def test_restart_keeps_every_state(tmp_path):
     reopened.heartbeat(leased.token)  # the lease survived the restart too
 
 
-def test_language_matching(tmp_path):
-    ledger = make_ledger(tmp_path / "db.sqlite")
+def test_language_matching(db):
+    ledger = make_ledger(db)
     ledger.sync_files([FoundFile(task_id_for("es/a.mp3"), "es/a.mp3", "es/a", "es", 1, 1.0, False)], False)
     assert ledger.claim("en-only", languages=["en", "auto"]) is None
     assert ledger.claim("multi", languages=None).language == "es"
 
 
 def _claim_all(db: str, name: str, out) -> None:
-    ledger = make_ledger(Path(db))
+    ledger = make_ledger(db)
     got = []
     while (g := ledger.claim(name)) is not None:
         got.append(g.task_id)
     out.put(got)
 
 
-def test_processes_claiming_at_once_never_share_a_task(tmp_path):
-    """Several server processes (WORKERS > 1) on one SQLite file."""
+def test_processes_claiming_at_once_never_share_a_task(db):
+    """Several server processes (WORKERS > 1, or several servers) on one database."""
     import multiprocessing as mp
 
-    ledger = make_ledger(tmp_path / "db.sqlite")
+    ledger = make_ledger(db)
     ids = add_tasks(ledger, 400)
     ledger.engine.dispose()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path / "db.sqlite"), f"p{i}", out)) for i in range(3)]
+    procs = [ctx.Process(target=_claim_all, args=(db, f"p{i}", out)) for i in range(3)]
     for p in procs:
         p.start()
     claimed = [tid for _ in procs for tid in out.get(timeout=120)]
     for p in procs:
         p.join()
     assert sorted(claimed) == sorted(ids)
+
+
+def test_release_hands_back_without_using_an_attempt(db):
+    ledger = make_ledger(db)
+    add_tasks(ledger, 1)
+    g = ledger.claim("volunteer")
+    view = ledger.release(g.token)
+    assert (view.state, view.attempts) == (TaskState.QUEUED, 0)
+    with pytest.raises(NotFound):
+        ledger.release(g.token)
+    assert ledger.claim("next").attempt == 1
+
+
+def test_file_changed_while_leased(db):
+    ledger = make_ledger(db)
+    [tid] = add_tasks(ledger, 1)
+    g = ledger.claim("a")
+    ledger.file_changed(tid, 42, 2.0)
+    with pytest.raises(LeaseLost):
+        ledger.heartbeat(g.token)
+    again = ledger.claim("b")
+    assert (again.size, again.sha256, again.attempt) == (42, None, 1)
