@@ -17,7 +17,7 @@ TIMEOUT = (10, 60)  # connect, read
 
 
 class Transient(Exception):
-    """Network trouble, 5xx, 429: try again later."""
+    """Network trouble, 5xx, 429, credentials refused: try again later."""
 
 
 class Rejected(Exception):
@@ -71,7 +71,8 @@ class ServerAPI:
             raise Transient(f"{type(e).__name__}: {e}") from None
         if r.status_code in ok:
             return r
-        if r.status_code >= 500 or r.status_code in (408, 429):
+        # Credentials can be fixed on either side: like an outage, retry; never drop finished work.
+        if r.status_code >= 500 or r.status_code in (401, 403, 407, 408, 429):
             raise Transient(f"HTTP {r.status_code}: {_detail(r)}")
         if r.status_code in (404, 409, 410) and "/leases/" in path:
             raise LeaseLost(r.status_code, _detail(r))

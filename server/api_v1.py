@@ -134,10 +134,8 @@ def release(token: Token, ctx: Ctx):
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
-def task_out(v) -> TaskOut:
-    return TaskOut(id=v.id, path=v.path, language=v.language, state=v.state, attempts=v.attempts, size=v.size,
-                   sha256=v.sha256, last_error=v.last_error, audio_seconds=v.audio_seconds,
-                   updated_at=v.updated_at, done_at=v.done_at)
+def task_out(view) -> TaskOut:
+    return TaskOut.model_validate(view, from_attributes=True)
 
 
 @router.get("/tasks", response_model=list[TaskOut])

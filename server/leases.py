@@ -245,8 +245,7 @@ class Ledger:
     def complete_legacy(self, task_id: str, write_result: Callable[[TaskView], None]) -> Completion:
         """Legacy clients name only the task: credit its newest attempt, live or not."""
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             task = self._task_row(c, task_id)
             attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.task_id == task_id)
                                 .order_by(Attempt.id.desc()).limit(1)).first()
@@ -262,8 +261,7 @@ class Ledger:
              retryable: Optional[bool] = None) -> TaskView:
         """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             attempt = c.execute(SQL_ATTEMPT, {"tok": token}).first()
             if attempt is None:
                 raise NotFound("unknown lease token")
@@ -274,8 +272,7 @@ class Ledger:
 
     def fail_legacy(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             task = self._task_row(c, task_id)
             attempt = c.execute(select(*ATTEMPT_COLS).where(Attempt.task_id == task_id,
                                                             Attempt.state == AttemptState.ACTIVE)
@@ -290,16 +287,13 @@ class Ledger:
     def release(self, token: str) -> TaskView:
         """The client gives the task back unfinished (volunteer stopped it): no attempt is used up."""
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             task_id = c.execute(update(Attempt).where(Attempt.token == token, Attempt.state == AttemptState.ACTIVE)
                                 .values(state=AttemptState.RELEASED, finished_at=now)
                                 .returning(Attempt.task_id)).scalar()
             if task_id is None:
                 raise NotFound("no active lease with that token")
-            busy = c.execute(select(Attempt.id).where(Attempt.task_id == task_id,
-                                                      Attempt.state == AttemptState.ACTIVE).limit(1)).first()
-            if busy is None:
+            if c.execute(SQL_BUSY, {"tid": task_id}).first() is None:
                 c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED)
                           .values(state=TaskState.QUEUED, attempts=Task.attempts - 1, updated_at=now))
             view = self._task_row(c, task_id)
@@ -309,8 +303,7 @@ class Ledger:
     def file_changed(self, task_id: str, size: int, mtime: float) -> None:
         """The file was replaced after it was leased: record it, and hand every lease back unused."""
         now = self.clock()
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             released = c.execute(update(Attempt).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
                                  .values(state=AttemptState.RELEASED, finished_at=now)).rowcount
             values = dict(size=size, mtime=mtime, sha256=None, updated_at=now)
@@ -322,8 +315,8 @@ class Ledger:
 
     def expire_due(self) -> int:
         """Reclaim expired leases now (the periodic sweep; claims also do this)."""
-        with self._tx() as s:
-            expired = self._expire_due(s.connection(), self.clock())
+        with self._cx() as c:
+            expired = self._expire_due(c, self.clock())
         self._log_expired(expired)
         return len(expired)
 
@@ -421,8 +414,7 @@ class Ledger:
 
     def lease_task(self, token: str) -> TaskView:
         """The task behind a lease the holder may still use (to download its audio)."""
-        with self._tx() as s:
-            c = s.connection()
+        with self._cx() as c:
             attempt = c.execute(SQL_ATTEMPT, {"tok": token}).first()
             if attempt is None:
                 raise NotFound("unknown lease token")
@@ -436,10 +428,6 @@ class Ledger:
             if state:
                 q = q.where(Task.state == state)
             return [TaskView.of(t) for t in s.exec(q.order_by(Task.path).offset(offset).limit(limit))]
-
-    def attempts(self, task_id: str) -> list[Attempt]:
-        with self._tx() as s:
-            return list(s.exec(select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.id)))
 
     def stats(self, active_window: float = 900.0) -> Stats:
         now = self.clock()

@@ -133,3 +133,26 @@ def test_client_settings():
 def test_vtt_to_text():
     vtt = "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\n Hello\nworld\n\n00:01.000 --> 00:02.000\n2024 is here\n"
     assert vtt_to_text(vtt) == "Hello world\n2024 is here\n"
+
+
+def test_outbox_keeps_results_through_refusals(shared, server_process, tmp_path):
+    """Wrong credentials: the result stays queued. A final refusal (unknown lease): kept aside, not lost."""
+    from client.api import ServerAPI, Transient
+    from client.outbox import Outbox
+    from tests.conftest import copy_audio
+
+    copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3"})
+    srv = server_process(AUTH_TOKENS="box:right-token-0123456789").start()
+    settings = ClientSettings.from_env({"SERVER_URL": srv.url, "AUTH_TOKEN": "wrong-token-0123456789"}, dotenv_path=None)
+    outbox = Outbox(tmp_path / "outbox")
+    entry = outbox.put_result("aaaaaaaaaaaaaaaa", "B" * 32, {"txt": b"hello\n"}, {"model": "m"})
+    with pytest.raises(Transient):
+        outbox.send(ServerAPI(settings), entry)
+    assert [e.path for e in outbox.pending()] == [entry.path]
+
+    good = ClientSettings.from_env({"SERVER_URL": srv.url, "AUTH_TOKEN": "right-token-0123456789"}, dotenv_path=None)
+    assert "refused" in outbox.send(ServerAPI(good), entry)  # 404: that lease never existed
+    assert outbox.pending() == []
+    kept = list((tmp_path / "outbox" / "rejected").iterdir())
+    assert len(kept) == 1 and (kept[0] / "out.txt").read_bytes() == b"hello\n"
+    assert "unknown lease token" in (kept[0] / "refused.txt").read_text()
