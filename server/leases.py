@@ -98,9 +98,18 @@ _now = bindparam("now", type_=Float)
 SQL_EXPIRE = (update(A).where(A.c.state == AttemptState.ACTIVE, A.c.deadline < _now)
               .values(state=AttemptState.EXPIRED, finished_at=_now).returning(A.c.task_id, A.c.client))
 SQL_BUSY = select(A.c.id).where(A.c.task_id == bindparam("tid"), A.c.state == AttemptState.ACTIVE).limit(1)
-SQL_REQUEUE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.LEASED).values(
-    state=case((T.c.attempts >= bindparam("max_attempts"), TaskState.FAILED), else_=TaskState.QUEUED),
-    last_error=bindparam("error"), updated_at=_now))
+
+def _requeue(last_error):
+    return (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.LEASED).values(
+        state=case((T.c.attempts >= bindparam("max_attempts"), TaskState.FAILED), else_=TaskState.QUEUED),
+        last_error=last_error, updated_at=_now))
+
+
+SQL_REQUEUE_FAILED = _requeue(bindparam("error"))
+# An expiry says less than a real error ("cannot decode ..."): keep the real one if there is one.
+SQL_REQUEUE_EXPIRED = _requeue(func.coalesce(T.c.last_error, bindparam("error")))
+SQL_NOTE_ERROR = (update(T).where(T.c.id == bindparam("tid"), T.c.state.in_([TaskState.QUEUED, TaskState.FAILED]))
+                  .values(last_error=bindparam("error")))
 SQL_TASK_STATE = select(T.c.state).where(T.c.id == bindparam("tid"))
 SQL_TOUCH_CLIENT = update(C).where(C.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=_now)
 SQL_NEW_CLIENT = insert(C)
@@ -477,22 +486,26 @@ class Ledger:
             retryable=retryable, finished_at=now))
         # A report from a lease that already expired is kept on the attempt only: the task may
         # have been handed to someone else meanwhile.
+        full_error = error if not stderr_tail else f"{error}\n{stderr_tail}"
         if was_active:
-            self._requeue_if_idle(c, attempt.task_id, error if not stderr_tail else f"{error}\n{stderr_tail}", now)
+            self._requeue_if_idle(c, attempt.task_id, full_error, now)
+        else:  # too late to count, but what went wrong is still worth showing on an unfinished task
+            c.execute(SQL_NOTE_ERROR, {"tid": attempt.task_id, "error": full_error})
         c.execute(update(Client).where(Client.name == attempt.client)
                   .values(tasks_failed=Client.tasks_failed + 1, last_seen=now))
         return self._task_row(c, attempt.task_id)
 
-    def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float) -> None:
+    def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float, expired: bool = False) -> None:
         """After an attempt ends unsuccessfully: back to the queue, or failed once attempts are used up."""
         if c.execute(SQL_BUSY, {"tid": task_id}).first() is None:
-            c.execute(SQL_REQUEUE, {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now})
+            c.execute(SQL_REQUEUE_EXPIRED if expired else SQL_REQUEUE_FAILED,
+                      {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now})
 
     def _expire_due(self, c: Connection, now: float) -> list[tuple[str, str, str]]:
         due = c.execute(SQL_EXPIRE, {"now": now}).all()
         out = []
         for task_id, client in due:
-            self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now)
+            self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now, expired=True)
             out.append((task_id, client, c.execute(SQL_TASK_STATE, {"tid": task_id}).scalar()))
         return out
 

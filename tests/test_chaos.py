@@ -85,13 +85,31 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
         return not any(any(p.iterdir()) for p in tmp_path.glob("work-*/outbox") if p.is_dir())
 
     counts: collections.Counter[str] = collections.Counter()
+
+    def kill_and_restart(name: str) -> None:
+        counts[f"client SIGKILLs while {phase(tmp_path / f'work-{name}')}"] += 1
+        clients[name].kill()
+        clients[name].wait()
+        time.sleep(rng.uniform(0, 1.0))
+        start(name)
+
+    def pause(seconds: float) -> None:
+        """Wait, but pounce on a client caught between finishing a task and its upload (3 times)."""
+        end = time.time() + seconds
+        while time.time() < end:
+            if counts["client SIGKILLs while uploading"] < 3:
+                uploading = [n for n in sorted(clients) if phase(tmp_path / f"work-{n}") == "uploading"]
+                if uploading:
+                    kill_and_restart(uploading[0])
+            time.sleep(0.02)
+
     server_kills = sorted(rng.uniform(8, 45) for _ in range(2))
     for name in envs:
         start(name)
     t0 = time.time()
     try:
         while time.time() - t0 < 240:
-            time.sleep(rng.uniform(1.0, 3.0))
+            pause(rng.uniform(1.0, 3.0))
             if server_kills and time.time() - t0 > server_kills[0]:
                 server_kills.pop(0)
                 srv.kill()
@@ -100,12 +118,7 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
                 srv.start()
             elif rng.random() < 0.7:
                 busy = [n for n in sorted(clients) if phase(tmp_path / f"work-{n}") in ("downloading", "uploading")]
-                name = rng.choice(busy if busy and rng.random() < 0.5 else sorted(clients))
-                counts[f"client SIGKILLs while {phase(tmp_path / f'work-{name}')}"] += 1
-                clients[name].kill()
-                clients[name].wait()
-                time.sleep(rng.uniform(0, 1.0))
-                start(name)
+                kill_and_restart(rng.choice(busy if busy and rng.random() < 0.5 else sorted(clients)))
             stats = requests.get(f"{srv.url}/api/v1/stats", timeout=10).json()
             c = stats["counts"]
             if not server_kills and c["queued"] == c["leased"] == 0 and outboxes_empty():

@@ -226,3 +226,20 @@ def test_file_changed_while_leased(db):
         ledger.heartbeat(g.token)
     again = ledger.claim("b")
     assert (again.size, again.sha256, again.attempt) == (42, None, 1)
+
+
+def test_the_real_error_outlives_expiries(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock, max_attempts=3)
+    [tid] = add_tasks(ledger, 1)
+    ledger.fail(ledger.claim("a").token, "ffprobe cannot read x.mp3")
+    ledger.claim("b")
+    clock.t += 61
+    ledger.expire_due()
+    assert ledger.task(tid).last_error == "ffprobe cannot read x.mp3"
+    late = ledger.claim("c")
+    clock.t += 61
+    ledger.expire_due()  # third attempt used up: failed
+    ledger.fail(late.token, "ffmpeg cannot decode x.mp3")  # the killed client's report, delivered late
+    t = ledger.task(tid)
+    assert (t.state, t.last_error) == (TaskState.FAILED, "ffmpeg cannot decode x.mp3")
