@@ -99,6 +99,12 @@ def test_doctor(shared, whisper_cli, server_process, tmp_path):
         line = next(l for l in ok.stdout.splitlines() if f" {check} " in l)
         assert " ok " in line, line
     assert "FAIL" in ok.stdout.split("benchmark")[1]  # not measured yet: told, but not a failure
+    bench = subprocess.run([sys.executable, "-m", "client.cli", "bench"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert bench.returncode == 0 and "x real time" in bench.stdout, bench.stdout + bench.stderr
+    again = subprocess.run([sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert " ok " in next(l for l in again.stdout.splitlines() if " benchmark " in l)
     env.update(SERVER_URL="http://127.0.0.1:9", WHISPER_MODEL=str(tmp_path / "missing.bin"))
     bad = subprocess.run([sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1

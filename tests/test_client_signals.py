@@ -1,0 +1,74 @@
+"""The daemon's promises around stopping, with the real client, server and whisper-cli:
+a lost lease stops whisper-cli at once; SIGTERM finishes the task first; a second signal hands it back."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import client_env, copy_audio
+
+pytestmark = pytest.mark.slow
+
+
+def start_client(tmp_path, srv, shared, *args):
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "sig", THREADS=1)
+    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "run", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not list((tmp_path / "work-sig").glob("*/input.wav")):  # transcribing now
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return proc
+
+
+def whisper_children(proc) -> list:
+    return [c for c in psutil.Process(proc.pid).children(recursive=True) if "whisper" in c.name()]
+
+
+def test_lost_lease_kills_whisper_and_drops_the_task(shared, whisper_cli, server_process, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"millbrook.mp3": "millbrook.mp3"})
+    srv = server_process(LEASE_SECONDS=6).start()  # heartbeats every 1.5 s
+    client = start_client(tmp_path, srv, shared, "--once")
+    [task] = requests.get(f"{srv.url}/api/v1/tasks").json()
+    whisper = whisper_children(client)
+    assert whisper
+    # Someone else (a legacy client) finishes the task first: the lease is superseded.
+    requests.post(f"{srv.url}/result", json={"id": task["id"], "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nfirst\n"})
+    out, _ = client.communicate(timeout=30)
+    assert client.returncode == 0
+    assert "taken back by the server; dropped" in out
+    assert (tmp_path / "data/results/millbrook.txt").read_text() == "first\n"  # not overwritten
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in whisper)  # killed, not orphaned
+
+
+def test_sigterm_finishes_the_task_then_exits(shared, whisper_cli, server_process, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"millbrook.mp3": "millbrook.mp3", "jfk.mp3": "jfk.mp3"})
+    srv = server_process().start()
+    client = start_client(tmp_path, srv, shared)
+    client.send_signal(signal.SIGTERM)
+    out, _ = client.communicate(timeout=120)
+    assert client.returncode == 0, out
+    states = sorted(t["state"] for t in requests.get(f"{srv.url}/api/v1/tasks").json())
+    assert states == ["done", "queued"]  # the current task finished and uploaded; no new one taken
+
+
+def test_second_signal_aborts_and_hands_the_task_back(shared, whisper_cli, server_process, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"millbrook.mp3": "millbrook.mp3"})
+    srv = server_process().start()
+    client = start_client(tmp_path, srv, shared)
+    client.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    client.send_signal(signal.SIGINT)
+    out, _ = client.communicate(timeout=60)
+    assert client.returncode == 130, out
+    assert "handed back" in out
+    [task] = requests.get(f"{srv.url}/api/v1/tasks").json()
+    assert (task["state"], task["attempts"]) == ("queued", 0)  # released: no attempt used up
