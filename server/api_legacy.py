@@ -50,9 +50,7 @@ async def post_result(body: LegacyResultIn, ctx: Ctx):
     files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
 
     def write(task):
-        write_result(ctx.settings.results_dir, task.result_stem, files,
-                     {"task_id": task.id, "path": task.path, "attempt": task.attempts,
-                      "formats": sorted(files), "protocol": "legacy"})
+        write_result(ctx.settings.results_dir, task, files, {"protocol": "legacy"})
 
     await run_in_threadpool(ctx.ledger.complete_legacy, body.id, write)
     return {"status": "ok"}

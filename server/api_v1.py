@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from . import scanner
 from .audio import audio_response
 from .context import Context, admin, authenticated, get_context
 from .results import RESULT_FORMATS, write_result
@@ -112,9 +111,7 @@ async def upload_result(token: Token, ctx: Ctx, request: Request):
         raise HTTPException(422, "a result needs at least a txt or a vtt file")
 
     def write(task):
-        meta_out = {**info.model_dump(), "task_id": task.id, "path": task.path, "attempt": task.attempts,
-                    "formats": sorted(files), "protocol": "v1"}
-        write_result(ctx.settings.results_dir, task.result_stem, files, meta_out)
+        write_result(ctx.settings.results_dir, task, files, {**info.model_dump(), "protocol": "v1"})
 
     done = await run_in_threadpool(ctx.ledger.complete, token, write, info.audio_seconds)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
@@ -165,6 +162,5 @@ def requeue(body: RequeueIn, ctx: Ctx):
 @router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)],
              responses={403: {"model": Message}})
 def scan(ctx: Ctx):
-    s = ctx.settings
-    r = scanner.scan(ctx.ledger, s.audio_dir, s.results_dir, s.default_language)
-    return ScanOut(added=r.added, changed=r.changed, missing=r.missing, returned=r.returned)
+    """Rescan AUDIO_DIR now (checksums of new files follow in the background)."""
+    return ScanOut.model_validate(ctx.scan(), from_attributes=True)

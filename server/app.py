@@ -12,7 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from . import api_legacy, api_v1, scanner
+from . import api_legacy, api_v1
 from .auth import Authenticator
 from .context import Context
 from .db import init_db, make_engine
@@ -37,25 +37,25 @@ def build_context(settings: Settings, event_stream=None) -> Context:
     return Context(settings, ledger, auth, events)
 
 
-def run_scan(ctx: Context):
-    s = ctx.settings
-    return scanner.scan(ctx.ledger, s.audio_dir, s.results_dir, s.default_language)
-
-
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
-    """Rescan every SCAN_INTERVAL; sweep expired leases more often (claims also do it)."""
+    """Checksum new files, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it)."""
     sweep = max(1.0, min(30.0, ctx.settings.lease_seconds / 4))
     interval = ctx.settings.scan_interval
     waited = 0.0
-    while not stop.wait(sweep):
-        waited += sweep
+    while True:
         try:
+            ctx.checksum()
+            if stop.wait(sweep):
+                return
+            waited += sweep
             ctx.ledger.expire_due()
             if interval and waited >= interval:
                 waited = 0.0
-                run_scan(ctx)
+                ctx.scan()
         except Exception:  # keep the loop alive; the next round retries
             log.exception("housekeeping failed")
+            if stop.wait(sweep):
+                return
 
 
 def create_app(settings: Settings, event_stream=None) -> FastAPI:
@@ -64,7 +64,7 @@ def create_app(settings: Settings, event_stream=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         remove_stale_temps(settings.results_dir)
-        run_scan(ctx)
+        ctx.scan()  # registering is quick; checksums follow in the housekeeping thread
         stop = threading.Event()
         worker = threading.Thread(target=_housekeeping, args=(ctx, stop), name="housekeeping", daemon=True)
         worker.start()

@@ -61,12 +61,11 @@ def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
 
 @app.command()
 def scan():
-    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing."""
-    from .app import run_scan
-
+    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum new ones."""
     ctx = context(load_settings())
-    r = run_scan(ctx)
-    console.print(f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}")
+    r = ctx.scan()
+    console.print(f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; "
+                  f"checksummed {ctx.checksum()}")
 
 
 @app.command()

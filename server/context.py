@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from . import scanner
 from .auth import Authenticator, Principal
 from .events import EventLog
-from .leases import Ledger
+from .leases import Ledger, ScanReport
 from .settings import Settings
 
 
@@ -18,6 +19,13 @@ class Context:
     ledger: Ledger
     auth: Authenticator
     events: EventLog
+
+    def scan(self) -> ScanReport:
+        s = self.settings
+        return scanner.scan(self.ledger, s.audio_dir, s.results_dir, s.default_language)
+
+    def checksum(self) -> int:
+        return scanner.checksum_pending(self.ledger, self.settings.audio_dir)
 
 
 def get_context(request: Request) -> Context:

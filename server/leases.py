@@ -122,6 +122,9 @@ SQL_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.Q
             .values(state=TaskState.LEASED, attempts=T.c.attempts + 1, updated_at=_now)
             .returning(T.c.path, T.c.language, T.c.size, T.c.sha256, T.c.attempts))
 SQL_GRANT = insert(A)
+# A lease handed back unfinished (released, or its file changed) does not use up an attempt.
+SQL_GIVE_BACK = (update(T).where(T.c.id == bindparam("tid"), T.c.state == TaskState.LEASED)
+                 .values(state=TaskState.QUEUED, attempts=T.c.attempts - 1, updated_at=_now))
 SQL_HEARTBEAT = (update(A).where(A.c.token == bindparam("tok"), A.c.state == AttemptState.ACTIVE)
                  .values(deadline=bindparam("dl"), heartbeat_at=_now,
                          progress=func.coalesce(bindparam("prog", type_=Float), A.c.progress))
@@ -303,8 +306,7 @@ class Ledger:
             if task_id is None:
                 raise NotFound("no active lease with that token")
             if c.execute(SQL_BUSY, {"tid": task_id}).first() is None:
-                c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED)
-                          .values(state=TaskState.QUEUED, attempts=Task.attempts - 1, updated_at=now))
+                c.execute(SQL_GIVE_BACK, {"tid": task_id, "now": now})
             view = self._task_row(c, task_id)
         self.events.emit("released", task=task_id)
         return view
@@ -315,11 +317,9 @@ class Ledger:
         with self._cx() as c:
             released = c.execute(update(Attempt).where(Attempt.task_id == task_id, Attempt.state == AttemptState.ACTIVE)
                                  .values(state=AttemptState.RELEASED, finished_at=now)).rowcount
-            values = dict(size=size, mtime=mtime, sha256=None, updated_at=now)
-            c.execute(update(Task).where(Task.id == task_id).values(**values))
+            c.execute(update(Task).where(Task.id == task_id).values(size=size, mtime=mtime, sha256=None))
             if released:
-                c.execute(update(Task).where(Task.id == task_id, Task.state == TaskState.LEASED)
-                          .values(state=TaskState.QUEUED, attempts=Task.attempts - 1))
+                c.execute(SQL_GIVE_BACK, {"tid": task_id, "now": now})
         self.events.emit("changed", task=task_id, size=size)
 
     def expire_due(self) -> int:
@@ -358,6 +358,10 @@ class Ledger:
         """Bring the task table in line with what the scanner saw on disk."""
         now = self.clock()
         added = changed = missing = returned = 0
+        def fresh_start(size: int) -> tuple[str, Optional[str]]:
+            # An empty file has nothing to hand out: say so at once instead of failing N times.
+            return (TaskState.FAILED, "empty file (0 bytes)") if size == 0 else (TaskState.QUEUED, None)
+
         with self._tx() as s:
             known = {t.id: t for t in s.exec(select(Task))}
             seen: set[str] = set()
@@ -365,14 +369,13 @@ class Ledger:
                 seen.add(f.task_id)
                 t = known.get(f.task_id)
                 if t is None:
-                    state, error = TaskState.DONE if f.has_result else TaskState.QUEUED, None
-                    if f.size == 0 and not f.has_result:  # nothing to hand out: say so at once
-                        state, error = TaskState.FAILED, "empty file (0 bytes)"
+                    state, error = (TaskState.DONE, None) if f.has_result else fresh_start(f.size)
                     s.add(Task(id=f.task_id, path=f.path, result_stem=f.result_stem, language=f.language,
                                size=f.size, mtime=f.mtime, state=state, last_error=error, created_at=now,
                                updated_at=now, done_at=now if f.has_result else None))
                     added += 1
                     continue
+                before = (t.state, t.size, t.mtime, t.language)
                 if t.state == TaskState.MISSING:
                     t.state = TaskState.DONE if t.done_at else TaskState.QUEUED
                     returned += 1
@@ -381,13 +384,12 @@ class Ledger:
                     # to redo); an unfinished one starts over with the new file.
                     t.size, t.mtime, t.sha256 = f.size, f.mtime, None
                     if t.state in (TaskState.QUEUED, TaskState.FAILED):
-                        t.state, t.attempts, t.last_error = TaskState.QUEUED, 0, None
-                        if f.size == 0:
-                            t.state, t.last_error = TaskState.FAILED, "empty file (0 bytes)"
+                        (t.state, t.last_error), t.attempts = fresh_start(f.size), 0
                     changed += 1
                 t.language = f.language
-                t.updated_at = now
-                s.add(t)
+                if (t.state, t.size, t.mtime, t.language) != before:  # a rescan rewrites only what changed
+                    t.updated_at = now
+                    s.add(t)
             if complete_scan:
                 for t in known.values():
                     if t.id not in seen and t.state != TaskState.MISSING:

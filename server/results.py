@@ -51,8 +51,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_result(results_dir: Path, stem: str, files: Mapping[str, bytes], meta: dict) -> list[Path]:
+def write_result(results_dir: Path, task, files: Mapping[str, bytes], meta: dict) -> list[Path]:
     """Write each format, then `.meta.json` last: its presence marks a complete set."""
+    stem = task.result_stem
+    meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts, "formats": sorted(files)}
     written = []
     for fmt, data in files.items():
         if fmt not in RESULT_FORMATS:

@@ -87,16 +87,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def scan(ledger: Ledger, audio_dir: Path, results_dir: Path, default_language: str) -> ScanReport:
-    """Register new files, notice changed and vanished ones, then checksum what needs it."""
+    """Register new files, notice changed and vanished ones. Only stat()s: fast even for huge folders."""
+    root = audio_dir.resolve()
     paths = list(walk(audio_dir))
     stems = result_stems(paths)
     found = []
     for rel in paths:
-        st = (audio_dir.resolve() / rel).stat()
+        st = (root / rel).stat()
         found.append(FoundFile(task_id=task_id_for(rel), path=rel, result_stem=stems[rel],
                                language=language_for(rel, default_language), size=st.st_size,
                                mtime=st.st_mtime, has_result=has_result(results_dir, stems[rel])))
-    report = ledger.sync_files(found)
+    return ledger.sync_files(found)
+
+
+def checksum_pending(ledger: Ledger, audio_dir: Path) -> int:
+    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
     tried: set[str] = set()
     while batch := [t for t in ledger.unhashed() if t.id not in tried]:
         for t in batch:
@@ -108,4 +113,4 @@ def scan(ledger: Ledger, audio_dir: Path, results_dir: Path, default_language: s
             except (OSError, UnsafePath) as e:
                 log.warning("cannot checksum %s: %s", t.path, e)
                 ledger.mark_missing(t.id)
-    return report
+    return len(tried)

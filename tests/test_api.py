@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -50,6 +51,10 @@ def lease(client, name="box", **caps):
 def test_v1_full_cycle(shared, api, tmp_path):
     copy_audio(shared, tmp_path / "audio", {"talks/jfk.mp3": "jfk.mp3"})
     c = api()
+    for _ in range(100):  # checksums are computed in the background after start
+        if c.get("/api/v1/tasks").json()[0]["sha256"]:
+            break
+        time.sleep(0.05)
     L = lease(c, backend="cpu", model="ggml-tiny.en.bin", threads=2, rtf=11.0)
     raw = (shared / "audio/jfk.mp3").read_bytes()
     assert L["size"] == len(raw) and L["language"] == "auto" and len(L["sha256"]) == 64

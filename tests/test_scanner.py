@@ -7,7 +7,7 @@ import os
 import pytest
 
 from server.paths import UnsafePath, safe_join
-from server.scanner import language_for, result_stems, scan, task_id_for, walk
+from server.scanner import checksum_pending, language_for, result_stems, scan, task_id_for, walk
 from tests.test_leases import make_ledger
 
 
@@ -78,7 +78,9 @@ def test_scan_lifecycle(tmp_path):
     assert by_path["fr/two.mp3"].language == "fr"
     assert by_path["old.mp3"].state == "done"  # a result already exists: not queued again
     assert by_path["empty.mp3"].state == "failed" and "empty" in by_path["empty.mp3"].last_error
-    assert by_path["one.mp3"].sha256 and len(by_path["one.mp3"].sha256) == 64
+    assert by_path["one.mp3"].sha256 is None  # the scan only stats; checksums come after
+    assert checksum_pending(ledger, audio) == 4  # the done one too: results are kept, files may be re-done
+    assert len(ledger.task(by_path["one.mp3"].id).sha256) == 64
 
     (audio / "one.mp3").unlink()
     touch(audio / "fr" / "two.mp3", b"different content")
@@ -91,3 +93,18 @@ def test_scan_lifecycle(tmp_path):
     touch(audio / "one.mp3")
     assert scan(ledger, audio, results, "auto").returned == 1
     assert ledger.task(by_path["one.mp3"].id).state == "queued"
+
+
+def test_rescan_writes_only_what_changed(tmp_path):
+    from tests.test_leases import Clock
+
+    audio, clock = tmp_path / "audio", Clock()
+    ledger = make_ledger(tmp_path / "db.sqlite", clock)
+    touch(audio / "a.mp3")
+    touch(audio / "b.mp3")
+    scan(ledger, audio, tmp_path / "results", "auto")
+    clock.t += 300
+    touch(audio / "b.mp3", b"new content")
+    scan(ledger, audio, tmp_path / "results", "auto")
+    updated = {t.path: t.updated_at for t in ledger.tasks()}
+    assert updated == {"a.mp3": 1_000_000.0, "b.mp3": 1_000_300.0}
