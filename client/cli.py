@@ -80,11 +80,9 @@ def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_ok
     for f in files:
         with tempfile.TemporaryDirectory(prefix="stt-") as tmp:
             try:
-                seconds = media.duration(f)
-                wav = media.to_wav(f, Path(tmp) / "audio.wav")
                 display.start(f"transcribing {f.name}")
-                result = transcribe.run(whisper_config(s), wav, Path(tmp) / "out", language or s.language or "auto",
-                                        lambda p: display.update(p))
+                result = transcribe.transcribe_file(whisper_config(s), f, Path(tmp), language or s.language or "auto",
+                                                    lambda percent, _: display.update(percent))
                 display.finish()
             except (media.MediaError, transcribe.TranscribeError) as e:
                 display.finish()
@@ -97,7 +95,8 @@ def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_ok
             dest.mkdir(parents=True, exist_ok=True)
             for fmt, p in result.files.items():
                 shutil.copyfile(p, dest / f"{f.stem}.{fmt}")
-            console.print(f"[green]{f.name}[/green]: {seconds:.0f} s in {result.seconds:.1f} s -> {dest / f.stem}.*")
+            console.print(f"[green]{f.name}[/green]: {result.audio_seconds:.0f} s in {result.seconds:.1f} s "
+                          f"-> {dest / f.stem}.*")
             console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
     raise typer.Exit(1 if failed else 0)
 
@@ -111,13 +110,12 @@ def bench(file: Optional[Path] = typer.Option(None, "--file", help="audio to tim
         console.print("[red]no sample audio found; pass --file[/red]")
         raise typer.Exit(1)
     with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
-        seconds = media.duration(sample)
-        wav = media.to_wav(sample, Path(tmp) / "a.wav")
         try:
-            result = transcribe.run(whisper_config(s), wav, Path(tmp) / "out", "auto" if not s.english_only else "en")
-        except transcribe.TranscribeError as e:
+            result = transcribe.transcribe_file(whisper_config(s), sample, Path(tmp), "en" if s.english_only else "auto")
+        except (media.MediaError, transcribe.TranscribeError) as e:
             console.print(f"[red]benchmark failed: {e}[/red]\n{e.stderr_tail}")
             raise typer.Exit(1)
+    seconds = result.audio_seconds
     rtf = seconds / result.seconds
     s.work_dir.mkdir(parents=True, exist_ok=True)
     bench_file(s).write_text(json.dumps({"model": s.whisper_model.name, "rtf": round(rtf, 3), "threads": s.threads,

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .api import LeaseLost, Rejected, ServerAPI, fsync_dir
+from .api import LeaseLost, Rejected, ServerAPI
 
 log = logging.getLogger("batch-stt.outbox")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

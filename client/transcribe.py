@@ -11,10 +11,11 @@ import re
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from . import media
 from .subproc import die_with_parent
 
 FORMATS = ("txt", "vtt", "srt", "json")
@@ -48,9 +49,10 @@ class WhisperConfig:
 class Transcript:
     files: dict[str, Path]
     language: Optional[str]
-    seconds: float
+    seconds: float  # whisper-cli's own time
     stderr_tail: str = ""
-    meta: dict = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    transcode_seconds: float = 0.0
 
 
 def model_language(model: Path, wanted: str) -> str:
@@ -125,3 +127,17 @@ def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
         raise TranscribeError(reason, stderr_tail, retryable=retryable)
     return Transcript(outputs, detected[-1] if detected else (language if language != "auto" else None),
                       time.monotonic() - started, stderr_tail)
+
+
+def transcribe_file(cfg: WhisperConfig, src: Path, work: Path, language: str,
+                    on_progress: Callable[[float, float], None] = lambda percent, audio_seconds: None,
+                    cancel: Optional[threading.Event] = None) -> Transcript:
+    """The whole local pipeline, the same for the daemon and `stt-client transcribe`:
+    ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`, whisper-cli."""
+    started = time.monotonic()
+    audio_seconds = media.duration(src)
+    wav = media.to_wav(src, work / "input.wav")
+    transcoded = time.monotonic() - started
+    result = run(cfg, wav, work / "out", language, lambda percent: on_progress(percent, audio_seconds), cancel)
+    result.audio_seconds, result.transcode_seconds = audio_seconds, transcoded
+    return result

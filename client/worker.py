@@ -166,23 +166,20 @@ class Worker:
                 audio = self._download(lease, work / "src" / name, cancel)
                 timings["download_seconds"] = time.monotonic() - t0
 
-                t0 = time.monotonic()
-                seconds = media.duration(audio)
-                wav = media.to_wav(audio, work / "input.wav")
-                timings["transcode_seconds"] = time.monotonic() - t0
-
                 self.display.start(f"transcribing {name}")
+                t0 = time.monotonic()
 
-                def progress(pct: float) -> None:
+                def progress(pct: float, audio_seconds: float) -> None:
                     hb.progress = pct
                     elapsed = time.monotonic() - t0
-                    speed = f"{seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
+                    speed = f"{audio_seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
                     self.display.update(pct, speed)
 
-                t0 = time.monotonic()
                 language = self.s.language or lease.language
-                result = transcribe.run(whisper_config(self.s), wav, work / "out", language, progress, cancel)
+                result = transcribe.transcribe_file(whisper_config(self.s), audio, work, language, progress, cancel)
                 self.display.finish()
+            seconds = result.audio_seconds
+            timings["transcode_seconds"] = result.transcode_seconds
             files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
             meta = {"model": self.s.whisper_model.name, "backend": detect_backend(self.s),
                     "audio_seconds": round(seconds, 3), "processing_seconds": round(result.seconds, 3),
