@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import requests
+
+from stt_common.files import sha256_file
 
 from . import __version__
 from .settings import ClientSettings
@@ -89,7 +91,9 @@ class ServerAPI:
             return None
         return Lease(**{k: v for k, v in r.json().items() if k in Lease.__dataclass_fields__})
 
-    def download(self, lease: Lease, dest: Path, on_progress: Callable[[int, int], None] = lambda done, total: None) -> Path:
+    def download(
+        self, lease: Lease, dest: Path, on_progress: Callable[[int, int], None] = lambda done, total: None
+    ) -> Path:
         """Fetch the audio to `dest`, resuming a partial file with Range; verify size and SHA-256."""
         have = dest.stat().st_size if dest.exists() else 0
         if have > lease.size:
@@ -132,16 +136,11 @@ class ServerAPI:
                 fh.close()
 
     def report_error(self, token: str, message: str, stderr_tail: Optional[str], retryable: bool) -> dict:
-        return self._call("POST", f"/api/v1/leases/{token}/error",
-                          json={"message": message[:4000], "stderr_tail": stderr_tail, "retryable": retryable}).json()
+        return self._call(
+            "POST",
+            f"/api/v1/leases/{token}/error",
+            json={"message": message[:4000], "stderr_tail": stderr_tail, "retryable": retryable},
+        ).json()
 
     def release(self, token: str) -> None:
         self._call("POST", f"/api/v1/leases/{token}/release")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -14,7 +14,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next_delay(self) -> float:
-        delay = self.rng.uniform(0, min(self.cap, self.base * 2 ** self.attempt))
+        delay = self.rng.uniform(0, min(self.cap, self.base * 2**self.attempt))
         self.attempt += 1
         return max(delay, self.base / 10)
 

@@ -23,8 +23,12 @@ from .progress import Display
 from .settings import ClientSettings, SettingsError
 from .worker import Worker, bench_file, measured_rtf, whisper_config
 
-app = typer.Typer(help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
 
 
@@ -33,29 +37,36 @@ def load(need_server: bool = True) -> ClientSettings:
         return ClientSettings.from_env(need_server=need_server)
     except SettingsError as e:
         typer.echo(f"configuration error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def sample_audio(s: ClientSettings) -> Optional[Path]:
     """whisper.cpp ships samples/jfk.wav in its tree, next to the build directory."""
-    for candidate in (s.whisper_cli.parent.parent.parent / "samples" / "jfk.wav",
-                      s.whisper_cli.parent.parent / "samples" / "jfk.wav"):
+    for candidate in (
+        s.whisper_cli.parent.parent.parent / "samples" / "jfk.wav",
+        s.whisper_cli.parent.parent / "samples" / "jfk.wav",
+    ):
         if candidate.is_file():
             return candidate
     return None
 
 
 @app.command()
-def run(once: bool = typer.Option(False, "--once", help="do one task, then exit"),
-        max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="exit after N tasks"),
-        until_idle: bool = typer.Option(False, "--until-idle", help="exit when the server has no task for us"),
-        verbose: bool = typer.Option(False, "--verbose", "-v")):
+def run(
+    once: bool = typer.Option(False, "--once", help="do one task, then exit"),
+    max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="exit after N tasks"),
+    until_idle: bool = typer.Option(False, "--until-idle", help="exit when the server has no task for us"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
     """Work for the server: lease, transcribe, upload, repeat. Ctrl-C finishes the current task first."""
     setup_logging(verbose)
     s = load()
@@ -69,9 +80,11 @@ def run(once: bool = typer.Option(False, "--once", help="do one task, then exit"
 
 
 @app.command("transcribe")
-def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-                     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: beside each file)"),
-                     language: Optional[str] = typer.Option(None, "--language", "-l", help="e.g. en, de, auto")):
+def transcribe_files(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: beside each file)"),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="e.g. en, de, auto"),
+):
     """Transcribe local files with the same pipeline, no server needed."""
     setup_logging(False)
     s = load(need_server=False)
@@ -81,8 +94,13 @@ def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_ok
         with tempfile.TemporaryDirectory(prefix="stt-") as tmp:
             try:
                 display.start(f"transcribing {f.name}")
-                result = transcribe.transcribe_file(whisper_config(s), f, Path(tmp), language or s.language or "auto",
-                                                    lambda percent, _: display.update(percent))
+                result = transcribe.transcribe_file(
+                    whisper_config(s),
+                    f,
+                    Path(tmp),
+                    language or s.language or "auto",
+                    lambda percent, _: display.update(percent),
+                )
                 display.finish()
             except (media.MediaError, transcribe.TranscribeError) as e:
                 display.finish()
@@ -95,14 +113,17 @@ def transcribe_files(files: list[Path] = typer.Argument(..., exists=True, dir_ok
             dest.mkdir(parents=True, exist_ok=True)
             for fmt, p in result.files.items():
                 shutil.copyfile(p, dest / f"{f.stem}.{fmt}")
-            console.print(f"[green]{f.name}[/green]: {result.audio_seconds:.0f} s in {result.seconds:.1f} s "
-                          f"-> {dest / f.stem}.*")
+            console.print(
+                f"[green]{f.name}[/green]: {result.audio_seconds:.0f} s in {result.seconds:.1f} s -> {dest / f.stem}.*"
+            )
             console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
     raise typer.Exit(1 if failed else 0)
 
 
 @app.command()
-def bench(file: Optional[Path] = typer.Option(None, "--file", help="audio to time (default: whisper.cpp's jfk sample)")):
+def bench(
+    file: Optional[Path] = typer.Option(None, "--file", help="audio to time (default: whisper.cpp's jfk sample)"),
+):
     """Measure this machine's real-time factor with the configured model; sent with lease requests."""
     s = load(need_server=False)
     sample = file or sample_audio(s)
@@ -111,17 +132,30 @@ def bench(file: Optional[Path] = typer.Option(None, "--file", help="audio to tim
         raise typer.Exit(1)
     with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
         try:
-            result = transcribe.transcribe_file(whisper_config(s), sample, Path(tmp), "en" if s.english_only else "auto")
+            result = transcribe.transcribe_file(
+                whisper_config(s), sample, Path(tmp), "en" if s.english_only else "auto"
+            )
         except (media.MediaError, transcribe.TranscribeError) as e:
             console.print(f"[red]benchmark failed: {e}[/red]\n{e.stderr_tail}")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
     seconds = result.audio_seconds
     rtf = seconds / result.seconds
     s.work_dir.mkdir(parents=True, exist_ok=True)
-    bench_file(s).write_text(json.dumps({"model": s.whisper_model.name, "rtf": round(rtf, 3), "threads": s.threads,
-                                         "audio_seconds": seconds, "measured_at": time.time()}))
-    console.print(f"{s.whisper_model.name}, {s.threads} threads: {seconds:.1f} s of audio in {result.seconds:.2f} s "
-                  f"= {rtf:.1f}x real time (saved to {bench_file(s)})")
+    bench_file(s).write_text(
+        json.dumps(
+            {
+                "model": s.whisper_model.name,
+                "rtf": round(rtf, 3),
+                "threads": s.threads,
+                "audio_seconds": seconds,
+                "measured_at": time.time(),
+            }
+        )
+    )
+    console.print(
+        f"{s.whisper_model.name}, {s.threads} threads: {seconds:.1f} s of audio in {result.seconds:.2f} s "
+        f"= {rtf:.1f}x real time (saved to {bench_file(s)})"
+    )
 
 
 @app.command()
@@ -143,7 +177,11 @@ def doctor():
         out = subprocess.run([media.tool(tool), "-version"], capture_output=True, text=True, timeout=30).stdout
         return out.splitlines()[0][:60]
 
-    check("ffmpeg", lambda: version("ffmpeg"), "install ffmpeg: apt install ffmpeg | dnf install ffmpeg | brew install ffmpeg")
+    check(
+        "ffmpeg",
+        lambda: version("ffmpeg"),
+        "install ffmpeg: apt install ffmpeg | dnf install ffmpeg | brew install ffmpeg",
+    )
     check("ffprobe", lambda: version("ffprobe"), "ffprobe comes with the ffmpeg package")
 
     def cli_ok() -> str:
@@ -174,10 +212,16 @@ def doctor():
     if have_cli and have_model:
         check("transcribe sample", sample_ok, "rebuild whisper-cli; re-download the model (it may be truncated)")
     api = ServerAPI(s)
-    if check("server reachable", lambda: f"{s.server_url}: {api.health()['status']}",
-             "check SERVER_URL, the network, and that the server runs (curl SERVER_URL/health)"):
-        check("credentials", lambda: f"{sum(api.stats()['counts'].values())} tasks visible",
-              "set AUTH_ENABLED=true with USERNAME/PASSWORD (or AUTH_TOKEN) as the operator gave them")
+    if check(
+        "server reachable",
+        lambda: f"{s.server_url}: {api.health()['status']}",
+        "check SERVER_URL, the network, and that the server runs (curl SERVER_URL/health)",
+    ):
+        check(
+            "credentials",
+            lambda: f"{sum(api.stats()['counts'].values())} tasks visible",
+            "set AUTH_ENABLED=true with USERNAME/PASSWORD (or AUTH_TOKEN) as the operator gave them",
+        )
     rtf = measured_rtf(s)
     rows.append(("benchmark", rtf is not None, f"{rtf}x real time" if rtf else "not measured", "run stt-client bench"))
 

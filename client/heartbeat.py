@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from .api import LeaseLost, Rejected, ServerAPI, Transient
 
@@ -31,7 +32,7 @@ class Heartbeat:
             except (Transient, Rejected) as e:  # keep working; a late result is still accepted
                 log.info("heartbeat failed, will retry: %s", e)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

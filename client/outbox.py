@@ -13,18 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from stt_common.files import fsync_dir
+
 from .api import LeaseLost, Rejected, ServerAPI
 
 log = logging.getLogger("batch-stt.outbox")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -68,8 +61,9 @@ class Outbox:
         return self._put("result", task_id, token, meta, files)
 
     def put_error(self, task_id: str, token: str, message: str, stderr_tail: Optional[str], retryable: bool) -> Entry:
-        return self._put("error", task_id, token,
-                         {"message": message, "stderr_tail": stderr_tail, "retryable": retryable}, {})
+        return self._put(
+            "error", task_id, token, {"message": message, "stderr_tail": stderr_tail, "retryable": retryable}, {}
+        )
 
     @staticmethod
     def _load(path: Path) -> Entry:

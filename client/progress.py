@@ -30,9 +30,15 @@ class Display:
     def start(self, label: str, total: float = 100.0) -> None:
         self.finish()
         if self.live:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[speed]}"),
-                                      TimeElapsedColumn(), console=self.console, transient=True)
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[speed]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
             self._progress.start()
             self._bar = self._progress.add_task(label, total=total, speed="")
         else:

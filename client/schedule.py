@@ -36,7 +36,7 @@ class Window:
     hours: float
 
     @classmethod
-    def parse(cls, cron: str, hours: str) -> Optional["Window"]:
+    def parse(cls, cron: str, hours: str) -> Optional[Window]:
         if not cron:
             if hours:
                 raise WindowError("PROCESSING_HOURS needs CRON (when the window opens), e.g. CRON='0 22 * * *'")
@@ -45,7 +45,7 @@ class Window:
         if len(parts) != 5:
             raise WindowError(f"CRON={cron!r} must have 5 fields: minute hour day month weekday")
         try:
-            fields = tuple(_field(p, lo, hi) for p, (lo, hi) in zip(parts, _RANGES))
+            fields = tuple(_field(p, lo, hi) for p, (lo, hi) in zip(parts, _RANGES, strict=True))
         except ValueError as e:
             raise WindowError(f"CRON={cron!r}: cannot read {e}") from None
         try:
@@ -58,8 +58,9 @@ class Window:
 
     def _fires(self, t: datetime) -> bool:
         minute, hour, dom, month, dow = self.fields
-        return (t.minute in minute and t.hour in hour and t.day in dom and t.month in month
-                and (t.weekday() + 1) % 7 in dow)
+        return (
+            t.minute in minute and t.hour in hour and t.day in dom and t.month in month and (t.weekday() + 1) % 7 in dow
+        )
 
     def is_open(self, now: Optional[datetime] = None) -> bool:
         """Open if the schedule fired within the last PROCESSING_HOURS."""

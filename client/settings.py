@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
-from dotenv import dotenv_values
+from stt_common.env import load_env, truthy
+from stt_common.formats import is_english_only
 
 from .schedule import Window, WindowError
 
@@ -22,10 +24,6 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "whisper" / "models" / "ggml-b
 
 class SettingsError(ValueError):
     pass
-
-
-def _bool(raw: str) -> bool:
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,16 @@ class ClientSettings:
 
     @property
     def english_only(self) -> bool:
-        return ".en." in self.whisper_model.name or self.whisper_model.name.endswith(".en.bin")
+        return is_english_only(self.whisper_model.name)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | None = ".env",
-                 need_server: bool = True) -> "ClientSettings":
-        values: dict[str, str] = {}
-        if dotenv_path and Path(dotenv_path).is_file():
-            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        values.update(os.environ if env is None else env)
-        get = lambda name, default="": values.get(name, default).strip()  # noqa: E731
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, dotenv_path: str | None = ".env", need_server: bool = True
+    ) -> ClientSettings:
+        values = load_env(env, dotenv_path)
+
+        def get(name: str, default: str = "") -> str:
+            return values.get(name, default).strip()
 
         server = get("SERVER_URL", "http://127.0.0.1:8000").rstrip("/")
         if need_server and not server.startswith(("http://", "https://")):
@@ -73,13 +71,15 @@ class ClientSettings:
             beam = int(get("BEAM_SIZE")) if get("BEAM_SIZE") else None
             retry_max = float(get("RETRY_MAX_SECONDS", "600"))
         except ValueError as e:
-            raise SettingsError(f"THREADS / POLL_SECONDS / BEAM_SIZE / RETRY_MAX_SECONDS must be numbers ({e})") from None
+            raise SettingsError(
+                f"THREADS / POLL_SECONDS / BEAM_SIZE / RETRY_MAX_SECONDS must be numbers ({e})"
+            ) from None
         if threads < 1:
             raise SettingsError("THREADS must be at least 1")
         language = get("LANGUAGE").lower() or None
         if language and language != "auto" and len(language) != 2:
             raise SettingsError(f"LANGUAGE={language!r} must be 'auto' or a two-letter code")
-        auth = _bool(get("AUTH_ENABLED", "false"))
+        auth = truthy(get("AUTH_ENABLED", "false"))
         if auth and not (get("USERNAME") and get("PASSWORD")) and not get("AUTH_TOKEN"):
             raise SettingsError("AUTH_ENABLED=true needs USERNAME and PASSWORD (or AUTH_TOKEN)")
         try:
@@ -101,7 +101,7 @@ class ClientSettings:
             password=get("PASSWORD"),
             auth_token=get("AUTH_TOKEN"),
             language=language,
-            vad_enabled=_bool(get("VAD_ENABLED", "false")),
+            vad_enabled=truthy(get("VAD_ENABLED", "false")),
             vad_model=Path(vad_model).expanduser() if vad_model else None,
             window=window,
             poll_seconds=max(0.1, poll),

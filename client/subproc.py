@@ -5,7 +5,8 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 _PR_SET_PDEATHSIG = 1
 

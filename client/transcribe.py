@@ -11,14 +11,16 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
+
+from stt_common.formats import RESULT_FORMATS, is_english_only
 
 from . import media
 from .subproc import die_with_parent
 
-FORMATS = ("txt", "vtt", "srt", "json")
 _FLAGS = {"txt": "-otxt", "vtt": "-ovtt", "srt": "-osrt", "json": "-oj"}
 _PROGRESS = re.compile(r"progress\s*=\s*(\d+)%")
 _DETECTED = re.compile(r"auto-detected language:\s*([a-z]{2,3})")
@@ -57,17 +59,31 @@ class Transcript:
 
 def model_language(model: Path, wanted: str) -> str:
     """English-only models (*.en) get `en`; others take the task's language (or auto)."""
-    english_only = ".en." in model.name or model.name.endswith(".en.bin")
-    if english_only:
+    if is_english_only(model.name):
         if wanted not in ("en", "auto"):
-            raise TranscribeError(f"model {model.name} is English-only and cannot transcribe '{wanted}'", retryable=True)
+            raise TranscribeError(
+                f"model {model.name} is English-only and cannot transcribe '{wanted}'", retryable=True
+            )
         return "en"
     return wanted
 
 
 def command(cfg: WhisperConfig, wav: Path, out_base: Path, language: str, formats: Sequence[str]) -> list[str]:
-    cmd = [str(cfg.cli), "-m", str(cfg.model), "-f", str(wav), "-t", str(cfg.threads), "-l", language,
-           "-of", str(out_base), "-pp", *(_FLAGS[f] for f in formats)]
+    cmd = [
+        str(cfg.cli),
+        "-m",
+        str(cfg.model),
+        "-f",
+        str(wav),
+        "-t",
+        str(cfg.threads),
+        "-l",
+        language,
+        "-of",
+        str(out_base),
+        "-pp",
+        *(_FLAGS[f] for f in formats),
+    ]
     if cfg.beam_size:
         cmd += ["-bs", str(cfg.beam_size), "-bo", str(max(cfg.beam_size, 1))]
     if cfg.vad_model:
@@ -75,9 +91,15 @@ def command(cfg: WhisperConfig, wav: Path, out_base: Path, language: str, format
     return cmd + list(cfg.extra_args)
 
 
-def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
-        on_progress: Callable[[float], None] = lambda p: None,
-        cancel: Optional[threading.Event] = None, formats: Sequence[str] = FORMATS) -> Transcript:
+def run(
+    cfg: WhisperConfig,
+    wav: Path,
+    out_base: Path,
+    language: str,
+    on_progress: Callable[[float], None] = lambda p: None,
+    cancel: Optional[threading.Event] = None,
+    formats: Sequence[str] = RESULT_FORMATS,
+) -> Transcript:
     if not cfg.cli.is_file():
         raise TranscribeError(f"whisper-cli not found at {cfg.cli}: run client/whisper/build.sh", retryable=True)
     if not cfg.model.is_file():
@@ -90,11 +112,18 @@ def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
     started = time.monotonic()
     tail: collections.deque[str] = collections.deque(maxlen=40)
     detected: list[str] = []
-    proc = subprocess.Popen(command(cfg, wav, out_base, language, formats), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                            preexec_fn=die_with_parent)
+    proc = subprocess.Popen(
+        command(cfg, wav, out_base, language, formats),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        preexec_fn=die_with_parent,
+    )
 
-    def read_stderr():
+    def read_stderr() -> None:
+        assert proc.stderr is not None
         for line in proc.stderr:
             line = line.rstrip()
             if m := _PROGRESS.search(line):
@@ -116,22 +145,35 @@ def run(cfg: WhisperConfig, wav: Path, out_base: Path, language: str,
             time.sleep(0.2)
     reader.join(10)
     stderr_tail = "\n".join(tail)
-    errors = [l for l in tail if l.lstrip().lower().startswith("error")]
+    errors = [line for line in tail if line.lstrip().lower().startswith("error")]
     missing = [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
     if proc.returncode != 0 or errors or missing:
-        reason = (errors[-1].strip() if errors else
-                  f"whisper-cli exited with {proc.returncode}" if proc.returncode else
-                  f"whisper-cli wrote no {', '.join(missing)} output")
+        reason = (
+            errors[-1].strip()
+            if errors
+            else f"whisper-cli exited with {proc.returncode}"
+            if proc.returncode
+            else f"whisper-cli wrote no {', '.join(missing)} output"
+        )
         # Crashes (signals, odd codes) may be this machine's fault; a clean "cannot read" is the file's.
         retryable = proc.returncode not in (0,) and not errors
         raise TranscribeError(reason, stderr_tail, retryable=retryable)
-    return Transcript(outputs, detected[-1] if detected else (language if language != "auto" else None),
-                      time.monotonic() - started, stderr_tail)
+    return Transcript(
+        outputs,
+        detected[-1] if detected else (language if language != "auto" else None),
+        time.monotonic() - started,
+        stderr_tail,
+    )
 
 
-def transcribe_file(cfg: WhisperConfig, src: Path, work: Path, language: str,
-                    on_progress: Callable[[float, float], None] = lambda percent, audio_seconds: None,
-                    cancel: Optional[threading.Event] = None) -> Transcript:
+def transcribe_file(
+    cfg: WhisperConfig,
+    src: Path,
+    work: Path,
+    language: str,
+    on_progress: Callable[[float, float], None] = lambda percent, audio_seconds: None,
+    cancel: Optional[threading.Event] = None,
+) -> Transcript:
     """The whole local pipeline, the same for the daemon and `stt-client transcribe`:
     ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`, whisper-cli."""
     started = time.monotonic()

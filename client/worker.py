@@ -29,9 +29,14 @@ log = logging.getLogger("batch-stt.worker")
 
 
 def whisper_config(s: ClientSettings) -> transcribe.WhisperConfig:
-    return transcribe.WhisperConfig(cli=s.whisper_cli, model=s.whisper_model, threads=s.threads,
-                                    vad_model=s.vad_model if s.vad_enabled else None, beam_size=s.beam_size,
-                                    extra_args=s.extra_whisper_args)
+    return transcribe.WhisperConfig(
+        cli=s.whisper_cli,
+        model=s.whisper_model,
+        threads=s.threads,
+        vad_model=s.vad_model if s.vad_enabled else None,
+        beam_size=s.beam_size,
+        extra_args=s.extra_whisper_args,
+    )
 
 
 def detect_backend(s: ClientSettings) -> str:
@@ -87,8 +92,13 @@ class Worker:
         self.stopping.wait(seconds)
 
     def capabilities(self) -> dict:
-        return {"backend": detect_backend(self.s), "model": self.s.whisper_model.name, "threads": self.s.threads,
-                "rtf": measured_rtf(self.s), "english_only": self.s.english_only}
+        return {
+            "backend": detect_backend(self.s),
+            "model": self.s.whisper_model.name,
+            "threads": self.s.threads,
+            "rtf": measured_rtf(self.s),
+            "english_only": self.s.english_only,
+        }
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -143,8 +153,10 @@ class Worker:
                 if self.stopping.is_set():
                     give_up_at = give_up_at or time.monotonic() + grace
                     if self.aborting.is_set() or time.monotonic() > give_up_at:
-                        self.display.info(f"server unreachable; {len(self.outbox.pending())} item(s) stay in "
-                                          f"{self.outbox.root} for the next start ({e})")
+                        self.display.info(
+                            f"server unreachable; {len(self.outbox.pending())} item(s) stay in "
+                            f"{self.outbox.root} for the next start ({e})"
+                        )
                         return
                 delay = backoff.next_delay()
                 self.display.info(f"server unavailable ({e}); retrying the upload in {delay:.0f} s")
@@ -181,14 +193,24 @@ class Worker:
             seconds = result.audio_seconds
             timings["transcode_seconds"] = result.transcode_seconds
             files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
-            meta = {"model": self.s.whisper_model.name, "backend": detect_backend(self.s),
-                    "audio_seconds": round(seconds, 3), "processing_seconds": round(result.seconds, 3),
-                    "language": result.language, "threads": self.s.threads, "vad": self.s.vad_enabled,
-                    "client": self.s.node_name, "client_version": __version__, "platform": platform.platform(),
-                    **{k: round(v, 3) for k, v in timings.items()}}
+            meta = {
+                "model": self.s.whisper_model.name,
+                "backend": detect_backend(self.s),
+                "audio_seconds": round(seconds, 3),
+                "processing_seconds": round(result.seconds, 3),
+                "language": result.language,
+                "threads": self.s.threads,
+                "vad": self.s.vad_enabled,
+                "client": self.s.node_name,
+                "client_version": __version__,
+                "platform": platform.platform(),
+                **{k: round(v, 3) for k, v in timings.items()},
+            }
             self.outbox.put_result(lease.task_id, lease.token, files, meta)
-            self.display.info(f"transcribed {name}: {seconds:.0f} s of audio in {result.seconds:.1f} s "
-                              f"({seconds / max(result.seconds, 1e-3):.1f}x real time)")
+            self.display.info(
+                f"transcribed {name}: {seconds:.0f} s of audio in {result.seconds:.1f} s "
+                f"({seconds / max(result.seconds, 1e-3):.1f}x real time)"
+            )
         except media.MediaError as e:
             self._report(lease, str(e), e.stderr_tail, retryable=False)
         except transcribe.TranscribeError as e:
@@ -219,7 +241,9 @@ class Worker:
             if cancel.is_set():
                 raise transcribe.Cancelled("download stopped")
             try:
-                return self.api.download(lease, dest, lambda done, total: self.display.update(100 * done / max(total, 1)))
+                return self.api.download(
+                    lease, dest, lambda done, total: self.display.update(100 * done / max(total, 1))
+                )
             except Transient as e:
                 if attempt == 7:
                     raise

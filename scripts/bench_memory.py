@@ -46,17 +46,46 @@ def main() -> int:
     (root / "audio").mkdir()
     long_mp3 = root / "audio" / "long.mp3"
     base = root / "base128k.mp3"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", args.source, "-b:a", "128k", str(base)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", args.source, "-b:a", "128k", str(base)], check=True
+    )
     loops = int(args.hours * 3600 / 60) + 2
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop", str(loops), "-i", str(base),
-                    "-c", "copy", "-t", str(int(args.hours * 3600)), str(long_mp3)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-stream_loop",
+            str(loops),
+            "-i",
+            str(base),
+            "-c",
+            "copy",
+            "-t",
+            str(int(args.hours * 3600)),
+            str(long_mp3),
+        ],
+        check=True,
+    )
     print(f"audio: {long_mp3.stat().st_size / 1e6:.0f} MB, {args.hours:g} h")
 
     port = free_port()
-    env = {**os.environ, "AUDIO_DIR": str(root / "audio"), "DATA_DIR": str(root / "data"), "PORT": str(port),
-           "SCAN_INTERVAL": "0", "LOG_FILE": str(root / "events.log")}
-    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "AUDIO_DIR": str(root / "audio"),
+        "DATA_DIR": str(root / "data"),
+        "PORT": str(port),
+        "SCAN_INTERVAL": "0",
+        "LOG_FILE": str(root / "events.log"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -64,11 +93,24 @@ def main() -> int:
                 break
         except requests.RequestException:
             time.sleep(0.1)
-    cenv = {**os.environ, "SERVER_URL": url, "WHISPER_CLI": args.whisper_cli, "WHISPER_MODEL": args.model,
-            "THREADS": "2", "WORK_DIR": str(root / "work"), "WHISPER_ARGS": f"-d {args.transcribe_ms}"}
+    cenv = {
+        **os.environ,
+        "SERVER_URL": url,
+        "WHISPER_CLI": args.whisper_cli,
+        "WHISPER_MODEL": args.model,
+        "THREADS": "2",
+        "WORK_DIR": str(root / "work"),
+        "WHISPER_ARGS": f"-d {args.transcribe_ms}",
+    }
     started = time.time()
-    client = subprocess.Popen([sys.executable, "-m", "client.cli", "run", "--once"], env=cenv, cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "run", "--once"],
+        env=cenv,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     peaks: dict[str, float] = defaultdict(float)
     done = threading.Event()
 
@@ -94,7 +136,9 @@ def main() -> int:
     elapsed = time.time() - started
     server.terminate()
     server.wait(15)
-    print("\n".join(line for line in out.splitlines() if "transcribed" in line or "uploaded" in line or "failed" in line))
+    print(
+        "\n".join(line for line in out.splitlines() if "transcribed" in line or "uploaded" in line or "failed" in line)
+    )
     print(f"client run: {elapsed:.1f} s, exit {client.returncode}")
     for key in ("server", "client daemon", "ffmpeg", "ffprobe", "whisper-cli"):
         if key in peaks:

@@ -5,6 +5,10 @@ Starts `stt-server serve` on 127.0.0.1 (free port) over a temp AUDIO_DIR of smal
 checks that no task was completed twice or lost, and prints cycles/s and lease latency.
 
     python scripts/loadtest.py --clients 64 --seconds 20 --tasks 5000 [--workers 2] [--sync NORMAL]
+    python scripts/loadtest.py --ceiling    # first the same generator against a trivial app
+                                            # (scripts/ceiling_app.py), then the server; prints the ratio
+
+The machine is shared and noisy: compare figures from one run, never across runs.
 """
 
 from __future__ import annotations
@@ -57,8 +61,11 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
                     break
                 lease = r.json()
                 tid = lease["task_id"]
-                ok = s.post(f"{url}/api/v1/leases/{lease['token']}/result",
-                            data={"meta": '{"model":"load"}'}, files={"txt": ("t.txt", b"hello\n")})
+                ok = s.post(
+                    f"{url}/api/v1/leases/{lease['token']}/result",
+                    data={"meta": '{"model":"load"}'},
+                    files={"txt": ("t.txt", b"hello\n")},
+                )
                 outcome = ok.json()["status"] if ok.status_code == 200 else f"http {ok.status_code}"
             with lock:
                 results.append((tid, latency, outcome))
@@ -75,8 +82,9 @@ def generate(url: str, args) -> tuple[list, float]:
     queue: mp.Queue = mp.Queue()
     per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
     start = time.time()
-    procs = [mp.Process(target=client_proc, args=(url, n, start + args.seconds, args.protocol, queue))
-             for n in per_proc if n]
+    procs = [
+        mp.Process(target=client_proc, args=(url, n, start + args.seconds, args.protocol, queue)) for n in per_proc if n
+    ]
     for p in procs:
         p.start()
     rows = [r for _ in procs for r in queue.get()]
@@ -87,12 +95,65 @@ def generate(url: str, args) -> tuple[list, float]:
 
 def print_figures(rows: list, elapsed: float, args) -> None:
     lat = sorted(latency for _, latency, _ in rows)
-    print(f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
-          f"sync={args.sync} protocol={args.protocol}")
+    print(
+        f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
+        f"sync={args.sync} protocol={args.protocol}"
+    )
     print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
     if lat:
-        print(f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
-              f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+        print(
+            f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
+            f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+        )
+
+
+def wait_ready(url: str, proc: subprocess.Popen, err: Path) -> bool:
+    for _ in range(600):
+        if proc.poll() is not None:
+            break
+        try:
+            if requests.get(f"{url}/health/ready", timeout=1).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    print("server did not start:", err.read_text()[-2000:])
+    return False
+
+
+def measure_ceiling(args) -> float:
+    """cycles/s of the same generator against scripts/ceiling_app.py under the same uvicorn."""
+    port = free_port()
+    err = Path(tempfile.mkdtemp(prefix="stt-ceiling-")) / "err"
+    repo = Path(__file__).resolve().parents[1]
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "scripts.ceiling_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--workers",
+            str(args.workers),
+        ],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=open(err, "wb"),
+    )
+    try:
+        if not wait_ready(f"http://127.0.0.1:{port}", app, err):
+            raise SystemExit(1)
+        rows, elapsed = generate(f"http://127.0.0.1:{port}", args)
+    finally:
+        app.terminate()
+        app.wait(15)
+    rate = len(rows) / elapsed
+    print(f"ceiling (trivial app, same requests): {len(rows)} cycles  ->  {rate:.0f} cycles/s")
+    return rate
 
 
 def main() -> int:
@@ -105,7 +166,16 @@ def main() -> int:
     ap.add_argument("--sync", default="FULL", help="SQLITE_SYNCHRONOUS")
     ap.add_argument("--protocol", choices=["v1", "legacy"], default="v1")
     ap.add_argument("--url", help="drive this already running server instead (no checks then)")
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="first measure a trivial app parsing the same requests, then print server / ceiling",
+    )
     args = ap.parse_args()
+    if args.ceiling and args.protocol != "v1":
+        ap.error("--ceiling measures the v1 cycle only")
+
+    ceiling = measure_ceiling(args) if args.ceiling else None
 
     if args.url:
         rows, elapsed = generate(args.url, args)
@@ -118,24 +188,29 @@ def main() -> int:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
     port = free_port()
-    env = {**os.environ, "AUDIO_DIR": str(audio), "DATA_DIR": str(root / "data"), "PORT": str(port),
-           "HOST": "127.0.0.1", "SCAN_INTERVAL": "0", "LEASE_SECONDS": "600", "SQLITE_SYNCHRONOUS": args.sync,
-           "WORKERS": str(args.workers), "LOG_FILE": str(root / "data" / "events.log")}
-    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=open(root / "server.err", "wb"))
+    env = {
+        **os.environ,
+        "AUDIO_DIR": str(audio),
+        "DATA_DIR": str(root / "data"),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "SCAN_INTERVAL": "0",
+        "LEASE_SECONDS": "600",
+        "SQLITE_SYNCHRONOUS": args.sync,
+        "WORKERS": str(args.workers),
+        "LOG_FILE": str(root / "data" / "events.log"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.err", "wb"),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if requests.get(f"{url}/health/ready", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        else:
-            print("server did not start:", (root / "server.err").read_text()[-2000:])
+        if not wait_ready(url, server, root / "server.err"):
             return 1
-
         rows, elapsed = generate(url, args)
     finally:
         server.terminate()
@@ -146,8 +221,10 @@ def main() -> int:
     problems = [o for _, _, o in rows if o != "accepted"]
     db = sqlite3.connect(root / "data" / "batch-stt.db")
     states = dict(db.execute("select state, count(*) from task group by state").fetchall())
-    twice = db.execute("select count(*) from (select task_id from attempt where state='completed' "
-                       "group by task_id having count(*) > 1)").fetchone()[0]
+    twice = db.execute(
+        "select count(*) from (select task_id from attempt where state='completed' "
+        "group by task_id having count(*) > 1)"
+    ).fetchone()[0]
     done_ids = {r[0] for r in db.execute("select id from task where state='done'")}
     total = db.execute("select count(*) from task").fetchone()[0]
     results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
@@ -155,11 +232,23 @@ def main() -> int:
 
     print_figures(rows, elapsed, args)
     print(f"task states: {states}; result sets on disk: {results}")
-    ok = (len(accepted) == len(set(accepted)) == len(done_ids) == results and twice == 0 and not problems
-          and set(accepted) == done_ids and total == args.tasks and leased <= args.clients)
-    print("CHECK", "OK: no task completed twice, none lost" if ok else
-          f"FAILED: accepted={len(accepted)} unique={len(set(accepted))} done={len(done_ids)} twice={twice} "
-          f"problems={problems[:5]} leased={leased}")
+    ok = (
+        len(accepted) == len(set(accepted)) == len(done_ids) == results
+        and twice == 0
+        and not problems
+        and set(accepted) == done_ids
+        and total == args.tasks
+        and leased <= args.clients
+    )
+    if ceiling:
+        print(f"ratio server / ceiling: {len(rows) / elapsed / ceiling:.2f}")
+    print(
+        "CHECK",
+        "OK: no task completed twice, none lost"
+        if ok
+        else f"FAILED: accepted={len(accepted)} unique={len(set(accepted))} done={len(done_ids)} twice={twice} "
+        f"problems={problems[:5]} leased={leased}",
+    )
     return 0 if ok else 1
 
 

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # One command for the whole test suite (installs what it needs first). Extra args go to pytest.
+# Lint (ruff), format (ruff format --check) and types (mypy) come first: any finding fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --dev
 export STT_TEST_ASSETS=${STT_TEST_ASSETS:-$(pwd)/../shared}
+echo "==> ruff check, ruff format --check, mypy"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet . || { echo "test.sh: run '.venv/bin/ruff format .'" >&2; exit 1; }
+.venv/bin/mypy
+echo "==> pytest (tests/unit, then tests/integration)"
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

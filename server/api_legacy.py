@@ -5,20 +5,22 @@ GET /task -> 200 audio body + X-Task-ID, X-Language | 204;  POST /result {"id","
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from .audio import audio_response
-from .context import Context, authenticated, get_context
+from . import audio
+from .deps import Ctx, authenticated
+from .ledger import TaskView
 from .results import vtt_to_text, write_result
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 
-router = APIRouter(tags=["legacy"], dependencies=[Depends(authenticated)],
-                   responses={400: {"model": Message}, 401: {"model": Message}, 404: {"model": Message},
-                              413: {"model": Message}})
-Ctx = Annotated[Context, Depends(get_context)]
+router = APIRouter(
+    tags=["legacy"],
+    dependencies=[Depends(authenticated)],
+    responses={400: {"model": Message}, 401: {"model": Message}, 404: {"model": Message}, 413: {"model": Message}},
+)
 
 
 def _client_name(request: Request) -> str:
@@ -27,36 +29,45 @@ def _client_name(request: Request) -> str:
     return f"legacy:{node or host.strip()}"
 
 
-@router.get("/task", responses={200: {"content": {"audio/mpeg": {}}, "description": "the audio file"},
-                                204: {"description": "nothing to do"}})
-def get_task(request: Request, ctx: Ctx):
+@router.get(
+    "/task",
+    responses={
+        200: {"content": {"audio/mpeg": {}}, "description": "the audio file"},
+        204: {"description": "nothing to do"},
+    },
+)
+def get_task(request: Request, ctx: Ctx) -> Any:
     """Hand out the next task as the audio body with X-Task-ID and X-Language headers."""
     for _ in range(5):  # a file deleted since the last scan is skipped, not served
-        grant = ctx.ledger.claim(_client_name(request), protocol="legacy")
+        grant = ctx.ledger.legacy.claim(_client_name(request))
         if grant is None:
             return Response(status_code=204)
+        task = ctx.ledger.reports.task(grant.task_id)
         try:  # legacy clients check nothing: serve the file as it is now
-            return audio_response(ctx, ctx.ledger.task(grant.task_id), check_unchanged=False,
-                                  headers={"X-Task-ID": grant.task_id, "X-Language": grant.language})
-        except HTTPException:
-            ctx.ledger.fail_legacy(grant.task_id, "audio file vanished before it could be served")
+            return audio.response(
+                ctx.audio(task, check_unchanged=False),
+                task,
+                headers={"X-Task-ID": grant.task_id, "X-Language": grant.language},
+            )
+        except audio.AudioGone:
+            ctx.ledger.legacy.fail(grant.task_id, "audio file vanished before it could be served")
     return Response(status_code=204)
 
 
 @router.post("/result")
-async def post_result(body: LegacyResultIn, ctx: Ctx):
+async def post_result(body: LegacyResultIn, ctx: Ctx) -> dict[str, str]:
     """Store the VTT and a .txt derived from it."""
     vtt = body.vtt.encode("utf-8", errors="replace")
     files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
 
-    def write(task):
+    def write(task: TaskView) -> None:
         write_result(ctx.settings.results_dir, task, files, {"protocol": "legacy"})
 
-    await run_in_threadpool(ctx.ledger.complete_legacy, body.id, write)
+    await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
     return {"status": "ok"}
 
 
 @router.post("/error")
-def post_error(body: LegacyErrorIn, ctx: Ctx):
-    ctx.ledger.fail_legacy(body.id)
+def post_error(body: LegacyErrorIn, ctx: Ctx) -> dict[str, str]:
+    ctx.ledger.legacy.fail(body.id)
     return {"status": "ok"}

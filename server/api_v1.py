@@ -3,22 +3,46 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from .audio import audio_response
-from .context import Context, admin, authenticated, get_context
-from .results import RESULT_FORMATS, write_result
-from .schemas import (TASK_ID, ErrorIn, ErrorOut, HeartbeatIn, HeartbeatOut, LeaseOut, LeaseRequest,
-                      Message, RequeueIn, RequeueOut, ResultMeta, ResultOut, ScanOut, StatsOut, TaskOut)
+from stt_common.formats import RESULT_FORMATS
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)],
-                   responses={400: {"model": Message}, 401: {"model": Message}, 413: {"model": Message},
-                              422: {"description": "invalid request"}})
-Ctx = Annotated[Context, Depends(get_context)]
+from . import audio
+from .deps import Ctx, admin, authenticated
+from .ledger import TaskState, TaskView
+from .results import write_result
+from .schemas import (
+    TASK_ID,
+    ErrorIn,
+    ErrorOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    LeaseOut,
+    LeaseRequest,
+    Message,
+    RequeueIn,
+    RequeueOut,
+    ResultMeta,
+    ResultOut,
+    ScanOut,
+    StatsOut,
+    TaskOut,
+)
+
+router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(authenticated)],
+    responses={
+        400: {"model": Message},
+        401: {"model": Message},
+        413: {"model": Message},
+        422: {"description": "invalid request"},
+    },
+)
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -31,52 +55,88 @@ def _languages(req: LeaseRequest) -> Optional[list[str]]:
     return None
 
 
-@router.post("/leases", response_model=LeaseOut, status_code=200,
-             responses={204: {"description": "nothing to do right now"}})
-def request_lease(req: LeaseRequest, ctx: Ctx, request: Request):
+@router.post(
+    "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
+)
+def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
     """Lease the next task that fits this client's capabilities."""
-    grant = ctx.ledger.claim(req.client, protocol="v1", languages=_languages(req),
-                             capabilities=req.capabilities.model_dump())
+    grant = ctx.ledger.leases.claim(req.client, languages=_languages(req), capabilities=req.capabilities.model_dump())
     if grant is None:
         return Response(status_code=204)
     lease_seconds = ctx.settings.lease_seconds
-    return LeaseOut(task_id=grant.task_id, token=grant.token, path=grant.path,
-                    audio_url=str(request.url_for("lease_audio", token=grant.token).path),
-                    language=grant.language, size=grant.size, sha256=grant.sha256, deadline=grant.deadline,
-                    lease_seconds=lease_seconds, heartbeat_seconds=max(1.0, lease_seconds / 4),
-                    attempt=grant.attempt)
+    return LeaseOut(
+        task_id=grant.task_id,
+        token=grant.token,
+        path=grant.path,
+        audio_url=str(request.url_for("lease_audio", token=grant.token).path),
+        language=grant.language,
+        size=grant.size,
+        sha256=grant.sha256,
+        deadline=grant.deadline,
+        lease_seconds=lease_seconds,
+        heartbeat_seconds=max(1.0, lease_seconds / 4),
+        attempt=grant.attempt,
+    )
 
 
-AUDIO_RESPONSES = {206: {"description": "partial content (Range)"}, 404: {"model": Message},
-                   409: {"model": Message}, 410: {"model": Message}}
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    206: {"description": "partial content (Range)"},
+    404: {"model": Message},
+    409: {"model": Message},
+    410: {"model": Message},
+}
 
 
 @router.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
-def lease_audio(token: Token, ctx: Ctx):
+def lease_audio(token: Token, ctx: Ctx) -> Any:
     """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
-    return audio_response(ctx, ctx.ledger.lease_task(token))
+    task = ctx.ledger.leases.leased_task(token)
+    return audio.response(ctx.audio(task), task)
 
 
-@router.post("/leases/{token}/heartbeat", response_model=HeartbeatOut,
-             responses={404: {"model": Message}, 409: {"model": Message}})
-def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx):
+@router.post(
+    "/leases/{token}/heartbeat",
+    response_model=HeartbeatOut,
+    responses={404: {"model": Message}, 409: {"model": Message}},
+)
+def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     """Extend the lease. 409 means the lease is lost: stop working on the task."""
-    return HeartbeatOut(deadline=ctx.ledger.heartbeat(token, body.progress))
+    return HeartbeatOut(deadline=ctx.ledger.leases.heartbeat(token, body.progress))
 
 
 # The multipart body, described by hand: text parts, a JSON object in `json`, metadata in `meta`.
-RESULT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "additionalProperties": False, "properties": {
-        "meta": ResultMeta.model_json_schema(),
-        "txt": {"type": "string"}, "vtt": {"type": "string"}, "srt": {"type": "string"},
-        "json": {"type": "object", "description": "whisper-cli -oj output"}},
-        "required": ["meta"], "anyOf": [{"required": ["txt"]}, {"required": ["vtt"]}]},
-    "encoding": {"meta": {"contentType": "application/json"}, "json": {"contentType": "application/json"}}}}}}
+RESULT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "meta": ResultMeta.model_json_schema(),
+                        "txt": {"type": "string"},
+                        "vtt": {"type": "string"},
+                        "srt": {"type": "string"},
+                        "json": {"type": "object", "description": "whisper-cli -oj output"},
+                    },
+                    "required": ["meta"],
+                    "anyOf": [{"required": ["txt"]}, {"required": ["vtt"]}],
+                },
+                "encoding": {"meta": {"contentType": "application/json"}, "json": {"contentType": "application/json"}},
+            }
+        },
+    }
+}
 
 
-@router.post("/leases/{token}/result", response_model=ResultOut, openapi_extra=RESULT_BODY,
-             responses={404: {"model": Message}, 413: {"model": Message}})
-async def upload_result(token: Token, ctx: Ctx, request: Request):
+@router.post(
+    "/leases/{token}/result",
+    response_model=ResultOut,
+    openapi_extra=RESULT_BODY,
+    responses={404: {"model": Message}, 413: {"model": Message}},
+)
+async def upload_result(token: Token, ctx: Ctx, request: Request) -> ResultOut:
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
     form = await request.form(max_files=8, max_fields=8)  # parts over 1 MB spool to disk
     try:
@@ -110,57 +170,70 @@ async def upload_result(token: Token, ctx: Ctx, request: Request):
     if "txt" not in files and "vtt" not in files:
         raise HTTPException(422, "a result needs at least a txt or a vtt file")
 
-    def write(task):
+    def write(task: TaskView) -> None:
         write_result(ctx.settings.results_dir, task, files, {**info.model_dump(), "protocol": "v1"})
 
-    done = await run_in_threadpool(ctx.ledger.complete, token, write, info.audio_seconds)
+    done = await run_in_threadpool(ctx.ledger.leases.complete, token, write, info.audio_seconds)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
 
 
 @router.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
-def report_error(token: Token, body: ErrorIn, ctx: Ctx):
+def report_error(token: Token, body: ErrorIn, ctx: Ctx) -> ErrorOut:
     """Report that this attempt failed; the task is retried until MAX_ATTEMPTS attempts failed."""
-    view = ctx.ledger.fail(token, body.message, body.stderr_tail, body.retryable)
+    view = ctx.ledger.leases.fail(token, body.message, body.stderr_tail, body.retryable)
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
 @router.post("/leases/{token}/release", response_model=ErrorOut, responses={404: {"model": Message}})
-def release(token: Token, ctx: Ctx):
+def release(token: Token, ctx: Ctx) -> ErrorOut:
     """Hand an unfinished task back (the volunteer stopped the client); no attempt is used up."""
-    view = ctx.ledger.release(token)
+    view = ctx.ledger.leases.release(token)
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
-def task_out(view) -> TaskOut:
+def task_out(view: TaskView) -> TaskOut:
     return TaskOut.model_validate(view, from_attributes=True)
 
 
 @router.get("/tasks", response_model=list[TaskOut])
-def list_tasks(ctx: Ctx, state: Optional[Literal["queued", "leased", "done", "failed", "missing"]] = None,
-               limit: Annotated[int, Query(ge=1, le=10000)] = 1000, offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
-    return [task_out(v) for v in ctx.ledger.tasks(state, limit, offset)]
+def list_tasks(
+    ctx: Ctx,
+    state: Optional[TaskState] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> list[TaskOut]:
+    return [task_out(v) for v in ctx.ledger.reports.tasks(state, limit, offset)]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": Message}})
-def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx):
-    return task_out(ctx.ledger.task(task_id))
+def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx) -> TaskOut:
+    return task_out(ctx.ledger.reports.task(task_id))
 
 
 @router.get("/stats", response_model=StatsOut)
-def stats(ctx: Ctx):
-    s = ctx.ledger.stats()
-    return StatsOut(counts=s.counts, audio_hours_done=round(s.seconds_done / 3600, 3), bytes_done=s.bytes_done,
-                    bytes_left=s.bytes_left, active_leases=s.active_leases, active_clients=s.active_clients)
+def stats(ctx: Ctx) -> StatsOut:
+    s = ctx.ledger.reports.stats()
+    return StatsOut(
+        counts=s.counts,
+        audio_hours_done=round(s.seconds_done / 3600, 3),
+        bytes_done=s.bytes_done,
+        bytes_left=s.bytes_left,
+        active_leases=s.active_leases,
+        active_clients=s.active_clients,
+    )
 
 
-@router.post("/admin/requeue", response_model=RequeueOut, dependencies=[Depends(admin)],
-             responses={403: {"model": Message}, 404: {"model": Message}})
-def requeue(body: RequeueIn, ctx: Ctx):
-    return RequeueOut(requeued=ctx.ledger.requeue(body.ids, failed=body.failed))
+@router.post(
+    "/admin/requeue",
+    response_model=RequeueOut,
+    dependencies=[Depends(admin)],
+    responses={403: {"model": Message}, 404: {"model": Message}},
+)
+def requeue(body: RequeueIn, ctx: Ctx) -> RequeueOut:
+    return RequeueOut(requeued=ctx.ledger.catalogue.requeue(body.ids, failed=body.failed))
 
 
-@router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)],
-             responses={403: {"model": Message}})
-def scan(ctx: Ctx):
+@router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)], responses={403: {"model": Message}})
+def scan(ctx: Ctx) -> ScanOut:
     """Rescan AUDIO_DIR now (checksums of new files follow in the background)."""
     return ScanOut.model_validate(ctx.scan(), from_attributes=True)

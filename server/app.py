@@ -1,11 +1,15 @@
-"""FastAPI application factory and the background scan/expiry loop."""
+"""FastAPI application factory: wiring, the mapping of domain errors to HTTP, the housekeeping loop."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sys
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import IO, Any, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -13,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import api_legacy, api_v1
+from .audio import AudioChanged, AudioGone
 from .auth import Authenticator
 from .context import Context
-from .db import init_db, make_engine
 from .events import EventLog
-from .leases import Ledger, LedgerError
+from .ledger import LeaseLost, Ledger, LedgerError, NotFound
 from .limits import BodyLimitMiddleware
 from .paths import UnsafePath
 from .results import remove_stale_temps
@@ -25,14 +29,29 @@ from .settings import Settings
 
 log = logging.getLogger("batch-stt.server")
 
+# Domain errors -> HTTP status; the most specific class first.
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404),
+    (LeaseLost, 409),
+    (LedgerError, 400),
+    (AudioGone, 410),
+    (AudioChanged, 409),
+    (UnsafePath, 400),
+)
 
-def build_context(settings: Settings, event_stream=None) -> Context:
+
+def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) -> Context:
+    """Raises MigrationError (one line) when the database cannot be brought to this release's schema."""
     settings.prepare_dirs()
-    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
-    init_db(engine)
-    events = EventLog(settings.log_file, **({} if event_stream is None else {"stream": event_stream}))
-    ledger = Ledger(engine, lease_seconds=settings.lease_seconds, legacy_lease_seconds=settings.legacy_lease_seconds,
-                    max_attempts=settings.max_attempts, events=events)
+    events = EventLog(settings.log_file, stream=sys.stdout if event_stream is None else event_stream)
+    ledger = Ledger.open(
+        settings.database_url,
+        lease_seconds=settings.lease_seconds,
+        legacy_lease_seconds=settings.legacy_lease_seconds,
+        max_attempts=settings.max_attempts,
+        events=events,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
     return Context(settings, ledger, auth, events)
 
@@ -48,7 +67,7 @@ def _housekeeping(ctx: Context, stop: threading.Event) -> None:
             if stop.wait(sweep):
                 return
             waited += sweep
-            ctx.ledger.expire_due()
+            ctx.ledger.leases.expire_due()
             if interval and waited >= interval:
                 waited = 0.0
                 ctx.scan()
@@ -58,11 +77,22 @@ def _housekeeping(ctx: Context, stop: threading.Event) -> None:
                 return
 
 
-def create_app(settings: Settings, event_stream=None) -> FastAPI:
+def _finite(value: Any) -> Any:
+    """JSON has no inf/nan: a 422 that echoes `1e309` back must not become a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> FastAPI:
     ctx = build_context(settings, event_stream)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         remove_stale_temps(settings.results_dir)
         ctx.scan()  # registering is quick; checksums follow in the housekeeping thread
         stop = threading.Event()
@@ -73,37 +103,39 @@ def create_app(settings: Settings, event_stream=None) -> FastAPI:
         finally:
             stop.set()
             worker.join(timeout=5)
-            ctx.ledger.engine.dispose()
-            ctx.events.close()
+            ctx.close()
 
-    app = FastAPI(title="batch-stt", version="1.0", lifespan=lifespan,
-                  description="Volunteer batch transcription: lease a task, transcribe it, upload the result.")
+    app = FastAPI(
+        title="batch-stt",
+        version="1.0",
+        lifespan=lifespan,
+        description="Volunteer batch transcription: lease a task, transcribe it, upload the result.",
+    )
     app.state.ctx = ctx
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_result_bytes + 64 * 1024)
 
-    @app.exception_handler(LedgerError)
-    async def ledger_error(_: Request, exc: LedgerError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for cls, code in STATUS if isinstance(exc, cls))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    for cls, _ in STATUS:
+        app.add_exception_handler(cls, domain_error)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError):
-        # FastAPI's own handler echoes the input back and fails (500) on bytes that are not UTF-8.
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler fails (500) on bytes that are not UTF-8 and on inf/nan inputs.
         errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    @app.exception_handler(UnsafePath)
-    async def unsafe_path(_: Request, exc: UnsafePath):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": _finite(errors)}, status_code=422)
 
     @app.get("/health", tags=["health"])
-    def health():
+    def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/health/ready", tags=["health"], responses={503: {"description": "not ready"}})
-    def ready():
+    def ready() -> Any:
         problems = []
         try:
-            ctx.ledger.stats(active_window=0)
+            ctx.ledger.reports.stats(active_window=0)
         except Exception as e:  # any database trouble means "not ready", never a 500
             problems.append(f"database: {type(e).__name__}")
         if not os.access(settings.audio_dir, os.R_OK | os.X_OK):

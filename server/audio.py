@@ -1,15 +1,19 @@
-"""Serving a task's audio file: streamed from disk, with HTTP Range, never outside AUDIO_DIR."""
+"""Finding a task's audio file on disk and serving it with HTTP Range, never outside AUDIO_DIR.
+
+Raises domain errors only; what they mean for the task (missing, changed) is context.py's call.
+"""
 
 from __future__ import annotations
 
 import mimetypes
-from pathlib import PurePosixPath
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Optional
 
-from fastapi import HTTPException
 from fastapi.responses import FileResponse
 
-from .context import Context
-from .leases import TaskView
+from .ledger import TaskView
 from .paths import UnsafePath, safe_join
 
 mimetypes.add_type("audio/mpeg", ".mp3")
@@ -17,20 +21,40 @@ mimetypes.add_type("audio/ogg", ".opus")
 mimetypes.add_type("audio/x-matroska", ".mkv")
 
 
-def audio_response(ctx: Context, task: TaskView, headers: dict[str, str] | None = None,
-                   check_unchanged: bool = True) -> FileResponse:
+class AudioGone(Exception):
+    """The file vanished, or became something that may not be served (a symlink leading out)."""
+
+
+class AudioChanged(Exception):
+    """Replaced under the same name since it was leased: the lease's size and SHA-256 no longer hold."""
+
+    def __init__(self, size: int, mtime: float):
+        super().__init__("audio file changed since it was leased; the lease was handed back, ask again")
+        self.size, self.mtime = size, mtime
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    path: Path
+    stat: os.stat_result
+
+
+def locate(audio_dir: Path, task: TaskView, check_unchanged: bool = True) -> AudioFile:
     try:
-        full = safe_join(ctx.settings.audio_dir, task.path)
-    except UnsafePath:  # e.g. swapped for a symlink pointing outside AUDIO_DIR since the scan
-        raise HTTPException(410, "audio file is no longer servable") from None
+        full = safe_join(audio_dir, task.path)
+    except UnsafePath:
+        raise AudioGone("audio file is no longer servable") from None
     if not full.is_file():
-        ctx.ledger.mark_missing(task.id)
-        raise HTTPException(410, "audio file is gone from the server")
+        raise AudioGone("audio file is gone from the server")
     st = full.stat()
     if check_unchanged and (st.st_size, st.st_mtime) != (task.size, task.mtime):
-        # Replaced under the same name: the lease's size and SHA-256 no longer hold.
-        ctx.ledger.file_changed(task.id, st.st_size, st.st_mtime)
-        raise HTTPException(409, "audio file changed since it was leased; the lease was handed back, ask again")
+        raise AudioChanged(st.st_size, st.st_mtime)
+    return AudioFile(full, st)
+
+
+def response(audio: AudioFile, task: TaskView, headers: Optional[dict[str, str]] = None) -> FileResponse:
     suffix = PurePosixPath(task.path).suffix.lower()
     media_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
-    return FileResponse(full, media_type=media_type, filename=f"{task.id}{suffix}", headers=headers, stat_result=st)
+    return FileResponse(
+        audio.path, media_type=media_type, filename=f"{task.id}{suffix}", headers=headers, stat_result=audio.stat
+    )

@@ -102,13 +102,18 @@ class Authenticator:
         elif scheme.lower() == "basic" and value and self.users:
             principal = self._basic(header, value.strip())
         if principal is None:
-            raise HTTPException(401, "missing or wrong credentials", headers={"WWW-Authenticate": 'Basic realm="batch-stt"'})
+            raise HTTPException(
+                401, "missing or wrong credentials", headers={"WWW-Authenticate": 'Basic realm="batch-stt"'}
+            )
         return principal
 
     def require_admin(self, request: Request) -> Principal:
         if not self.admin_tokens and not any(admin for _, admin in self.users.values()):
-            raise HTTPException(403, "admin actions over HTTP are off: set ADMIN_TOKENS or add an admin user "
-                                     "(or use the stt-server CLI on the server)")
+            raise HTTPException(
+                403,
+                "admin actions over HTTP are off: set ADMIN_TOKENS or add an admin user "
+                "(or use the stt-server CLI on the server)",
+            )
         principal = self.identify(request)
         if not principal.admin:
             raise HTTPException(403, "admin credentials required")

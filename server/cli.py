@@ -5,20 +5,28 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from .ledger import MigrationError, NotFound, TaskState
 from .settings import Settings, SettingsError
 
-app = typer.Typer(help="batch-stt server: hands audio files to volunteer clients, stores transcripts.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+if TYPE_CHECKING:
+    from .context import Context
+
+app = typer.Typer(
+    help="batch-stt server: hands audio files to volunteer clients, stores transcripts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
 
 
-def config_error(e: SettingsError) -> typer.Exit:
+def config_error(e: Exception) -> typer.Exit:
     typer.echo(f"configuration error: {e}", err=True)  # one plain line, never wrapped
     return typer.Exit(2)
 
@@ -30,17 +38,20 @@ def load_settings() -> Settings:
         raise config_error(e) from None
 
 
-def context(settings: Settings):
+def context(settings: Settings) -> Context:
     from .app import build_context  # imported late: `--help` stays fast
+
     try:
         return build_context(settings, event_stream=sys.stderr)
-    except SettingsError as e:
+    except (SettingsError, MigrationError) as e:
         raise config_error(e) from None
 
 
 @app.command()
-def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
-          port: Optional[int] = typer.Option(None, help="overrides PORT")):
+def serve(
+    host: Optional[str] = typer.Option(None, help="overrides HOST"),
+    port: Optional[int] = typer.Option(None, help="overrides PORT"),
+) -> None:
     """Start the HTTP server (scans AUDIO_DIR at start and every SCAN_INTERVAL seconds)."""
     import uvicorn
 
@@ -49,10 +60,15 @@ def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
     settings = load_settings()
     try:
         api = create_app(settings)
-    except SettingsError as e:
+    except (SettingsError, MigrationError) as e:
         raise config_error(e) from None
-    options = dict(host=host or settings.host, port=port or settings.port, access_log=False, log_level="info",
-                   timeout_graceful_shutdown=10)
+    options: dict[str, Any] = dict(
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
     if settings.workers > 1:  # SQLite in WAL mode is safe across processes; claims stay atomic
         uvicorn.run("server.app:app_from_env", factory=True, workers=settings.workers, **options)
     else:
@@ -60,24 +76,43 @@ def serve(host: Optional[str] = typer.Option(None, help="overrides HOST"),
 
 
 @app.command()
-def scan():
-    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum new ones."""
-    ctx = context(load_settings())
-    r = ctx.scan()
-    console.print(f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; "
-                  f"checksummed {ctx.checksum()}")
+def migrate() -> None:
+    """Bring the database to this release's schema (serve and every other command also do it at start)."""
+    from .ledger.database import make_engine
+    from .ledger.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        before, after = upgrade(make_engine(settings.database_url, settings.sqlite_synchronous))
+    except MigrationError as e:
+        raise config_error(e) from None
+    console.print(
+        f"database schema: {before or 'empty'} -> {after}"
+        if before != after
+        else f"database schema is current ({after})"
+    )
 
 
 @app.command()
-def status():
+def scan() -> None:
+    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum new ones."""
+    ctx = context(load_settings())
+    r = ctx.scan()
+    console.print(
+        f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; checksummed {ctx.checksum()}"
+    )
+
+
+@app.command()
+def status() -> None:
     """Counts by state, audio hours done and left, active clients."""
     ctx = context(load_settings())
-    s = ctx.ledger.stats()
+    s = ctx.ledger.reports.stats()
     table = Table(title="batch-stt tasks")
     table.add_column("state")
     table.add_column("tasks", justify="right")
     for state, n in s.counts.items():
-        table.add_row(state, str(n))
+        table.add_row(state.value, str(n))
     console.print(table)
     done_h = s.seconds_done / 3600
     # Hours left are estimated from bytes, at the bytes-per-second seen in finished work.
@@ -88,17 +123,16 @@ def status():
 
 
 @app.command()
-def tasks(state: Optional[str] = typer.Option(None, "--state", help="queued, leased, done, failed or missing"),
-          limit: int = typer.Option(200, help="at most this many rows")):
+def tasks(
+    state: Optional[TaskState] = typer.Option(None, "--state", help="only tasks in this state"),
+    limit: int = typer.Option(200, help="at most this many rows"),
+) -> None:
     """List tasks, with the last error of each."""
-    from .models import TaskState
-
-    if state and state not in TaskState.ALL:
-        console.print(f"[red]unknown state {state!r}[/red]; choose from {', '.join(TaskState.ALL)}")
-        raise typer.Exit(2)
     ctx = context(load_settings())
-    rows = [(t.id, t.path, t.language, t.state, str(t.attempts), (t.last_error or "").replace("\n", " | ")[-400:])
-            for t in ctx.ledger.tasks(state, limit=limit)]
+    rows = [
+        (t.id, t.path, t.language, t.state.value, str(t.attempts), (t.last_error or "").replace("\n", " | ")[-400:])
+        for t in ctx.ledger.reports.tasks(state, limit=limit)
+    ]
     if not console.is_terminal:  # piped: one greppable line per task
         for row in rows:
             typer.echo("\t".join(row))
@@ -113,42 +147,45 @@ def tasks(state: Optional[str] = typer.Option(None, "--state", help="queued, lea
 
 
 @app.command()
-def requeue(task_id: Optional[str] = typer.Argument(None, help="one task id"),
-            failed: bool = typer.Option(False, "--failed", help="every failed task")):
+def requeue(
+    task_id: Optional[str] = typer.Argument(None, help="one task id"),
+    failed: bool = typer.Option(False, "--failed", help="every failed task"),
+) -> None:
     """Put failed tasks (or one named task) back in the queue with a fresh attempt budget."""
-    from .leases import NotFound
-
     if not task_id and not failed:
         console.print("name a task id or pass --failed")
         raise typer.Exit(2)
     ctx = context(load_settings())
     try:
-        ids = ctx.ledger.requeue([task_id] if task_id else [], failed=failed)
+        ids = ctx.ledger.catalogue.requeue([task_id] if task_id else [], failed=failed)
     except NotFound as e:
         console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print(f"requeued {len(ids)} task(s)")
 
 
 @app.command()
-def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")):
+def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
     """All tasks as CSV."""
     ctx = context(load_settings())
-    fields = ["id", "path", "language", "state", "attempts", "size", "sha256", "audio_seconds",
-              "done_at", "last_error"]
-    with (open(out, "w", newline="", encoding="utf-8") if out else sys.stdout) as f:
+    fields = ["id", "path", "language", "state", "attempts", "size", "sha256", "audio_seconds", "done_at", "last_error"]
+    with open(out, "w", newline="", encoding="utf-8") if out else sys.stdout as f:
         w = csv.writer(f)
         w.writerow(fields)
         offset = 0
-        while batch := ctx.ledger.tasks(None, limit=5000, offset=offset):
+        while batch := ctx.ledger.reports.tasks(None, limit=5000, offset=offset):
             for t in batch:
-                w.writerow([getattr(t, k) if getattr(t, k) is not None else "" for k in fields])
+                w.writerow([str(v) if (v := getattr(t, k)) is not None else "" for k in fields])
             offset += len(batch)
 
 
 @app.command("add-user")
-def add_user(users_file: Path, name: str, admin: bool = typer.Option(False, "--admin"),
-             password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True)):
+def add_user(
+    users_file: Path,
+    name: str,
+    admin: bool = typer.Option(False, "--admin"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
     """Add a basic-auth user (hashed password) to a users file for AUTH_USERS_FILE."""
     from .auth import hash_password
 

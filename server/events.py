@@ -7,11 +7,13 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
 
 class EventLog:
-    def __init__(self, log_file: Optional[Path] = None, stream=sys.stdout, name: str = "batch-stt.events"):
+    def __init__(
+        self, log_file: Optional[Path] = None, stream: Optional[IO[str]] = sys.stdout, name: str = "batch-stt.events"
+    ):
         self.logger = logging.getLogger(f"{name}.{id(self)}")
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)

@@ -28,7 +28,9 @@ class BodyLimitMiddleware:
                 return await JSONResponse({"detail": "invalid Content-Length"}, 400)(scope, receive, send)
             if too_big:
                 err = BodyTooLarge(self.limit)
-                return await JSONResponse({"detail": err.detail}, 413, headers={"Connection": "close"})(scope, receive, send)
+                return await JSONResponse({"detail": err.detail}, 413, headers={"Connection": "close"})(
+                    scope, receive, send
+                )
         seen = 0
 
         async def limited_receive() -> Message:

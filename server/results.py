@@ -6,19 +6,23 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
+from stt_common.files import fsync_dir
+from stt_common.formats import RESULT_FORMATS
+
+from .ledger import TaskView
 from .paths import safe_join
-
-RESULT_FORMATS = ("txt", "vtt", "srt", "json")
 
 _TIMING = re.compile(r"^\s*(\d+:)?\d+:\d+[.,]\d+\s*-->")
 
 
 def vtt_to_text(vtt: str) -> str:
     """Plain text from WebVTT: one line per cue, headers, cue ids and timings dropped."""
-    lines, cue = [], []
+    lines: list[str] = []
+    cue: list[str] = []
     for line in vtt.splitlines():
         line = line.strip()
         if _TIMING.match(line):
@@ -51,7 +55,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_result(results_dir: Path, task, files: Mapping[str, bytes], meta: dict) -> list[Path]:
+def write_result(results_dir: Path, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
     """Write each format, then `.meta.json` last: its presence marks a complete set."""
     stem = task.result_stem
     meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts, "formats": sorted(files)}
@@ -65,11 +69,7 @@ def write_result(results_dir: Path, task, files: Mapping[str, bytes], meta: dict
     meta_path = safe_join(results_dir, f"{stem}.meta.json")
     _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
     written.append(meta_path)
-    dir_fd = os.open(meta_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the renames themselves durable
-    finally:
-        os.close(dir_fd)
+    fsync_dir(meta_path.parent)  # make the renames themselves durable
     return written
 
 

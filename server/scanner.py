@@ -6,25 +6,123 @@ import base64
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
-from .leases import FoundFile, Ledger, ScanReport
+from stt_common.files import sha256_file
+
+from .ledger import FoundFile, ScanReport
+from .ledger.catalogue import Catalogue
 from .paths import UnsafePath, safe_join
 
 log = logging.getLogger("batch-stt.scanner")
 
 MEDIA_EXTENSIONS = frozenset(
-    ".mp3 .wav .m4a .flac .ogg .opus .aac .wma .mp4 .mkv .webm .mov .avi".split()
+    [".mp3", ".wav", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"]
 )
-RESULT_EXTENSIONS = (".txt", ".vtt", ".srt", ".json")
 
 # Two-letter (ISO 639-1) codes of the languages Whisper can transcribe.
 WHISPER_LANGUAGES = frozenset(
-    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur "
-    "hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si "
-    "km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt ln ha ba "
-    "jw su".split()
+    [
+        "en",
+        "zh",
+        "de",
+        "es",
+        "ru",
+        "ko",
+        "fr",
+        "ja",
+        "pt",
+        "tr",
+        "pl",
+        "ca",
+        "nl",
+        "ar",
+        "sv",
+        "it",
+        "id",
+        "hi",
+        "fi",
+        "vi",
+        "he",
+        "uk",
+        "el",
+        "ms",
+        "cs",
+        "ro",
+        "da",
+        "hu",
+        "ta",
+        "no",
+        "th",
+        "ur",
+        "hr",
+        "bg",
+        "lt",
+        "la",
+        "mi",
+        "ml",
+        "cy",
+        "sk",
+        "te",
+        "fa",
+        "lv",
+        "bn",
+        "sr",
+        "az",
+        "sl",
+        "kn",
+        "et",
+        "mk",
+        "br",
+        "eu",
+        "is",
+        "hy",
+        "ne",
+        "mn",
+        "bs",
+        "kk",
+        "sq",
+        "sw",
+        "gl",
+        "mr",
+        "pa",
+        "si",
+        "km",
+        "sn",
+        "yo",
+        "so",
+        "af",
+        "oc",
+        "ka",
+        "be",
+        "tg",
+        "sd",
+        "gu",
+        "am",
+        "yi",
+        "lo",
+        "uz",
+        "fo",
+        "ht",
+        "ps",
+        "tk",
+        "nn",
+        "mt",
+        "sa",
+        "lb",
+        "my",
+        "bo",
+        "tl",
+        "mg",
+        "as",
+        "tt",
+        "ln",
+        "ha",
+        "ba",
+        "jw",
+        "su",
+    ]
 )
 
 
@@ -78,15 +176,7 @@ def has_result(results_dir: Path, stem: str) -> bool:
         return False
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def scan(ledger: Ledger, audio_dir: Path, results_dir: Path, default_language: str) -> ScanReport:
+def scan(catalogue: Catalogue, audio_dir: Path, results_dir: Path, default_language: str) -> ScanReport:
     """Register new files, notice changed and vanished ones. Only stat()s: fast even for huge folders."""
     root = audio_dir.resolve()
     paths = list(walk(audio_dir))
@@ -94,23 +184,31 @@ def scan(ledger: Ledger, audio_dir: Path, results_dir: Path, default_language: s
     found = []
     for rel in paths:
         st = (root / rel).stat()
-        found.append(FoundFile(task_id=task_id_for(rel), path=rel, result_stem=stems[rel],
-                               language=language_for(rel, default_language), size=st.st_size,
-                               mtime=st.st_mtime, has_result=has_result(results_dir, stems[rel])))
-    return ledger.sync_files(found)
+        found.append(
+            FoundFile(
+                task_id=task_id_for(rel),
+                path=rel,
+                result_stem=stems[rel],
+                language=language_for(rel, default_language),
+                size=st.st_size,
+                mtime=st.st_mtime,
+                has_result=has_result(results_dir, stems[rel]),
+            )
+        )
+    return catalogue.sync_files(found)
 
 
-def checksum_pending(ledger: Ledger, audio_dir: Path) -> int:
+def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
     """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
     tried: set[str] = set()
-    while batch := [t for t in ledger.unhashed() if t.id not in tried]:
+    while batch := [t for t in catalogue.unhashed() if t.id not in tried]:
         for t in batch:
             tried.add(t.id)
             try:
                 full = safe_join(audio_dir, t.path)
                 size = full.stat().st_size
-                ledger.set_hash(t.id, size, sha256_file(full))
+                catalogue.set_hash(t.id, size, sha256_file(full))
             except (OSError, UnsafePath) as e:
                 log.warning("cannot checksum %s: %s", t.path, e)
-                ledger.mark_missing(t.id)
+                catalogue.mark_missing(t.id)
     return len(tried)

@@ -6,6 +6,8 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from .ledger import TaskState
+
 TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
 LANG = r"^(auto|[a-z]{2})$"
@@ -82,7 +84,7 @@ class TaskOut(BaseModel):
     id: str
     path: str
     language: str
-    state: str
+    state: TaskState
     attempts: int
     size: int
     sha256: Optional[str]
@@ -94,12 +96,12 @@ class TaskOut(BaseModel):
 
 class ErrorOut(BaseModel):
     task_id: str
-    task_state: str
+    task_state: TaskState
     attempts: int
 
 
 class StatsOut(BaseModel):
-    counts: dict[str, int]
+    counts: dict[TaskState, int]
     audio_hours_done: float
     bytes_done: int
     bytes_left: int

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Optional
 
-from dotenv import dotenv_values
+from stt_common.env import load_env
 
 
 class SettingsError(ValueError):
@@ -45,16 +45,11 @@ class Settings:
         return bool(self.auth_tokens or self.admin_tokens or self.users_file)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | None = ".env") -> "Settings":
-        """Environment wins over `.env`, as python-dotenv does by default."""
-        values: dict[str, str] = {}
-        if dotenv_path and Path(dotenv_path).is_file():
-            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        values.update(os.environ if env is None else env)
-        return cls._parse(values)
+    def from_env(cls, env: Optional[Mapping[str, str]] = None, dotenv_path: Optional[str] = ".env") -> Settings:
+        return cls._parse(load_env(env, dotenv_path))
 
     @classmethod
-    def _parse(cls, v: Mapping[str, str]) -> "Settings":
+    def _parse(cls, v: Mapping[str, str]) -> Settings:
         def get(name: str, default: str = "") -> str:
             return v.get(name, default).strip()
 
@@ -90,14 +85,18 @@ class Settings:
         for item in filter(None, (s.strip() for s in get("AUTH_TOKENS").split(","))):
             name, sep, token = item.partition(":")
             if not sep or not name or len(token) < 16:
-                raise SettingsError("AUTH_TOKENS must be 'name:token' pairs separated by commas, tokens of 16+ characters")
+                raise SettingsError(
+                    "AUTH_TOKENS must be 'name:token' pairs separated by commas, tokens of 16+ characters"
+                )
             tokens[token] = name
         admin = frozenset(filter(None, (s.strip() for s in get("ADMIN_TOKENS").split(","))))
         if any(len(t) < 16 for t in admin):
             raise SettingsError("ADMIN_TOKENS must be 16+ characters each")
         users_file = Path(get("AUTH_USERS_FILE")).expanduser() if get("AUTH_USERS_FILE") else None
         if users_file and not users_file.is_file():
-            raise SettingsError(f"AUTH_USERS_FILE={str(users_file)!r} does not exist (create it with 'stt-server add-user')")
+            raise SettingsError(
+                f"AUTH_USERS_FILE={str(users_file)!r} does not exist (create it with 'stt-server add-user')"
+            )
 
         return cls(
             audio_dir=audio_dir,

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import client_env, copy_audio, run_client, wer_percent
+from tests.helpers import client_env, copy_audio, run_client, wer_percent
 from tests.proxy import FlakyProxy
 
 pytestmark = pytest.mark.slow
@@ -19,8 +19,16 @@ GOOD = {"jfk.mp3": "jfk", "millbrook.mp3": "millbrook", "es/tren-es.mp3": "tren-
 
 
 def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_path, report):
-    copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3", "millbrook.mp3": "millbrook.mp3",
-                                            "es/tren-es.mp3": "tren-es.mp3", "corrupt-garbage.mp3": "corrupt-garbage.mp3"})
+    copy_audio(
+        shared,
+        tmp_path / "audio",
+        {
+            "jfk.mp3": "jfk.mp3",
+            "millbrook.mp3": "millbrook.mp3",
+            "es/tren-es.mp3": "tren-es.mp3",
+            "corrupt-garbage.mp3": "corrupt-garbage.mp3",
+        },
+    )
     srv = server_process(MAX_ATTEMPTS=2).start()
     models = shared / "models"
     # An English-only volunteer takes the en/auto work; the Spanish file waits for a multilingual one.
@@ -61,8 +69,13 @@ def test_result_survives_network_outage(shared, whisper_cli, server_process, tmp
     srv = server_process().start()
     proxy = FlakyProxy(srv.port)
     env = client_env(tmp_path, proxy.url, shared / "models" / "ggml-tiny.en.bin", "flaky")
-    client = subprocess.Popen([sys.executable, "-m", "client.cli", "run", "--once"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "run", "--once"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         work = tmp_path / "work-flaky"
         deadline = time.time() + 60
@@ -93,19 +106,25 @@ def test_result_survives_network_outage(shared, whisper_cli, server_process, tmp
 def test_doctor(shared, whisper_cli, server_process, tmp_path):
     srv = server_process().start()
     env = {**client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "doc"), "COLUMNS": "250"}
-    ok = subprocess.run([sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stdout
     for check in ("ffmpeg", "whisper-cli", "model", "transcribe sample", "server reachable", "credentials"):
-        line = next(l for l in ok.stdout.splitlines() if f" {check} " in l)
+        line = next(x for x in ok.stdout.splitlines() if f" {check} " in x)
         assert " ok " in line, line
     assert "FAIL" in ok.stdout.split("benchmark")[1]  # not measured yet: told, but not a failure
-    bench = subprocess.run([sys.executable, "-m", "client.cli", "bench"], env=env, capture_output=True, text=True,
-                           timeout=120)
+    bench = subprocess.run(
+        [sys.executable, "-m", "client.cli", "bench"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert bench.returncode == 0 and "x real time" in bench.stdout, bench.stdout + bench.stderr
-    again = subprocess.run([sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert " ok " in next(l for l in again.stdout.splitlines() if " benchmark " in l)
+    again = subprocess.run(
+        [sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert " ok " in next(x for x in again.stdout.splitlines() if " benchmark " in x)
     env.update(SERVER_URL="http://127.0.0.1:9", WHISPER_MODEL=str(tmp_path / "missing.bin"))
-    bad = subprocess.run([sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "client.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 1
     assert "download-model.sh" in bad.stdout and "check SERVER_URL" in bad.stdout

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SCRIPTS = REPO / "client" / "whisper"
 
@@ -39,25 +39,37 @@ def test_download_model_over_http_verifies_sha256(shared, model_server, tmp_path
     r = run(SCRIPTS / "download-model.sh", "silero-v6.2.0", "--url", url, "--sha256", good, "--dir", tmp_path)
     assert r.returncode == 0, r.stderr
     assert sha256(tmp_path / "ggml-silero-v6.2.0.bin") == good and "verified" in r.stdout
-    r = run(SCRIPTS / "download-model.sh", "silero-v6.2.0", "--url", url, "--sha256", "0" * 64, "--dir", tmp_path / "bad")
+    r = run(
+        SCRIPTS / "download-model.sh", "silero-v6.2.0", "--url", url, "--sha256", "0" * 64, "--dir", tmp_path / "bad"
+    )
     assert r.returncode != 0 and "mismatch" in r.stderr
     assert not list((tmp_path / "bad").glob("*.bin*"))  # nothing half-verified left behind
 
 
 def test_download_model_from_local_file(shared, tmp_path):
-    r = run(SCRIPTS / "download-model.sh", "ggml-tiny.en.bin", "--from", shared / "models/ggml-tiny.en.bin", "--dir", tmp_path)
+    r = run(
+        SCRIPTS / "download-model.sh",
+        "ggml-tiny.en.bin",
+        "--from",
+        shared / "models/ggml-tiny.en.bin",
+        "--dir",
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "SHA-256 verified" in r.stdout  # checked against the SHA256SUMS beside the fixtures
     r = run(SCRIPTS / "download-model.sh", "../../etc/passwd", "--dir", tmp_path)
     assert r.returncode != 0 and "odd model name" in r.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--backend", "quantum"], "unknown backend"),
-    (["--backend", "metal"], "only for macOS"),
-    (["--backend", "vulkan"], "vulkan needs"),
-    (["--backend", "openvino"], "OpenVINO toolkit"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--backend", "quantum"], "unknown backend"),
+        (["--backend", "metal"], "only for macOS"),
+        (["--backend", "vulkan"], "vulkan needs"),
+        (["--backend", "openvino"], "OpenVINO toolkit"),
+    ],
+)
 def test_build_refuses_what_it_cannot_build(args, message):
     r = run(SCRIPTS / "build.sh", *args, "--no-deps", env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert r.returncode != 0 and message in r.stderr, r.stderr

@@ -12,15 +12,20 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import client_env, copy_audio
+from tests.helpers import client_env, copy_audio
 
 pytestmark = pytest.mark.slow
 
 
 def start_client(tmp_path, srv, shared, *args):
     env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "sig", THREADS=1)
-    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "run", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     while not list((tmp_path / "work-sig").glob("*/input.wav")):  # transcribing now
         assert time.time() < deadline and proc.poll() is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_audio
+from tests.helpers import copy_audio
 
 
 def test_schemathesis_finds_nothing(shared, server_process, tmp_path, report):
@@ -18,9 +18,24 @@ def test_schemathesis_finds_nothing(shared, server_process, tmp_path, report):
         pytest.skip("schemathesis is not installed (pip install '.[dev]')")
     copy_audio(shared, tmp_path / "audio", {"jfk.mp3": "jfk.mp3", "de/a.mp3": "jfk.mp3"})
     srv = server_process().start()
-    r = subprocess.run([str(exe), "run", f"{srv.url}/openapi.json", "--checks", "all", "--max-examples", "60",
-                        "--seed", "20261122", "--no-color"],
-                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    r = subprocess.run(
+        [
+            str(exe),
+            "run",
+            f"{srv.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "60",
+            "--seed",
+            "20261122",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     lines = r.stdout.splitlines()
     summary = [line.strip() for line in lines if " generated" in line or (line.startswith("=") and " in " in line)]
     report("schemathesis: " + (" | ".join(summary) if summary else r.stdout[-500:]))

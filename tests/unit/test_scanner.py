@@ -8,7 +8,7 @@ import pytest
 
 from server.paths import UnsafePath, safe_join
 from server.scanner import checksum_pending, language_for, result_stems, scan, task_id_for, walk
-from tests.test_leases import make_ledger
+from tests.helpers import Clock, make_ledger
 
 
 def touch(path, data=b"x" * 10):
@@ -61,50 +61,52 @@ def test_ids_are_stable_and_filesystem_safe():
 
 
 def test_result_stems_keep_side_by_side_files_apart():
-    assert result_stems(["a/b.mp3", "a/b.wav", "a/c.mp3"]) == {"a/b.mp3": "a/b.mp3", "a/b.wav": "a/b.wav", "a/c.mp3": "a/c"}
+    assert result_stems(["a/b.mp3", "a/b.wav", "a/c.mp3"]) == {
+        "a/b.mp3": "a/b.mp3",
+        "a/b.wav": "a/b.wav",
+        "a/c.mp3": "a/c",
+    }
 
 
 def test_scan_lifecycle(tmp_path):
     audio, results = tmp_path / "audio", tmp_path / "results"
-    ledger = make_ledger(tmp_path / "db.sqlite")
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}")
     touch(audio / "one.mp3")
     touch(audio / "fr" / "two.mp3")
     touch(audio / "empty.mp3", b"")
     touch(results / "old.vtt", b"WEBVTT")
     touch(audio / "old.mp3")
-    r = scan(ledger, audio, results, "auto")
+    r = scan(ledger.catalogue, audio, results, "auto")
     assert r.added == 4
-    by_path = {t.path: t for t in ledger.tasks()}
+    by_path = {t.path: t for t in ledger.reports.tasks()}
     assert by_path["fr/two.mp3"].language == "fr"
     assert by_path["old.mp3"].state == "done"  # a result already exists: not queued again
     assert by_path["empty.mp3"].state == "failed" and "empty" in by_path["empty.mp3"].last_error
     assert by_path["one.mp3"].sha256 is None  # the scan only stats; checksums come after
-    assert checksum_pending(ledger, audio) == 4  # the done one too: results are kept, files may be re-done
-    assert len(ledger.task(by_path["one.mp3"].id).sha256) == 64
+    assert checksum_pending(ledger.catalogue, audio) == 4  # the done one too: results are kept, files may be re-done
+    assert len(ledger.reports.task(by_path["one.mp3"].id).sha256) == 64
 
     (audio / "one.mp3").unlink()
     touch(audio / "fr" / "two.mp3", b"different content")
-    r = scan(ledger, audio, results, "auto")
+    r = scan(ledger.catalogue, audio, results, "auto")
     assert (r.missing, r.changed) == (1, 1)
-    by_path = {t.path: t for t in ledger.tasks()}
+    by_path = {t.path: t for t in ledger.reports.tasks()}
     assert by_path["one.mp3"].state == "missing"
     assert by_path["fr/two.mp3"].size == len(b"different content")
 
     touch(audio / "one.mp3")
-    assert scan(ledger, audio, results, "auto").returned == 1
-    assert ledger.task(by_path["one.mp3"].id).state == "queued"
+    assert scan(ledger.catalogue, audio, results, "auto").returned == 1
+    assert ledger.reports.task(by_path["one.mp3"].id).state == "queued"
 
 
 def test_rescan_writes_only_what_changed(tmp_path):
-    from tests.test_leases import Clock
-
     audio, clock = tmp_path / "audio", Clock()
-    ledger = make_ledger(tmp_path / "db.sqlite", clock)
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock)
     touch(audio / "a.mp3")
     touch(audio / "b.mp3")
-    scan(ledger, audio, tmp_path / "results", "auto")
+    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
     clock.t += 300
     touch(audio / "b.mp3", b"new content")
-    scan(ledger, audio, tmp_path / "results", "auto")
-    updated = {t.path: t.updated_at for t in ledger.tasks()}
+    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
+    updated = {t.path: t.updated_at for t in ledger.reports.tasks()}
     assert updated == {"a.mp3": 1_000_000.0, "b.mp3": 1_000_300.0}

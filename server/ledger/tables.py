@@ -1,33 +1,21 @@
-"""Database tables. Timestamps are UNIX seconds (float) so comparisons are portable SQL."""
+"""The database tables. Timestamps are UNIX seconds (float) so comparisons are portable SQL.
+
+States are stored as plain strings (VARCHAR) and typed with the Enums of states.py; a schema change
+here needs a migration in migrations/versions/ (tests/integration/test_migrations.py compares them).
+"""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Index
+from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
-
-class TaskState:
-    QUEUED = "queued"
-    LEASED = "leased"
-    DONE = "done"
-    FAILED = "failed"
-    MISSING = "missing"
-    ALL = (QUEUED, LEASED, DONE, FAILED, MISSING)
-
-
-class AttemptState:
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    SUPERSEDED = "superseded"  # another attempt of the same task finished first
-    RELEASED = "released"  # handed back unfinished by its client (does not count as an attempt)
+from .states import AttemptState, Protocol, TaskState
 
 
 class Task(SQLModel, table=True):
-    """One unit of work: a whole file today, a time range of a file later (start_ms/end_ms)."""
+    """One unit of work: a whole file, or a time range of one (start_ms/end_ms)."""
 
     id: str = Field(primary_key=True, max_length=32)
     path: str = Field(index=True)  # POSIX path relative to AUDIO_DIR
@@ -38,7 +26,7 @@ class Task(SQLModel, table=True):
     size: int = 0
     mtime: float = 0.0
     sha256: Optional[str] = None
-    state: str = Field(default=TaskState.QUEUED)
+    state: TaskState = Field(default=TaskState.QUEUED, sa_type=String)
     attempts: int = 0
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None
@@ -55,9 +43,9 @@ class Attempt(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     task_id: str = Field(foreign_key="task.id", index=True)
     client: str
-    protocol: str  # "v1" or "legacy"
+    protocol: Protocol = Field(sa_type=String)
     token: str = Field(unique=True)
-    state: str = AttemptState.ACTIVE
+    state: AttemptState = Field(default=AttemptState.ACTIVE, sa_type=String)
     granted_at: float
     deadline: float
     heartbeat_at: Optional[float] = None
@@ -77,3 +65,9 @@ class Client(SQLModel, table=True):
     last_seen: float = 0.0
     tasks_done: int = 0
     tasks_failed: int = 0
+
+
+task = Task.__table__  # type: ignore[attr-defined]
+attempt = Attempt.__table__  # type: ignore[attr-defined]
+client = Client.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata

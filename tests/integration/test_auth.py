@@ -12,13 +12,20 @@ import pytest
 import requests
 
 from server.auth import hash_password
-from tests.conftest import REPO, client_env, copy_audio, free_port, run_client
+from tests.helpers import REPO, client_env, copy_audio, free_port, run_client
 
 TOKEN = "box1-token-0123456789"
 ADMIN = "admin-token-0123456789"
-PROTECTED = [("get", "/task"), ("post", "/result"), ("post", "/error"), ("post", "/api/v1/leases"),
-             ("get", "/api/v1/tasks"), ("get", "/api/v1/stats"), ("post", "/api/v1/admin/requeue"),
-             ("get", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/audio")]
+PROTECTED = [
+    ("get", "/task"),
+    ("post", "/result"),
+    ("post", "/error"),
+    ("post", "/api/v1/leases"),
+    ("get", "/api/v1/tasks"),
+    ("get", "/api/v1/stats"),
+    ("post", "/api/v1/admin/requeue"),
+    ("get", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/audio"),
+]
 
 
 def basic(user: str, password: str) -> dict:
@@ -34,8 +41,13 @@ def test_builtin_tokens_and_users(shared, api, tmp_path):
         r = getattr(c, method)(path)
         assert r.status_code == 401, (path, r.status_code)
         assert r.headers["WWW-Authenticate"].startswith("Basic")
-    for bad in ({"Authorization": "Bearer wrong-token-0123456789"}, basic("ann", "nope"), basic("eve", "s3cret"),
-                {"Authorization": "Basic !!notbase64"}, {"Authorization": "Digest x"}):
+    for bad in (
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        basic("ann", "nope"),
+        basic("eve", "s3cret"),
+        {"Authorization": "Basic !!notbase64"},
+        {"Authorization": "Digest x"},
+    ):
         assert c.get("/api/v1/stats", headers=bad).status_code == 401
     assert c.get("/health").status_code == 200 and c.get("/health/ready").status_code == 200
 
@@ -44,7 +56,9 @@ def test_builtin_tokens_and_users(shared, api, tmp_path):
     assert c.get(lease["audio_url"], headers=basic("ann", "s3cret")).status_code == 200
     assert c.post("/api/v1/admin/requeue", json={"failed": True}, headers=bearer).status_code == 403
     assert c.post("/api/v1/admin/requeue", json={"failed": True}, headers=basic("ann", "s3cret")).status_code == 403
-    assert c.post("/api/v1/admin/requeue", json={"failed": True}, headers={"Authorization": f"Bearer {ADMIN}"}).json() == {"requeued": []}
+    assert c.post(
+        "/api/v1/admin/requeue", json={"failed": True}, headers={"Authorization": f"Bearer {ADMIN}"}
+    ).json() == {"requeued": []}
     assert c.post("/api/v1/admin/scan", headers=basic("boss", "b0ss")).status_code == 200
 
 
@@ -66,13 +80,25 @@ def caddy(tmp_path):
 
     def start(upstream_port: int, user: str, password: str) -> str:
         port = free_port()
-        hashed = subprocess.run(["caddy", "hash-password", "--plaintext", password], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        env = {**os.environ, "STT_DOMAIN": f":{port}", "STT_UPSTREAM": f"127.0.0.1:{upstream_port}",
-               "STT_USER": user, "STT_PASSWORD_HASH": hashed, "CADDY_ADMIN": "off",
-               "XDG_DATA_HOME": str(tmp_path / "caddy-data"), "XDG_CONFIG_HOME": str(tmp_path / "caddy-config")}
-        proc = subprocess.Popen(["caddy", "run", "--config", str(REPO / "deploy/Caddyfile"), "--adapter", "caddyfile"],
-                                env=env, stdout=open(tmp_path / "caddy.log", "wb"), stderr=subprocess.STDOUT)
+        hashed = subprocess.run(
+            ["caddy", "hash-password", "--plaintext", password], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        env = {
+            **os.environ,
+            "STT_DOMAIN": f":{port}",
+            "STT_UPSTREAM": f"127.0.0.1:{upstream_port}",
+            "STT_USER": user,
+            "STT_PASSWORD_HASH": hashed,
+            "CADDY_ADMIN": "off",
+            "XDG_DATA_HOME": str(tmp_path / "caddy-data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "caddy-config"),
+        }
+        proc = subprocess.Popen(
+            ["caddy", "run", "--config", str(REPO / "deploy/Caddyfile"), "--adapter", "caddyfile"],
+            env=env,
+            stdout=open(tmp_path / "caddy.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -103,8 +129,14 @@ def test_behind_caddy_basic_auth(shared, whisper_cli, server_process, caddy, tmp
     # The legacy protocol through the proxy, exactly as field clients speak it.
     r = requests.get(url + "/task", auth=("friends", "correct horse"))
     assert r.status_code == 200 and r.content == (shared / "audio/jfk.mp3").read_bytes()
-    assert requests.post(url + "/result", json={"id": r.headers["X-Task-ID"], "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nask not\n"},
-                         auth=("friends", "correct horse")).status_code == 200
+    assert (
+        requests.post(
+            url + "/result",
+            json={"id": r.headers["X-Task-ID"], "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nask not\n"},
+            auth=("friends", "correct horse"),
+        ).status_code
+        == 200
+    )
 
     # And our own client, end to end.
     env = client_env(tmp_path, url, shared / "models/ggml-tiny.en.bin", "caddy-client")

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import copy_audio
+from tests.helpers import copy_audio
 
 
 @pytest.fixture
@@ -38,13 +38,20 @@ def test_oversized_uploads_are_cut_off_with_bounded_memory(live, report):
             yield b"x" * size
 
     try:
-        r = requests.post(f"{live.url}/api/v1/leases/{L['token']}/result", data=chunks(),
-                          headers={"Content-Type": "multipart/form-data; boundary=zz"}, timeout=60)
+        r = requests.post(
+            f"{live.url}/api/v1/leases/{L['token']}/result",
+            data=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=zz"},
+            timeout=60,
+        )
         assert r.status_code == 413
     except requests.ConnectionError:
         pass  # the server may close the connection as soon as it has answered 413
     big_json = json.dumps({"id": L["task_id"], "vtt": "x" * 5_000_000})
-    assert requests.post(f"{live.url}/result", data=big_json, headers={"Content-Type": "application/json"}).status_code == 413
+    assert (
+        requests.post(f"{live.url}/result", data=big_json, headers={"Content-Type": "application/json"}).status_code
+        == 413
+    )
     grown = (proc.memory_info().rss - before) / 1e6
     report(f"hostile: server RSS grew by {grown:.1f} MB while refusing 205 MB of uploads")
     assert grown < 50
@@ -54,22 +61,32 @@ def test_oversized_uploads_are_cut_off_with_bounded_memory(live, report):
 
 def test_slow_and_truncated_bodies_do_not_hurt(live):
     L = lease(live)
-    for body in (b"--zz\r\nContent-Disposition: form-data; name=\"txt\"; filename=\"t\"\r\n\r\npartial", b""):
+    for body in (b'--zz\r\nContent-Disposition: form-data; name="txt"; filename="t"\r\n\r\npartial', b""):
         s = socket.create_connection(("127.0.0.1", live.port))
-        s.sendall(f"POST /api/v1/leases/{L['token']}/result HTTP/1.1\r\nHost: x\r\n"
-                  f"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n".encode() + body)
+        s.sendall(
+            f"POST /api/v1/leases/{L['token']}/result HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n".encode()
+            + body
+        )
         time.sleep(0.5)  # a slow client...
         s.close()  # ...that gives up half-way
-    r = requests.post(f"{live.url}/api/v1/leases/{L['token']}/result", data={"meta": "{}"},
-                      files={"txt": ("t", "ok")}).json()
+    r = requests.post(
+        f"{live.url}/api/v1/leases/{L['token']}/result", data={"meta": "{}"}, files={"txt": ("t", "ok")}
+    ).json()
     assert r["status"] == "accepted"  # the half-sent uploads changed nothing
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/tasks/%00", "/api/v1/tasks/..%2f..%2fetc%2fpasswd", "/api/v1/tasks/%2e%2e",
-    "/api/v1/leases/..%2F..%2F..%2Fetc%2Fpasswd/audio", "/api/v1/leases/%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00/audio",
-    "/api/v1/leases/" + "A" * 5000 + "/audio",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tasks/%00",
+        "/api/v1/tasks/..%2f..%2fetc%2fpasswd",
+        "/api/v1/tasks/%2e%2e",
+        "/api/v1/leases/..%2F..%2F..%2Fetc%2Fpasswd/audio",
+        "/api/v1/leases/%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00/audio",
+        "/api/v1/leases/" + "A" * 5000 + "/audio",
+    ],
+)
 def test_path_tricks_in_urls(live, path):
     r = requests.get(live.url + path)
     assert 400 <= r.status_code < 500 and b"root:" not in r.content
@@ -119,11 +136,34 @@ def test_invalid_utf8_and_garbage_json(live):
 @pytest.mark.slow
 def test_silence_is_transcribed_as_blank(shared, whisper_cli, tmp_path):
     silent = tmp_path / "silence.mp3"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono",
-                    "-t", "8", str(silent)], check=True)
-    env = {**os.environ, "WHISPER_CLI": str(whisper_cli), "WHISPER_MODEL": str(shared / "models/ggml-tiny.en.bin"),
-           "THREADS": "2"}
-    r = subprocess.run([sys.executable, "-m", "client.cli", "transcribe", str(silent), "--out", str(tmp_path / "out")],
-                       env=env, capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "8",
+            str(silent),
+        ],
+        check=True,
+    )
+    env = {
+        **os.environ,
+        "WHISPER_CLI": str(whisper_cli),
+        "WHISPER_MODEL": str(shared / "models/ggml-tiny.en.bin"),
+        "THREADS": "2",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "client.cli", "transcribe", str(silent), "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out/silence.txt").read_text().strip() == "[BLANK_AUDIO]"

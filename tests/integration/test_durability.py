@@ -10,7 +10,6 @@ import time
 import requests
 
 
-
 def test_sigkill_loses_nothing_acknowledged(tmp_path, server_process, report):
     audio = tmp_path / "audio"
     audio.mkdir()
@@ -25,8 +24,12 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path, server_process, report):
         while not stop.is_set():
             try:
                 L = s.post(f"{srv.url}/api/v1/leases", json={"client": f"w{n}"}, timeout=5).json()
-                r = s.post(f"{srv.url}/api/v1/leases/{L['token']}/result", data={"meta": json.dumps({"model": "k"})},
-                           files={"txt": ("t", f"text of {L['task_id']}\n")}, timeout=5)
+                r = s.post(
+                    f"{srv.url}/api/v1/leases/{L['token']}/result",
+                    data={"meta": json.dumps({"model": "k"})},
+                    files={"txt": ("t", f"text of {L['task_id']}\n")},
+                    timeout=5,
+                )
                 if r.status_code == 200:
                     acked.append(L["task_id"])
             except (requests.RequestException, ValueError, KeyError):

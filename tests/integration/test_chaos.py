@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import client_env
+from tests.helpers import client_env
 from tests.proxy import FlakyProxy
 
 pytestmark = pytest.mark.slow
@@ -39,8 +39,26 @@ def make_clips(shared: Path, audio: Path, rng: random.Random) -> list[str]:
         start = rng.uniform(0, length - dur)
         rel = f"clips/c{i:02}.mp3"
         (audio / "clips").mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", f"{start:.2f}", "-t", f"{dur:.2f}",
-                        "-i", str(shared / "audio" / src), "-ac", "1", "-b:a", "64k", str(audio / rel)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-ss",
+                f"{start:.2f}",
+                "-t",
+                f"{dur:.2f}",
+                "-i",
+                str(shared / "audio" / src),
+                "-ac",
+                "1",
+                "-b:a",
+                "64k",
+                str(audio / rel),
+            ],
+            check=True,
+        )
         clips.append(rel)
     (audio / "bad").mkdir()
     (audio / "bad" / "garbage.mp3").write_bytes((shared / "audio" / "corrupt-garbage.mp3").read_bytes())
@@ -67,8 +85,21 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
     # The reference: the same pipeline, one clean local run per clip.
     ref_dir = tmp_path / "reference"
     env = {**os.environ, "WHISPER_CLI": str(whisper_cli), "WHISPER_MODEL": str(model), "THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "client.cli", "transcribe", *[str(tmp_path / "audio" / c) for c in clips],
-                    "--out", str(ref_dir)], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "client.cli",
+            "transcribe",
+            *[str(tmp_path / "audio" / c) for c in clips],
+            "--out",
+            str(ref_dir),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
     srv = server_process(LEASE_SECONDS=6, MAX_ATTEMPTS=8).start()
     # A slow line (64 kB/s, like a volunteer's uplink) so kills can land mid-download and mid-upload.
@@ -78,8 +109,9 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
 
     def start(name: str) -> None:
         log = open(tmp_path / f"{name}.log", "ab")
-        clients[name] = subprocess.Popen([sys.executable, "-m", "client.cli", "run"], env=envs[name],
-                                         stdout=log, stderr=subprocess.STDOUT)
+        clients[name] = subprocess.Popen(
+            [sys.executable, "-m", "client.cli", "run"], env=envs[name], stdout=log, stderr=subprocess.STDOUT
+        )
 
     def outboxes_empty() -> bool:
         return not any(any(p.iterdir()) for p in tmp_path.glob("work-*/outbox") if p.is_dir())
@@ -145,7 +177,9 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
         assert Path(f"{stem}.txt").read_text() == expected, rel
     assert sorted(p.name for p in results.rglob("*") if p.is_file() and p.name.startswith(".")) == []
     assert len(list(results.rglob("*.meta.json"))) == 30  # one set per clip, nothing for the corrupt files
-    failed = {t["path"]: t["last_error"] for t in requests.get(f"{srv.url}/api/v1/tasks", params={"state": "failed"}).json()}
+    failed = {
+        t["path"]: t["last_error"] for t in requests.get(f"{srv.url}/api/v1/tasks", params={"state": "failed"}).json()
+    }
     assert sorted(failed) == ["bad/garbage.mp3", "bad/noise.mp3"]
     assert all("cannot read" in e or "cannot decode" in e for e in failed.values()), failed
     assert outboxes_empty() and not list(tmp_path.glob("work-*/outbox/rejected/*"))
@@ -154,14 +188,22 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
 
     # --- what happened ----------------------------------------------------------------------------
     db = sqlite3.connect(tmp_path / "data" / "batch-stt.db")
-    reissued = db.execute("select count(*) from attempt a where exists (select 1 from attempt b where "
-                          "b.task_id = a.task_id and b.id < a.id)").fetchone()[0]
+    reissued = db.execute(
+        "select count(*) from attempt a where exists (select 1 from attempt b where "
+        "b.task_id = a.task_id and b.id < a.id)"
+    ).fetchone()[0]
     expired = db.execute("select count(*) from attempt where state = 'expired'").fetchone()[0]
     events = [json.loads(line) for line in (tmp_path / "data" / "events.log").read_text().splitlines()]
     late = sum(1 for e in events if e["event"] == "completed" and e.get("late"))
     duplicates = sum(1 for e in events if e["event"] == "duplicate")
-    figures = {**counts, "dropped connections": proxy.dropped, "tasks re-issued": reissued,
-               "leases expired": expired, "late results accepted": late, "duplicate results ignored": duplicates,
-               "seconds": round(elapsed)}
+    figures = {
+        **counts,
+        "dropped connections": proxy.dropped,
+        "tasks re-issued": reissued,
+        "leases expired": expired,
+        "late results accepted": late,
+        "duplicate results ignored": duplicates,
+        "seconds": round(elapsed),
+    }
     report("chaos: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())))
     assert counts["server SIGKILLs"] == 2 and sum(v for k, v in counts.items() if k.startswith("client")) >= 5

@@ -1,0 +1,75 @@
+"""The task ledger: every task and lease state, and the only code that touches the database.
+
+    ledger.leases     claim / heartbeat / complete / fail / release / expire   (leases.py)
+    ledger.legacy     the same for the legacy protocol's clients              (legacy.py)
+    ledger.catalogue  files on disk -> tasks; checksums; requeue              (catalogue.py)
+    ledger.reports    task, tasks, stats                                       (reports.py)
+
+Statements live in sql.py, tables in tables.py, migrations in migrations/ (migrate.py runs them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..events import EventLog
+from .catalogue import Catalogue
+from .database import Database, make_engine
+from .errors import LeaseLost, LedgerError, MigrationError, NotFound
+from .leases import Leases
+from .legacy import LegacyLeases
+from .migrate import upgrade
+from .reports import Reports
+from .states import AttemptState, Protocol, TaskState
+from .values import Completion, FoundFile, Grant, ScanReport, Stats, TaskView
+
+__all__ = [
+    "AttemptState",
+    "Completion",
+    "FoundFile",
+    "Grant",
+    "LeaseLost",
+    "Ledger",
+    "LedgerError",
+    "MigrationError",
+    "NotFound",
+    "Protocol",
+    "ScanReport",
+    "Stats",
+    "TaskState",
+    "TaskView",
+]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    db: Database
+    leases: Leases
+    legacy: LegacyLeases
+    catalogue: Catalogue
+    reports: Reports
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        lease_seconds: int,
+        legacy_lease_seconds: int,
+        max_attempts: int,
+        events: EventLog,
+        sqlite_synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
+        migrate: bool = True,
+    ) -> Ledger:
+        """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts."""
+        engine = make_engine(url, sqlite_synchronous)
+        if migrate:
+            upgrade(engine)
+        db = Database(engine)
+        leases = Leases(db, events, clock, lease_seconds=lease_seconds, max_attempts=max_attempts)
+        return cls(
+            db, leases, LegacyLeases(leases, legacy_lease_seconds), Catalogue(db, events, clock), Reports(db, clock)
+        )

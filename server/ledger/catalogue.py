@@ -1,0 +1,138 @@
+"""The file catalogue: which tasks exist, kept in line with what is on disk, and the operator's
+requeue. The scanner finds files; this decides what that means for each task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Optional
+
+from ..events import EventLog
+from . import sql
+from .database import Database
+from .errors import NotFound
+from .states import TaskState
+from .values import FoundFile, ScanReport, TaskView
+
+
+def _fresh_start(size: int) -> tuple[TaskState, Optional[str]]:
+    # An empty file has nothing to hand out: say so at once instead of failing N times.
+    return (TaskState.FAILED, "empty file (0 bytes)") if size == 0 else (TaskState.QUEUED, None)
+
+
+class Catalogue:
+    def __init__(self, db: Database, events: EventLog, clock: Callable[[], float]):
+        self.db = db
+        self.events = events
+        self.clock = clock
+
+    def sync_files(self, found: Iterable[FoundFile], complete_scan: bool = True) -> ScanReport:
+        """Bring the task table in line with what the scanner saw on disk; writes only what changed."""
+        now = self.clock()
+        added: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        changed = returned = 0
+        with self.db.writing() as c:
+            known = {row.id: row for row in c.execute(sql.catalogue)}
+            seen: set[str] = set()
+            for f in found:
+                seen.add(f.task_id)
+                row = known.get(f.task_id)
+                if row is None:
+                    state, error = (TaskState.DONE, None) if f.has_result else _fresh_start(f.size)
+                    added.append(
+                        {
+                            "id": f.task_id,
+                            "path": f.path,
+                            "result_stem": f.result_stem,
+                            "language": f.language,
+                            "size": f.size,
+                            "mtime": f.mtime,
+                            "state": state.value,
+                            "attempts": 0,
+                            "last_error": error,
+                            "created_at": now,
+                            "updated_at": now,
+                            "done_at": now if f.has_result else None,
+                        }
+                    )
+                    continue
+                new = {
+                    "tid": row.id,
+                    "state": row.state,
+                    "size": row.size,
+                    "mtime": row.mtime,
+                    "language": f.language,
+                    "sha256": row.sha256,
+                    "attempts": row.attempts,
+                    "last_error": row.last_error,
+                    "now": now,
+                }
+                if row.state == TaskState.MISSING:
+                    new["state"] = TaskState.DONE.value if row.done_at else TaskState.QUEUED.value
+                    returned += 1
+                replaced = (row.size, row.mtime) != (f.size, f.mtime)
+                if replaced:
+                    # A finished task keeps its result (requeue it to redo); an unfinished one
+                    # starts over with the new file.
+                    new["size"], new["mtime"], new["sha256"] = f.size, f.mtime, None
+                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED):
+                        state, new["last_error"] = _fresh_start(f.size)
+                        new["state"], new["attempts"] = state.value, 0
+                    changed += 1
+                if replaced or (new["state"], new["language"]) != (row.state, row.language):
+                    updates.append(new)
+            missing = [
+                {"tid": tid, "now": now}
+                for tid, row in known.items()
+                if complete_scan and tid not in seen and row.state != TaskState.MISSING
+            ]
+            if added:
+                c.execute(sql.insert_task, added)
+            if updates:
+                c.execute(sql.update_task_from_scan, updates)
+            if missing:
+                c.execute(sql.mark_task_vanished, missing)
+        return ScanReport(len(added), changed, len(missing), returned)
+
+    def file_changed(self, task_id: str, size: int, mtime: float) -> None:
+        """The file was replaced after it was leased: record it, and hand every lease back unused."""
+        now = self.clock()
+        with self.db.writing() as c:
+            released = c.execute(sql.release_attempts_of_task, {"tid": task_id, "now": now}).rowcount
+            c.execute(sql.record_file_change, {"tid": task_id, "size": size, "mtime": mtime})
+            if released:
+                c.execute(sql.give_task_back, {"tid": task_id, "now": now})
+        self.events.emit("changed", task=task_id, size=size)
+
+    def unhashed(self, limit: int = 1000) -> list[TaskView]:
+        with self.db.reading() as c:
+            return [TaskView.from_row(r) for r in c.execute(sql.unhashed_tasks, {"limit": limit})]
+
+    def set_hash(self, task_id: str, size: int, sha256: str) -> None:
+        """Record a file's checksum, unless the file changed again since it was read."""
+        with self.db.writing() as c:
+            c.execute(sql.set_task_hash, {"tid": task_id, "hashed_size": size, "sha256": sha256})
+
+    def mark_missing(self, task_id: str) -> None:
+        with self.db.writing() as c:
+            c.execute(sql.mark_task_missing, {"tid": task_id, "now": self.clock()})
+
+    def requeue(self, task_ids: Iterable[str] = (), failed: bool = False) -> list[str]:
+        """Put failed (or named done/failed/queued) tasks back in the queue with a fresh attempt budget."""
+        ids = list(task_ids)
+        if not ids and not failed:
+            return []
+        now = self.clock()
+        with self.db.writing() as c:
+            if ids:
+                found = list(c.execute(sql.requeueable_by_id, {"ids": ids}).scalars())
+                unknown = set(ids) - set(found)
+                if unknown:
+                    raise NotFound(f"no such task (or it is leased or missing): {', '.join(sorted(unknown))}")
+            else:
+                found = list(c.execute(sql.failed_tasks).scalars())
+            if found:
+                c.execute(sql.requeue_task, [{"tid": tid, "now": now} for tid in found])
+        for tid in found:
+            self.events.emit("requeued", task=tid)
+        return found

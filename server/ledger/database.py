@@ -1,0 +1,113 @@
+"""Connections to the ledger's database: one way to write, one way to read.
+
+SQLite-specific settings live here and nowhere else. SQLite allows one writer: every write
+transaction starts with BEGIN IMMEDIATE (so a read-then-write never hits SQLITE_BUSY half-way and
+claims are serialised) after queueing on a lock; reads take a plain snapshot and no lock.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads still queue; processes fall back to SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import create_engine
+
+from .errors import MigrationError
+
+_READ = "batch_stt_read"  # execution option marking a read-only transaction
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` means whichever driver is installed (SQLAlchemy 2.1 would insist on psycopg 3)."""
+    if not url.startswith("postgresql://"):
+        return url
+    for module, scheme in (("psycopg2", "postgresql+psycopg2"), ("psycopg", "postgresql+psycopg")):
+        if importlib.util.find_spec(module):
+            return scheme + url[len("postgresql") :]
+    raise MigrationError(
+        "DATABASE_URL is a PostgreSQL URL but no driver is installed: pip install 'batch-stt[server,postgres]'"
+    )
+
+
+def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(_with_driver(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=16)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let the "begin" hook below issue BEGIN itself (pysqlite's own handling defers it).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed (acknowledged) transaction survives power loss too, not only a crash.
+        cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ) else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def _file_lock(thread_lock: threading.Lock, path: Path) -> Iterator[None]:
+    with thread_lock, open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _write_lock(engine: Engine) -> Callable[[], AbstractContextManager[Any]]:
+    """What every write holds first, so SQLite writers queue instead of polling.
+
+    SQLite's busy handler retries with sleeps of up to 100 ms, which wrecks latency under load.
+    Threads queue on a lock, and processes (WORKERS > 1) on an flock beside the database file,
+    both of which wake the next waiter at once. PostgreSQL needs neither.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext
+    thread_lock = threading.Lock()
+    database = engine.url.database
+    if fcntl is None or not database or database == ":memory:":
+        return lambda: thread_lock
+    path = Path(database).with_suffix(".writelock")
+    return lambda: _file_lock(thread_lock, path)
+
+
+class Database:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._lock = _write_lock(engine)
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One transaction that may write: committed on exit, rolled back on an exception."""
+        with self._lock(), self.engine.begin() as c:
+            yield c
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A consistent snapshot for reads; never waits for writers."""
+        with self.engine.connect() as c:
+            c = c.execution_options(**{_READ: True})
+            with c.begin():
+                yield c
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,265 @@
+"""The lease state machine: claim, heartbeat, complete, fail, release, expire.
+
+Each method is one write transaction. On SQLite writers are serialised (database.py); on
+PostgreSQL the claim re-checks the row's state in its UPDATE and skips locked rows, so two servers
+never grant the same task twice either. Expired leases are reclaimed lazily at the next claim (and
+by the periodic sweep), so correctness needs no background job.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+from sqlalchemy.engine import Connection
+
+from ..events import EventLog
+from . import sql
+from .database import Database
+from .errors import LeaseLost, NotFound
+from .states import AttemptState, Protocol, TaskState
+from .values import AttemptView, Completion, Grant, TaskView
+
+WriteResult = Callable[[TaskView], None]
+
+
+class Leases:
+    def __init__(
+        self, db: Database, events: EventLog, clock: Callable[[], float], *, lease_seconds: int, max_attempts: int
+    ):
+        self.db = db
+        self.events = events
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+
+    def claim(
+        self,
+        client: str,
+        *,
+        languages: Optional[Sequence[str]] = None,
+        capabilities: Optional[dict[str, Any]] = None,
+        protocol: Protocol = Protocol.V1,
+        lease_seconds: Optional[int] = None,
+    ) -> Optional[Grant]:
+        """Grant the next queued task that fits to `client`, or None when nothing fits."""
+        now = self.clock()
+        seconds = lease_seconds or self.lease_seconds
+        grant = None
+        with self.db.writing() as c:
+            expired = self._expire_due(c, now)
+            if capabilities is not None:
+                _touch_client(c, client, now, capabilities)
+            for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
+                if languages is None:
+                    task_id = c.execute(sql.pick_queued).scalar()
+                else:
+                    task_id = c.execute(sql.pick_queued_in_languages, {"langs": list(languages)}).scalar()
+                if task_id is None:
+                    break
+                row = c.execute(sql.take_task, {"tid": task_id, "now": now}).first()
+                if row is None:
+                    continue
+                token = secrets.token_urlsafe(24)
+                c.execute(
+                    sql.insert_attempt,
+                    {
+                        "task_id": task_id,
+                        "client": client,
+                        "protocol": protocol.value,
+                        "token": token,
+                        "state": AttemptState.ACTIVE.value,
+                        "granted_at": now,
+                        "deadline": now + seconds,
+                    },
+                )
+                grant = Grant(task_id, token, row.path, row.language, row.size, row.sha256, now + seconds, row.attempts)
+                break
+        self._log_expired(expired)
+        if grant:
+            self.events.emit(
+                "granted",
+                task=grant.task_id,
+                client=client,
+                protocol=protocol.value,
+                attempt=grant.attempt,
+                deadline=round(grant.deadline, 3),
+            )
+        return grant
+
+    def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
+        """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it."""
+        now = self.clock()
+        deadline = now + self.lease_seconds
+        clamped = None if progress is None else max(0.0, min(100.0, progress))
+        with self.db.writing() as c:
+            task_id = c.execute(
+                sql.extend_lease, {"tok": token, "deadline": deadline, "now": now, "progress": clamped}
+            ).scalar()
+            if task_id is None:
+                state = c.execute(sql.attempt_state_by_token, {"tok": token}).scalar()
+                if state is None:
+                    raise NotFound("unknown lease token")
+                raise LeaseLost(f"lease is {state}: stop working on this task")
+        self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
+        return deadline
+
+    def complete(self, token: str, write_result: WriteResult, audio_seconds: Optional[float] = None) -> Completion:
+        """Accept a result for the lease `token`.
+
+        `write_result` runs inside the transaction, so two results racing for one task never
+        interleave their files, and the task is marked done only once its files are on disk.
+        """
+        with self.db.writing() as c:
+            attempt = _attempt(c, token)
+            completion = self.complete_attempt(c, attempt, write_result, audio_seconds)
+        self.log_completion(completion, attempt.client)
+        return completion
+
+    def fail(
+        self, token: str, error: str, stderr_tail: Optional[str] = None, retryable: Optional[bool] = None
+    ) -> TaskView:
+        """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
+        with self.db.writing() as c:
+            attempt = _attempt(c, token)
+            view = self.fail_attempt(c, attempt, error, stderr_tail, retryable)
+        self.log_failure(view, attempt.client, error, retryable)
+        return view
+
+    def release(self, token: str) -> TaskView:
+        """The client gives the task back unfinished (volunteer stopped it): no attempt is used up."""
+        now = self.clock()
+        with self.db.writing() as c:
+            task_id = c.execute(sql.release_attempt, {"tok": token, "now": now}).scalar()
+            if task_id is None:
+                raise NotFound("no active lease with that token")
+            if c.execute(sql.task_has_active_attempt, {"tid": task_id}).first() is None:
+                c.execute(sql.give_task_back, {"tid": task_id, "now": now})
+            view = task_row(c, task_id)
+        self.events.emit("released", task=task_id)
+        return view
+
+    def expire_due(self) -> int:
+        """Reclaim expired leases now (the periodic sweep; claims also do this)."""
+        with self.db.writing() as c:
+            expired = self._expire_due(c, self.clock())
+        self._log_expired(expired)
+        return len(expired)
+
+    def leased_task(self, token: str) -> TaskView:
+        """The task behind a lease its holder may still use (to download its audio)."""
+        with self.db.reading() as c:
+            attempt = _attempt(c, token)
+            if attempt.state != AttemptState.ACTIVE:
+                raise LeaseLost(f"lease is {attempt.state}")
+            return task_row(c, attempt.task_id)
+
+    # --- steps shared with the legacy adapter (inside the caller's transaction) ----------------
+
+    def complete_attempt(
+        self, c: Connection, attempt: AttemptView, write_result: WriteResult, audio_seconds: Optional[float]
+    ) -> Completion:
+        now = self.clock()
+        task = task_row(c, attempt.task_id)
+        if task.state == TaskState.DONE:
+            return Completion(task, True, False, task.attempts)
+        late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
+        write_result(task)
+        c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
+        c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
+        # Anyone else still working on it should stop at their next heartbeat.
+        c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
+        c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
+        return Completion(task_row(c, task.id), False, late, task.attempts)
+
+    def fail_attempt(
+        self, c: Connection, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
+    ) -> TaskView:
+        now = self.clock()
+        was_active = attempt.state == AttemptState.ACTIVE
+        c.execute(
+            sql.record_attempt_failure,
+            {
+                "aid": attempt.id,
+                "state": AttemptState.FAILED.value if was_active else attempt.state,
+                "error": error,
+                "stderr_tail": stderr_tail,
+                "retryable": retryable,
+                "now": now,
+            },
+        )
+        full_error = error if not stderr_tail else f"{error}\n{stderr_tail}"
+        if was_active:
+            self._requeue_if_idle(c, attempt.task_id, full_error, now)
+        else:  # too late to count (the task may be someone else's now), but still worth showing
+            c.execute(sql.note_error_on_idle_task, {"tid": attempt.task_id, "error": full_error})
+        c.execute(sql.debit_client_failed, {"cname": attempt.client, "now": now})
+        return task_row(c, attempt.task_id)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float, expired: bool = False) -> None:
+        if c.execute(sql.task_has_active_attempt, {"tid": task_id}).first() is None:
+            c.execute(
+                sql.requeue_after_expiry if expired else sql.requeue_after_failure,
+                {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
+            )
+
+    def _expire_due(self, c: Connection, now: float) -> list[tuple[str, str, Optional[str]]]:
+        out = []
+        for task_id, client in c.execute(sql.expire_due_attempts, {"now": now}).all():
+            self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now, expired=True)
+            out.append((task_id, client, c.execute(sql.task_state, {"tid": task_id}).scalar()))
+        return out
+
+    def _log_expired(self, expired: list[tuple[str, str, Optional[str]]]) -> None:
+        for task_id, client, state in expired:
+            self.events.emit("expired", task=task_id, client=client, task_state=state)
+
+    def log_completion(self, c: Completion, client: str) -> None:
+        self.events.emit(
+            "duplicate" if c.duplicate else "completed", task=c.task.id, client=client, late=c.late, attempt=c.attempt
+        )
+
+    def log_failure(self, view: TaskView, client: str, error: str, retryable: Optional[bool]) -> None:
+        self.events.emit(
+            "failed",
+            task=view.id,
+            client=client,
+            error=error[:200],
+            retryable=retryable,
+            task_state=view.state.value,
+            attempts=view.attempts,
+        )
+
+
+def task_row(c: Connection, task_id: str) -> TaskView:
+    row = c.execute(sql.task_by_id, {"tid": task_id}).first()
+    if row is None:
+        raise NotFound(f"unknown task id {task_id!r}")
+    return TaskView.from_row(row)
+
+
+def _attempt(c: Connection, token: str) -> AttemptView:
+    row = c.execute(sql.attempt_by_token, {"tok": token}).first()
+    if row is None:
+        raise NotFound("unknown lease token")
+    return AttemptView.from_row(row)
+
+
+def _touch_client(c: Connection, name: str, now: float, capabilities: dict[str, Any]) -> None:
+    caps = json.dumps(capabilities, sort_keys=True)
+    if not c.execute(sql.touch_client, {"cname": name, "caps": caps, "now": now}).rowcount:
+        c.execute(
+            sql.insert_client,
+            {
+                "name": name,
+                "capabilities": caps,
+                "first_seen": now,
+                "last_seen": now,
+                "tasks_done": 0,
+                "tasks_failed": 0,
+            },
+        )

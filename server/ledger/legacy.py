@@ -1,0 +1,49 @@
+"""The legacy protocol's differences, kept out of the lease state machine.
+
+Legacy clients never heartbeat, so their lease must cover a whole transcription; and they name
+only the task when reporting, so a result credits the task's newest attempt (live or not) and an
+error its newest live one.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import sql
+from .errors import LeaseLost
+from .leases import Leases, WriteResult, task_row
+from .states import Protocol, TaskState
+from .values import AttemptView, Completion, Grant, TaskView
+
+
+class LegacyLeases:
+    def __init__(self, leases: Leases, lease_seconds: int):
+        self.leases = leases
+        self.lease_seconds = lease_seconds
+
+    def claim(self, client: str) -> Optional[Grant]:
+        return self.leases.claim(client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds)
+
+    def complete(self, task_id: str, write_result: WriteResult) -> Completion:
+        with self.leases.db.writing() as c:
+            task = task_row(c, task_id)
+            row = c.execute(sql.newest_attempt_of_task, {"tid": task_id}).first()
+            if row is None:
+                if task.state == TaskState.DONE:
+                    return Completion(task, True, False, 0)
+                raise LeaseLost(f"task {task_id} was never handed out")
+            attempt = AttemptView.from_row(row)
+            completion = self.leases.complete_attempt(c, attempt, write_result, None)
+        self.leases.log_completion(completion, attempt.client)
+        return completion
+
+    def fail(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
+        with self.leases.db.writing() as c:
+            task = task_row(c, task_id)
+            row = c.execute(sql.newest_active_attempt_of_task, {"tid": task_id}).first()
+            if row is None:  # nothing in flight: a stale or repeated report changes nothing
+                return task
+            attempt = AttemptView.from_row(row)
+            view = self.leases.fail_attempt(c, attempt, error, None, None)
+        self.leases.log_failure(view, attempt.client, error, None)
+        return view

@@ -1,0 +1,240 @@
+"""Every statement the ledger runs, in one place, built once.
+
+Building a SQLAlchemy statement per call cost more than running it, so each is a module constant
+with named parameters (`:now`, `:tid`, ...). Core rather than raw text so the same statement runs
+on SQLite and PostgreSQL. Nothing outside server/ledger/ runs SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+
+from .states import AttemptState, TaskState
+from .tables import attempt, client, task
+from .values import ATTEMPT_VIEW_FIELDS, TASK_VIEW_FIELDS
+
+now = bindparam("now", type_=Float)
+tid: BindParameter[str] = bindparam("tid", type_=String)
+token: BindParameter[str] = bindparam("tok", type_=String)
+TASK_VIEW = tuple(task.c[name] for name in TASK_VIEW_FIELDS)
+ATTEMPT_VIEW = tuple(attempt.c[name] for name in ATTEMPT_VIEW_FIELDS)
+
+# --- leases ---------------------------------------------------------------------------------
+expire_due_attempts = (
+    update(attempt)
+    .where(attempt.c.state == AttemptState.ACTIVE, attempt.c.deadline < now)
+    .values(state=AttemptState.EXPIRED, finished_at=now)
+    .returning(attempt.c.task_id, attempt.c.client)
+)
+task_has_active_attempt = (
+    select(attempt.c.id).where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE).limit(1)
+)
+
+
+def _back_to_queue(last_error: ColumnElement[Any]) -> Update:
+    """After an unsuccessful attempt: queued again, or failed once attempts are used up."""
+    return (
+        update(task)
+        .where(task.c.id == tid, task.c.state == TaskState.LEASED)
+        .values(
+            state=case((task.c.attempts >= bindparam("max_attempts"), TaskState.FAILED), else_=TaskState.QUEUED),
+            last_error=last_error,
+            updated_at=now,
+        )
+    )
+
+
+requeue_after_failure = _back_to_queue(bindparam("error"))
+# An expiry says less than a real error ("cannot decode ..."): keep the real one if there is one.
+requeue_after_expiry = _back_to_queue(func.coalesce(task.c.last_error, bindparam("error")))
+note_error_on_idle_task = (
+    update(task)
+    .where(task.c.id == tid, task.c.state.in_([TaskState.QUEUED, TaskState.FAILED]))
+    .values(last_error=bindparam("error"))
+)
+task_state = select(task.c.state).where(task.c.id == tid)
+touch_client = (
+    update(client).where(client.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=now)
+)
+insert_client = insert(client)
+# PostgreSQL: concurrent claims skip rows another transaction is taking (SQLite ignores this).
+pick_queued = (
+    select(task.c.id)
+    .where(task.c.state == TaskState.QUEUED)
+    .order_by(task.c.path)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+pick_queued_in_languages = (
+    select(task.c.id)
+    .where(task.c.state == TaskState.QUEUED, task.c.language.in_(bindparam("langs", expanding=True)))
+    .order_by(task.c.path)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+take_task = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.QUEUED)
+    .values(state=TaskState.LEASED, attempts=task.c.attempts + 1, updated_at=now)
+    .returning(task.c.path, task.c.language, task.c.size, task.c.sha256, task.c.attempts)
+)
+insert_attempt = insert(attempt)
+# A lease handed back unfinished (released, or its file changed) does not use up an attempt.
+give_task_back = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.LEASED)
+    .values(state=TaskState.QUEUED, attempts=task.c.attempts - 1, updated_at=now)
+)
+extend_lease = (
+    update(attempt)
+    .where(attempt.c.token == token, attempt.c.state == AttemptState.ACTIVE)
+    .values(
+        deadline=bindparam("deadline"),
+        heartbeat_at=now,
+        progress=func.coalesce(bindparam("progress", type_=Float), attempt.c.progress),
+    )
+    .returning(attempt.c.task_id)
+)
+attempt_state_by_token = select(attempt.c.state).where(attempt.c.token == token)
+attempt_by_token = select(*ATTEMPT_VIEW).where(attempt.c.token == token)
+newest_attempt_of_task = select(*ATTEMPT_VIEW).where(attempt.c.task_id == tid).order_by(attempt.c.id.desc()).limit(1)
+newest_active_attempt_of_task = (
+    select(*ATTEMPT_VIEW)
+    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE)
+    .order_by(attempt.c.id.desc())
+    .limit(1)
+)
+task_by_id = select(*TASK_VIEW).where(task.c.id == tid)
+mark_task_done = (
+    update(task)
+    .where(task.c.id == tid)
+    .values(
+        state=TaskState.DONE,
+        done_at=now,
+        updated_at=now,
+        last_error=None,
+        audio_seconds=func.coalesce(bindparam("audio_seconds", type_=Float), task.c.audio_seconds),
+    )
+)
+mark_attempt_completed = (
+    update(attempt).where(attempt.c.id == bindparam("aid")).values(state=AttemptState.COMPLETED, finished_at=now)
+)
+supersede_active_attempts = (
+    update(attempt)
+    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE)
+    .values(state=AttemptState.SUPERSEDED, finished_at=now)
+)
+credit_client_done = (
+    update(client).where(client.c.name == bindparam("cname")).values(tasks_done=client.c.tasks_done + 1, last_seen=now)
+)
+record_attempt_failure = (
+    update(attempt)
+    .where(attempt.c.id == bindparam("aid"))
+    .values(
+        state=bindparam("state"),
+        error=bindparam("error"),
+        stderr_tail=bindparam("stderr_tail"),
+        retryable=bindparam("retryable"),
+        finished_at=now,
+    )
+)
+debit_client_failed = (
+    update(client)
+    .where(client.c.name == bindparam("cname"))
+    .values(tasks_failed=client.c.tasks_failed + 1, last_seen=now)
+)
+release_attempt = (
+    update(attempt)
+    .where(attempt.c.token == token, attempt.c.state == AttemptState.ACTIVE)
+    .values(state=AttemptState.RELEASED, finished_at=now)
+    .returning(attempt.c.task_id)
+)
+
+# --- the file catalogue ---------------------------------------------------------------------
+release_attempts_of_task = (
+    update(attempt)
+    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE)
+    .values(state=AttemptState.RELEASED, finished_at=now)
+)
+record_file_change = (
+    update(task).where(task.c.id == tid).values(size=bindparam("size"), mtime=bindparam("mtime"), sha256=None)
+)
+catalogue = select(
+    task.c.id,
+    task.c.state,
+    task.c.size,
+    task.c.mtime,
+    task.c.language,
+    task.c.done_at,
+    task.c.attempts,
+    task.c.last_error,
+    task.c.sha256,
+)
+insert_task = insert(task)
+update_task_from_scan = (
+    update(task)
+    .where(task.c.id == tid)
+    .values(
+        state=bindparam("state"),
+        size=bindparam("size"),
+        mtime=bindparam("mtime"),
+        language=bindparam("language"),
+        sha256=bindparam("sha256"),
+        attempts=bindparam("attempts"),
+        last_error=bindparam("last_error"),
+        updated_at=now,
+    )
+)
+unhashed_tasks = (
+    select(*TASK_VIEW)
+    .where(task.c.sha256.is_(None), task.c.state != TaskState.MISSING)
+    .order_by(task.c.path)
+    .limit(bindparam("limit"))
+)
+set_task_hash = (
+    update(task).where(task.c.id == tid, task.c.size == bindparam("hashed_size")).values(sha256=bindparam("sha256"))
+)
+# A scan that no longer finds the file: done tasks too (they come back as done with the file).
+mark_task_vanished = (
+    update(task)
+    .where(task.c.id == tid, task.c.state != TaskState.MISSING)
+    .values(state=TaskState.MISSING, updated_at=now)
+)
+# The audio route found the file gone: a done task keeps its state.
+mark_task_missing = (
+    update(task).where(task.c.id == tid, task.c.state != TaskState.DONE).values(state=TaskState.MISSING, updated_at=now)
+)
+
+# --- operator actions -----------------------------------------------------------------------
+REQUEUEABLE = (TaskState.FAILED, TaskState.DONE, TaskState.QUEUED)
+requeueable_by_id = select(task.c.id).where(
+    task.c.state.in_(REQUEUEABLE), task.c.id.in_(bindparam("ids", expanding=True))
+)
+failed_tasks = select(task.c.id).where(task.c.state == TaskState.FAILED)
+requeue_task = (
+    update(task)
+    .where(task.c.id == tid)
+    .values(state=TaskState.QUEUED, attempts=0, last_error=None, done_at=None, updated_at=now)
+)
+
+# --- reports --------------------------------------------------------------------------------
+all_tasks_page = select(*TASK_VIEW).order_by(task.c.path).offset(bindparam("offset")).limit(bindparam("limit"))
+tasks_in_state_page = all_tasks_page.where(task.c.state == bindparam("state"))
+count_by_state = select(task.c.state, func.count()).group_by(task.c.state)
+done_totals = select(func.coalesce(func.sum(task.c.audio_seconds), 0.0), func.coalesce(func.sum(task.c.size), 0)).where(
+    task.c.state == TaskState.DONE
+)
+bytes_left = select(func.coalesce(func.sum(task.c.size), 0)).where(
+    task.c.state.in_([TaskState.QUEUED, TaskState.LEASED])
+)
+active_clients = (
+    select(attempt.c.client)
+    .where(or_(attempt.c.granted_at > bindparam("since"), attempt.c.heartbeat_at > bindparam("since")))
+    .distinct()
+    .order_by(attempt.c.client)
+)
+count_active_attempts = select(func.count()).select_from(attempt).where(attempt.c.state == AttemptState.ACTIVE)

@@ -1,0 +1,40 @@
+"""Every state a task or an attempt can be in: the one list the tables, the API and the CLI share."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class TaskState(str, Enum):
+    """queued -> leased -> done | failed (after MAX_ATTEMPTS); missing while its file is gone."""
+
+    QUEUED = "queued"
+    LEASED = "leased"
+    DONE = "done"
+    FAILED = "failed"
+    MISSING = "missing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AttemptState(str, Enum):
+    """One lease's life: active until it completes, fails, expires, is superseded or released."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # another attempt of the same task finished first
+    RELEASED = "released"  # handed back unfinished (does not use up an attempt)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Protocol(str, Enum):
+    V1 = "v1"
+    LEGACY = "legacy"
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,191 @@
+"""Upgrading an operator's database: a 0.1 database (create_all, no Alembic) with every task state is
+adopted and upgraded, and loses nothing; the migrated schema is exactly the models'."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from server.ledger import LeaseLost, TaskState
+from server.ledger.errors import MigrationError
+from server.ledger.migrate import head, upgrade
+from server.ledger.tables import metadata
+from tests.helpers import make_ledger, server_env
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+NOW = time.time()
+LIVE_TOKEN = "live-v1-token-0123456789abcdef"
+# (id, path, state, attempts, last_error, done_at): every state a 0.1 database can hold.
+TASKS = [
+    ("queuedqueuedqueu", "queued.mp3", "queued", 0, None, None),
+    ("leasedleasedleas", "leased.mp3", "leased", 1, None, None),
+    ("donedonedonedone", "done.mp3", "done", 1, None, NOW - 60),
+    ("failedfailedfail", "failed.mp3", "failed", 3, "ffprobe cannot read failed.mp3: Invalid data", None),
+    ("missingmissingmi", "missing.mp3", "missing", 0, None, None),
+    ("emptyemptyemptye", "empty.mp3", "failed", 0, "empty file (0 bytes)", None),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'data' / 'batch-stt.db'}"
+
+
+def make_release_0_1_database(url: str) -> None:
+    """The tables exactly as 0.1's create_all made them, filled as a running 0.1 server leaves them."""
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    ddl = (DATA / f"schema-0.1-{dialect}.sql").read_text()
+    engine = create_engine(url)
+    with engine.begin() as c:
+        for statement in filter(
+            str.strip, "\n".join(line for line in ddl.splitlines() if not line.startswith("--")).split(";")
+        ):
+            c.exec_driver_sql(statement)
+        for tid, path, state, attempts, error, done_at in TASKS:
+            c.execute(
+                text(
+                    "INSERT INTO task (id, path, result_stem, language, size, mtime, sha256, state, attempts,"
+                    " last_error, audio_seconds, created_at, updated_at, done_at) VALUES (:id, :path, :stem,"
+                    " 'auto', :size, 1.0, NULL, :state, :attempts, :error, :secs, :now, :now, :done)"
+                ),
+                {
+                    "id": tid,
+                    "path": path,
+                    "stem": path[:-4],
+                    "size": 0 if path == "empty.mp3" else 1000,
+                    "state": state,
+                    "attempts": attempts,
+                    "error": error,
+                    "now": NOW,
+                    "done": done_at,
+                    "secs": 11.0 if done_at else None,
+                },
+            )
+        c.execute(
+            text(
+                "INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done, tasks_failed)"
+                " VALUES ('laptop', '{}', :now, :now, 1, 3)"
+            ),
+            {"now": NOW},
+        )
+        attempts = [
+            ("leasedleasedleas", LIVE_TOKEN, "active", NOW + 3600, None),
+            ("donedonedonedone", "done-token-0123456789abcdef", "completed", NOW, None),
+            ("failedfailedfail", "fail-token-0123456789abcdef", "failed", NOW, "ffprobe cannot read"),
+        ]
+        for tid, token, state, deadline, error in attempts:
+            c.execute(
+                text(
+                    "INSERT INTO attempt (task_id, client, protocol, token, state, granted_at, deadline, error)"
+                    " VALUES (:tid, 'laptop', 'v1', :token, :state, :now, :deadline, :error)"
+                ),
+                {"tid": tid, "token": token, "state": state, "now": NOW, "deadline": deadline, "error": error},
+            )
+    engine.dispose()
+
+
+def schema_differences(url: str) -> list:
+    engine = create_engine(url)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata)
+    engine.dispose()
+    return diff
+
+
+def test_a_release_0_1_database_is_adopted_and_upgraded_without_loss(db, tmp_path):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    make_release_0_1_database(db)
+    results = tmp_path / "data" / "results"
+    results.mkdir(parents=True)
+    (results / "done.txt").write_text("ask not\n")
+    (results / "done.meta.json").write_text(json.dumps({"task_id": "donedonedonedone"}))
+
+    env = server_env(tmp_path, DATABASE_URL=db)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "server.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"0001 -> {head()}" in migrated.stdout or f"current ({head()})" in migrated.stdout, migrated.stdout
+    assert schema_differences(db) == []
+
+    ledger = make_ledger(db, clock=time.time, lease_seconds=300)
+    views = {t.id: t for t in ledger.reports.tasks()}
+    for tid, _path, state, attempts, error, _done in TASKS:
+        assert (views[tid].state, views[tid].attempts, views[tid].last_error) == (TaskState(state), attempts, error)
+    assert views["donedonedonedone"].audio_seconds == 11.0
+    assert (results / "done.txt").read_text() == "ask not\n"  # migrations never touch results
+
+    assert ledger.leases.heartbeat(LIVE_TOKEN, 50.0) > NOW  # the live lease goes on as if nothing happened
+    written = []
+    done = ledger.leases.complete(LIVE_TOKEN, written.append, audio_seconds=12.0)
+    assert (done.duplicate, done.task.state, len(written)) == (False, TaskState.DONE, 1)
+    with pytest.raises(LeaseLost):
+        ledger.leases.heartbeat(LIVE_TOKEN)
+    stats = ledger.reports.stats()
+    assert stats.counts[TaskState.DONE] == 2 and stats.counts[TaskState.FAILED] == 2
+    ledger.db.dispose()
+
+    again = subprocess.run(
+        [sys.executable, "-m", "server.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "current" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_new_database_gets_the_schema_of_the_models(db, tmp_path):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    engine = create_engine(db)
+    assert upgrade(engine) == (None, head())
+    assert upgrade(engine) == (head(), head())  # idempotent
+    engine.dispose()
+    assert schema_differences(db) == []
+
+
+def test_a_database_from_a_newer_release_is_refused_in_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'data' / 'batch-stt.db'}"
+    (tmp_path / "data").mkdir()
+    upgrade(create_engine(url))
+    with sqlite3.connect(tmp_path / "data" / "batch-stt.db") as c:
+        c.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(MigrationError, match=r"9999.*newer batch-stt"):
+        upgrade(create_engine(url))
+    r = subprocess.run(
+        [sys.executable, "-m", "server.cli", "status"],
+        env=server_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "newer batch-stt" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_an_unreachable_database_stops_serve_with_one_line(tmp_path):
+    env = server_env(tmp_path, DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", PORT=9)
+    r = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2, r.stderr
+    assert "cannot bring the database to schema" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
