@@ -78,6 +78,24 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
     out.put(results)
 
 
+def wait_for_checksums(db: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with sqlite3.connect(db) as c:
+            if c.execute("select count(*) from task where sha256 is null").fetchone()[0] == 0:
+                return
+        time.sleep(0.2)
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """CPU time of a server and its worker processes so far (user + system)."""
+    import psutil
+
+    procs = [psutil.Process(proc.pid)]
+    procs += procs[0].children(recursive=True)
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 def generate(url: str, args) -> tuple[list, float]:
     queue: mp.Queue = mp.Queue()
     per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
@@ -147,11 +165,14 @@ def measure_ceiling(args) -> float:
     try:
         if not wait_ready(f"http://127.0.0.1:{port}", app, err):
             raise SystemExit(1)
+        cpu0 = cpu_seconds(app)
         rows, elapsed = generate(f"http://127.0.0.1:{port}", args)
+        cpu = cpu_seconds(app) - cpu0
     finally:
         app.terminate()
         app.wait(15)
     rate = len(rows) / elapsed
+    print(f"ceiling: server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
     print(f"ceiling (trivial app, same requests): {len(rows)} cycles  ->  {rate:.0f} cycles/s")
     return rate
 
@@ -211,7 +232,10 @@ def main() -> int:
     try:
         if not wait_ready(url, server, root / "server.err"):
             return 1
+        wait_for_checksums(root / "data" / "batch-stt.db")  # the start-up hashing is not the hot path
+        cpu0 = cpu_seconds(server)
         rows, elapsed = generate(url, args)
+        cpu = cpu_seconds(server) - cpu0
     finally:
         server.terminate()
         server.wait(15)
@@ -240,6 +264,7 @@ def main() -> int:
         and total == args.tasks
         and leased <= args.clients
     )
+    print(f"server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
     if ceiling:
         print(f"ratio server / ceiling: {len(rows) / elapsed / ceiling:.2f}")
     print(

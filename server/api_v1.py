@@ -68,7 +68,7 @@ def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
         task_id=grant.task_id,
         token=grant.token,
         path=grant.path,
-        audio_url=str(request.url_for("lease_audio", token=grant.token).path),
+        audio_url=f"{request.scope.get('root_path', '')}{router.prefix}/leases/{grant.token}/audio",
         language=grant.language,
         size=grant.size,
         sha256=grant.sha256,

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 
 class UnsafePath(ValueError):
     pass
+
+
+@lru_cache(maxsize=64)
+def _resolved(base: Path) -> Path:
+    """The base folders (AUDIO_DIR, RESULTS_DIR) are resolved once per process: on the hot path."""
+    return base.resolve()
 
 
 def safe_join(base: Path, relative: str) -> Path:
@@ -17,7 +24,7 @@ def safe_join(base: Path, relative: str) -> Path:
     rel = PurePosixPath(relative)
     if rel.is_absolute() or any(part in ("..", "") for part in rel.parts):
         raise UnsafePath(f"refused path {relative!r}")
-    root = base.resolve()
+    root = _resolved(base)
     full = root.joinpath(*rel.parts)
     # Resolve what exists (the file, or its folder when the file is still to be written).
     real = full.resolve() if full.exists() or full.is_symlink() else full.parent.resolve() / full.name

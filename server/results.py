@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,9 @@ def vtt_to_text(vtt: str) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Unique to this process and thread: two writers never share one (mkstemp's retries cost more).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -57,16 +58,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def write_result(results_dir: Path, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
     """Write each format, then `.meta.json` last: its presence marks a complete set."""
-    stem = task.result_stem
     meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts, "formats": sorted(files)}
+    # One check that the set's folder lies inside RESULTS_DIR; the renames below never follow a
+    # symlink planted at a result's name, so the siblings need no check of their own.
+    meta_path = safe_join(results_dir, f"{task.result_stem}.meta.json")
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    name = meta_path.name[: -len(".meta.json")]
     written = []
     for fmt, data in files.items():
         if fmt not in RESULT_FORMATS:
             raise ValueError(f"unknown result format {fmt!r}")
-        target = safe_join(results_dir, f"{stem}.{fmt}")
+        target = meta_path.with_name(f"{name}.{fmt}")
         _write_atomic(target, data)
         written.append(target)
-    meta_path = safe_join(results_dir, f"{stem}.meta.json")
     _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
     written.append(meta_path)
     fsync_dir(meta_path.parent)  # make the renames themselves durable

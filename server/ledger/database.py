@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 try:
     import fcntl
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import create_engine
 
 from .errors import MigrationError
+from .statements import Tx
 
 _READ = "batch_stt_read"  # execution option marking a read-only transaction
 
@@ -60,7 +61,10 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ) else "BEGIN IMMEDIATE")
+        # Straight to the driver: exec_driver_sql's bookkeeping cost more than the BEGIN itself.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.execute("BEGIN" if conn.get_execution_options().get(_READ) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -94,20 +98,35 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._lock = _write_lock(engine)
+        self._compiled: dict[Any, Any] = {}  # statement -> its SQL for this dialect (statements.py)
+        # SQLite has one writer and the lock above serialises this process's writes: they share one
+        # connection, kept open (the pool's checkout and reset cost as much as a claim's SQL).
+        self._writer: Optional[Connection] = None
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self) -> Iterator[Tx]:
         """One transaction that may write: committed on exit, rolled back on an exception."""
-        with self._lock(), self.engine.begin() as c:
-            yield c
+        with self._lock():
+            if self.dialect != "sqlite":
+                with self.engine.begin() as c:
+                    yield Tx(c, self._compiled)
+                return
+            if self._writer is None or self._writer.invalidated or self._writer.closed:
+                self._writer = self.engine.connect()
+            with self._writer.begin():
+                yield Tx(self._writer, self._compiled)
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Tx]:
         """A consistent snapshot for reads; never waits for writers."""
         with self.engine.connect() as c:
             c = c.execution_options(**{_READ: True})
             with c.begin():
-                yield c
+                yield Tx(c, self._compiled)
 
     def dispose(self) -> None:
+        with self._lock():
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()

@@ -13,12 +13,11 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from sqlalchemy.engine import Connection
-
 from ..events import EventLog
 from . import sql
 from .database import Database
 from .errors import LeaseLost, NotFound
+from .statements import Tx
 from .states import AttemptState, Protocol, TaskState
 from .values import AttemptView, Completion, Grant, TaskView
 
@@ -159,7 +158,7 @@ class Leases:
     # --- steps shared with the legacy adapter (inside the caller's transaction) ----------------
 
     def complete_attempt(
-        self, c: Connection, attempt: AttemptView, write_result: WriteResult, audio_seconds: Optional[float]
+        self, c: Tx, attempt: AttemptView, write_result: WriteResult, audio_seconds: Optional[float]
     ) -> Completion:
         now = self.clock()
         task = task_row(c, attempt.task_id)
@@ -175,7 +174,7 @@ class Leases:
         return Completion(task_row(c, task.id), False, late, task.attempts)
 
     def fail_attempt(
-        self, c: Connection, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
+        self, c: Tx, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
     ) -> TaskView:
         now = self.clock()
         was_active = attempt.state == AttemptState.ACTIVE
@@ -200,14 +199,14 @@ class Leases:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _requeue_if_idle(self, c: Connection, task_id: str, error: str, now: float, expired: bool = False) -> None:
+    def _requeue_if_idle(self, c: Tx, task_id: str, error: str, now: float, expired: bool = False) -> None:
         if c.execute(sql.task_has_active_attempt, {"tid": task_id}).first() is None:
             c.execute(
                 sql.requeue_after_expiry if expired else sql.requeue_after_failure,
                 {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
             )
 
-    def _expire_due(self, c: Connection, now: float) -> list[tuple[str, str, Optional[str]]]:
+    def _expire_due(self, c: Tx, now: float) -> list[tuple[str, str, Optional[str]]]:
         out = []
         for task_id, client in c.execute(sql.expire_due_attempts, {"now": now}).all():
             self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now, expired=True)
@@ -235,21 +234,21 @@ class Leases:
         )
 
 
-def task_row(c: Connection, task_id: str) -> TaskView:
+def task_row(c: Tx, task_id: str) -> TaskView:
     row = c.execute(sql.task_by_id, {"tid": task_id}).first()
     if row is None:
         raise NotFound(f"unknown task id {task_id!r}")
     return TaskView.from_row(row)
 
 
-def _attempt(c: Connection, token: str) -> AttemptView:
+def _attempt(c: Tx, token: str) -> AttemptView:
     row = c.execute(sql.attempt_by_token, {"tok": token}).first()
     if row is None:
         raise NotFound("unknown lease token")
     return AttemptView.from_row(row)
 
 
-def _touch_client(c: Connection, name: str, now: float, capabilities: dict[str, Any]) -> None:
+def _touch_client(c: Tx, name: str, now: float, capabilities: dict[str, Any]) -> None:
     caps = json.dumps(capabilities, sort_keys=True)
     if not c.execute(sql.touch_client, {"cname": name, "caps": caps, "now": now}).rowcount:
         c.execute(
