@@ -30,7 +30,6 @@ from .schemas import (
     ResultOut,
     ScanOut,
     StatsOut,
-    TaskOut,
 )
 
 router = APIRouter(
@@ -194,23 +193,19 @@ async def release(token: Token, ctx: Ctx) -> ErrorOut:
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
-def task_out(view: TaskView) -> TaskOut:
-    return TaskOut.model_validate(view, from_attributes=True)
-
-
-@router.get("/tasks", response_model=list[TaskOut])
+@router.get("/tasks", response_model=list[TaskView])
 def list_tasks(
     ctx: Ctx,
     state: Optional[TaskState] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> list[TaskOut]:
-    return [task_out(v) for v in ctx.ledger.reports.tasks(state, limit, offset)]
+) -> list[TaskView]:
+    return ctx.ledger.reports.tasks(state, limit, offset)
 
 
-@router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": Message}})
-def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx) -> TaskOut:
-    return task_out(ctx.ledger.reports.task(task_id))
+@router.get("/tasks/{task_id}", response_model=TaskView, responses={404: {"model": Message}})
+def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx) -> TaskView:
+    return ctx.ledger.reports.task(task_id)
 
 
 @router.get("/stats", response_model=StatsOut)

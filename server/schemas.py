@@ -80,20 +80,6 @@ class ErrorIn(Strict):
     retryable: bool = False
 
 
-class TaskOut(BaseModel):
-    id: str
-    path: str
-    language: str
-    state: TaskState
-    attempts: int
-    size: int
-    sha256: Optional[str]
-    last_error: Optional[str]
-    audio_seconds: Optional[float]
-    updated_at: float
-    done_at: Optional[float]
-
-
 class ErrorOut(BaseModel):
     task_id: str
     task_state: TaskState

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from enum import Enum
+from typing import Any, Optional, TypeVar
 
 from .states import AttemptState, TaskState
+
+V = TypeVar("V")
+
+
+def _from_row(cls: Callable[..., V], row: Any, names: tuple[str, ...], state: type[Enum]) -> V:
+    """A view from a row by column name (never by position), its state as the Enum."""
+    m: Mapping[str, Any] = row._mapping
+    return cls(**{**{f: m[f] for f in names}, "state": state(m["state"])})
 
 
 @dataclass(frozen=True)
