@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server ./server
+COPY stt_common ./stt_common
 RUN pip install '.[server]' \
  && useradd --system --uid 10001 --home-dir /data stt \
  && mkdir -p /audio /data && chown stt /data

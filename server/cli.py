@@ -83,8 +83,9 @@ def migrate() -> None:
 
     settings = load_settings()
     try:
+        settings.prepare_dirs()
         before, after = upgrade(make_engine(settings.database_url, settings.sqlite_synchronous))
-    except MigrationError as e:
+    except (SettingsError, MigrationError) as e:
         raise config_error(e) from None
     console.print(
         f"database schema: {before or 'empty'} -> {after}"

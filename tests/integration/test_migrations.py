@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from server.ledger import LeaseLost, TaskState
 from server.ledger.errors import MigrationError
 from server.ledger.migrate import head, upgrade
 from server.ledger.tables import metadata
-from tests.helpers import make_ledger, server_env
+from tests.helpers import ServerProcess, make_ledger
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NOW = time.time()
@@ -111,15 +109,8 @@ def test_a_release_0_1_database_is_adopted_and_upgraded_without_loss(db, tmp_pat
     (results / "done.txt").write_text("ask not\n")
     (results / "done.meta.json").write_text(json.dumps({"task_id": "donedonedonedone"}))
 
-    env = server_env(tmp_path, DATABASE_URL=db)
-    migrated = subprocess.run(
-        [sys.executable, "-m", "server.cli", "migrate"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    server = ServerProcess(tmp_path, DATABASE_URL=db)
+    migrated = server.cli("migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert f"0001 -> {head()}" in migrated.stdout or f"current ({head()})" in migrated.stdout, migrated.stdout
     assert schema_differences(db) == []
@@ -141,15 +132,14 @@ def test_a_release_0_1_database_is_adopted_and_upgraded_without_loss(db, tmp_pat
     assert stats.counts[TaskState.DONE] == 2 and stats.counts[TaskState.FAILED] == 2
     ledger.db.dispose()
 
-    again = subprocess.run(
-        [sys.executable, "-m", "server.cli", "migrate"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = server.cli("migrate")
     assert again.returncode == 0 and "current" in again.stdout, again.stdout + again.stderr
+
+
+def test_migrate_creates_a_fresh_data_dir(tmp_path):
+    r = ServerProcess(tmp_path, DATA_DIR=tmp_path / "new" / "data").cli("migrate")
+    assert r.returncode == 0 and f"empty -> {head()}" in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "new" / "data" / "batch-stt.db").is_file()
 
 
 def test_a_new_database_gets_the_schema_of_the_models(db, tmp_path):
@@ -169,23 +159,13 @@ def test_a_database_from_a_newer_release_is_refused_in_one_line(tmp_path):
         c.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(MigrationError, match=r"9999.*newer batch-stt"):
         upgrade(create_engine(url))
-    r = subprocess.run(
-        [sys.executable, "-m", "server.cli", "status"],
-        env=server_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = ServerProcess(tmp_path).cli("status")
     assert r.returncode == 2 and "newer batch-stt" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
 def test_an_unreachable_database_stops_serve_with_one_line(tmp_path):
-    env = server_env(tmp_path, DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", PORT=9)
-    r = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    r = ServerProcess(tmp_path, DATABASE_URL="postgresql://nobody@127.0.0.1:9/none").cli("serve")
     assert r.returncode == 2, r.stderr
     assert "cannot bring the database to schema" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
