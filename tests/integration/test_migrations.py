@@ -19,7 +19,7 @@ from server.ledger.migrate import head, upgrade
 from server.ledger.tables import metadata
 from tests.helpers import ServerProcess, make_ledger
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOW = time.time()
 LIVE_TOKEN = "live-v1-token-0123456789abcdef"
 # (id, path, state, attempts, last_error, done_at): every state a 0.1 database can hold.
@@ -43,7 +43,7 @@ def db(request, tmp_path) -> str:
 def make_release_0_1_database(url: str) -> None:
     """The tables exactly as 0.1's create_all made them, filled as a running 0.1 server leaves them."""
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-    ddl = (DATA / f"schema-0.1-{dialect}.sql").read_text()
+    ddl = (FIXTURES / f"schema-0.1-{dialect}.sql").read_text()
     engine = create_engine(url)
     with engine.begin() as c:
         for statement in filter(

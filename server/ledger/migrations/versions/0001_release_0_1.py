@@ -1,7 +1,7 @@
 """The schema of batch-stt 0.1, which created its tables with create_all (no Alembic).
 
 A 0.1 database is adopted by stamping this revision (server/ledger/migrate.py), so this must
-stay exactly what 0.1 created: tests/data/schema-0.1-*.sql is that schema, and the upgrade test
+stay exactly what 0.1 created: tests/fixtures/schema-0.1-*.sql is that schema, and the upgrade test
 compares the two.
 
 Revision ID: 0001
