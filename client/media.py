@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
+
+from stt_common.media import ProbeError, probe_seconds, tail, tool
 
 from .subproc import die_with_parent
 
@@ -17,37 +18,11 @@ class MediaError(Exception):
         self.stderr_tail = stderr_tail
 
 
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise FileNotFoundError(
-            f"{name} not found: install ffmpeg (apt/dnf/pacman install ffmpeg, brew install ffmpeg)"
-        )
-    return path
-
-
 def duration(path: Path) -> float:
-    r = subprocess.run(
-        [tool("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=120,
-        preexec_fn=die_with_parent,
-    )
     try:
-        seconds = float(r.stdout.strip().splitlines()[0])
-    except (ValueError, IndexError):
-        raise MediaError(
-            f"ffprobe cannot read {path.name}: not an audio/video file, or corrupt", _tail(r.stderr)
-        ) from None
-    if seconds <= 0:
-        raise MediaError(f"{path.name} has no duration", _tail(r.stderr))
-    return seconds
+        return probe_seconds(path, preexec_fn=die_with_parent)
+    except ProbeError as e:
+        raise MediaError(str(e), e.stderr_tail) from None
 
 
 def to_wav(src: Path, dest: Path) -> Path:
@@ -78,5 +53,5 @@ def to_wav(src: Path, dest: Path) -> Path:
         preexec_fn=die_with_parent,
     )
     if r.returncode != 0 or not dest.exists() or dest.stat().st_size <= 44:
-        raise MediaError(f"ffmpeg cannot decode {src.name} (rc {r.returncode})", _tail(r.stderr))
+        raise MediaError(f"ffmpeg cannot decode {src.name} (rc {r.returncode})", tail(r.stderr))
     return dest

@@ -78,11 +78,16 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
     out.put(results)
 
 
-def wait_for_checksums(db: Path, timeout: float = 120) -> None:
+def wait_for_housekeeping(db: Path, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         with sqlite3.connect(db) as c:
-            if c.execute("select count(*) from task where sha256 is null").fetchone()[0] == 0:
+            if (
+                c.execute(
+                    "select count(*) from task where sha256 is null or (duration_ms is null and size > 0)"
+                ).fetchone()[0]
+                == 0
+            ):
                 return
         time.sleep(0.2)
 
@@ -232,7 +237,7 @@ def main() -> int:
     try:
         if not wait_ready(url, server, root / "server.err"):
             return 1
-        wait_for_checksums(root / "data" / "batch-stt.db")  # the start-up hashing is not the hot path
+        wait_for_housekeeping(root / "data" / "batch-stt.db")  # start-up hashing and probing are not the hot path
         cpu0 = cpu_seconds(server)
         rows, elapsed = generate(url, args)
         cpu = cpu_seconds(server) - cpu0

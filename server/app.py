@@ -57,13 +57,14 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
 
 
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
-    """Checksum new files, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it)."""
+    """Checksum and probe new files, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it)."""
     sweep = max(1.0, min(30.0, ctx.settings.lease_seconds / 4))
     interval = ctx.settings.scan_interval
     waited = 0.0
     while True:
         try:
             ctx.checksum()
+            ctx.probe()
             if stop.wait(sweep):
                 return
             waited += sweep

@@ -96,11 +96,12 @@ def migrate() -> None:
 
 @app.command()
 def scan() -> None:
-    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum new ones."""
+    """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum and probe new ones."""
     ctx = context(load_settings())
     r = ctx.scan()
     console.print(
-        f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; checksummed {ctx.checksum()}"
+        f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; "
+        f"checksummed {ctx.checksum()}, probed {ctx.probe()}"
     )
 
 
@@ -169,7 +170,19 @@ def requeue(
 def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
     """All tasks as CSV."""
     ctx = context(load_settings())
-    fields = ["id", "path", "language", "state", "attempts", "size", "sha256", "audio_seconds", "done_at", "last_error"]
+    fields = [
+        "id",
+        "path",
+        "language",
+        "state",
+        "attempts",
+        "size",
+        "sha256",
+        "duration_ms",
+        "audio_seconds",
+        "done_at",
+        "last_error",
+    ]
     with open(out, "w", newline="", encoding="utf-8") if out else sys.stdout as f:
         w = csv.writer(f)
         w.writerow(fields)

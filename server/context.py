@@ -44,6 +44,9 @@ class Context:
     def checksum(self) -> int:
         return scanner.checksum_pending(self.ledger.catalogue, self.settings.audio_dir)
 
+    def probe(self) -> int:
+        return scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir)
+
     def audio(self, task: TaskView, check_unchanged: bool = True) -> audio.AudioFile:
         """The task's file, recording in the ledger what a failed look tells about it."""
         try:

@@ -6,10 +6,12 @@ import base64
 import hashlib
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from stt_common.files import sha256_file
+from stt_common.media import ProbeError, probe_seconds
 
 from .ledger import FoundFile, ScanReport
 from .ledger.catalogue import Catalogue
@@ -211,4 +213,32 @@ def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
             except (OSError, UnsafePath) as e:
                 log.warning("cannot checksum %s: %s", t.path, e)
                 catalogue.mark_missing(t.id)
+    return len(tried)
+
+
+def probe_pending(catalogue: Catalogue, audio_dir: Path) -> int:
+    """Each new or changed file's duration (ffprobe reads headers only: quick even for hours of audio).
+
+    A file ffprobe cannot read gets 0, so it is not probed again until it changes; the clients will
+    report its real error. Without ffprobe on the server nothing is probed (one warning a pass).
+    """
+    tried: set[str] = set()
+    while batch := [t for t in catalogue.unprobed() if t.id not in tried]:
+        for t in batch:
+            tried.add(t.id)
+            try:
+                full = safe_join(audio_dir, t.path)
+                size = full.stat().st_size
+                seconds = probe_seconds(full)
+            except FileNotFoundError as e:
+                if e.filename is None:  # ffprobe itself is missing
+                    log.warning("cannot probe durations: %s", e)
+                    return len(tried) - 1
+                continue  # the file vanished: the next scan marks it missing
+            except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
+                log.warning("cannot probe %s: %s", t.path, e)
+                continue
+            except ProbeError:
+                seconds = 0.0
+            catalogue.set_duration(t.id, size, round(seconds * 1000))
     return len(tried)

@@ -63,6 +63,7 @@ class Catalogue:
                     "mtime": row.mtime,
                     "language": f.language,
                     "sha256": row.sha256,
+                    "duration_ms": row.duration_ms,
                     "attempts": row.attempts,
                     "last_error": row.last_error,
                     "now": now,
@@ -74,7 +75,7 @@ class Catalogue:
                 if replaced:
                     # A finished task keeps its result (requeue it to redo); an unfinished one
                     # starts over with the new file.
-                    new["size"], new["mtime"], new["sha256"] = f.size, f.mtime, None
+                    new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
                     if new["state"] in (TaskState.QUEUED, TaskState.FAILED):
                         state, new["last_error"] = _fresh_start(f.size)
                         new["state"], new["attempts"] = state.value, 0
@@ -107,6 +108,15 @@ class Catalogue:
     def unhashed(self, limit: int = 1000) -> list[TaskView]:
         with self.db.reading() as c:
             return [TaskView.from_row(r) for r in c.execute(sql.unhashed_tasks, {"limit": limit})]
+
+    def unprobed(self, limit: int = 1000) -> list[TaskView]:
+        with self.db.reading() as c:
+            return [TaskView.from_row(r) for r in c.execute(sql.unprobed_tasks, {"limit": limit})]
+
+    def set_duration(self, task_id: str, size: int, duration_ms: int) -> None:
+        """Record a file's length (0: ffprobe could not tell), unless the file changed since."""
+        with self.db.writing() as c:
+            c.execute(sql.set_task_duration, {"tid": task_id, "probed_size": size, "duration_ms": duration_ms})
 
     def set_hash(self, task_id: str, size: int, sha256: str) -> None:
         """Record a file's checksum, unless the file changed again since it was read."""

@@ -161,7 +161,9 @@ release_attempts_of_task = (
     .values(state=AttemptState.RELEASED, finished_at=now)
 )
 record_file_change = (
-    update(task).where(task.c.id == tid).values(size=bindparam("size"), mtime=bindparam("mtime"), sha256=None)
+    update(task)
+    .where(task.c.id == tid)
+    .values(size=bindparam("size"), mtime=bindparam("mtime"), sha256=None, duration_ms=None)
 )
 catalogue = select(
     task.c.id,
@@ -173,6 +175,7 @@ catalogue = select(
     task.c.attempts,
     task.c.last_error,
     task.c.sha256,
+    task.c.duration_ms,
 )
 insert_task = insert(task)
 update_task_from_scan = (
@@ -184,6 +187,7 @@ update_task_from_scan = (
         mtime=bindparam("mtime"),
         language=bindparam("language"),
         sha256=bindparam("sha256"),
+        duration_ms=bindparam("duration_ms"),
         attempts=bindparam("attempts"),
         last_error=bindparam("last_error"),
         updated_at=now,
@@ -194,6 +198,18 @@ unhashed_tasks = (
     .where(task.c.sha256.is_(None), task.c.state != TaskState.MISSING)
     .order_by(task.c.path)
     .limit(bindparam("limit"))
+)
+unprobed_tasks = (
+    select(*TASK_VIEW)
+    .where(task.c.duration_ms.is_(None), task.c.state != TaskState.MISSING, task.c.size > 0)
+    .order_by(task.c.path)
+    .limit(bindparam("limit"))
+)
+# Unless the file changed again since it was probed.
+set_task_duration = (
+    update(task)
+    .where(task.c.id == tid, task.c.size == bindparam("probed_size"))
+    .values(duration_ms=bindparam("duration_ms"))
 )
 set_task_hash = (
     update(task).where(task.c.id == tid, task.c.size == bindparam("hashed_size")).values(sha256=bindparam("sha256"))

@@ -22,6 +22,8 @@ class Task(SQLModel, table=True):
     result_stem: str  # relative path of the results, without extension
     start_ms: Optional[int] = None
     end_ms: Optional[int] = None
+    # The file's length as ffprobe tells it (housekeeping); None: not probed yet; 0: ffprobe could not tell.
+    duration_ms: Optional[int] = None
     language: str = "auto"
     size: int = 0
     mtime: float = 0.0

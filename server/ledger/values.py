@@ -60,11 +60,11 @@ class TaskView:
     updated_at: float
     done_at: Optional[float]
     mtime: float
+    duration_ms: Optional[int]
 
     @classmethod
     def from_row(cls, row: Any) -> TaskView:
-        m: Mapping[str, Any] = row._mapping
-        return cls(**{**{f: m[f] for f in TASK_VIEW_FIELDS}, "state": TaskState(m["state"])})
+        return _from_row(cls, row, TASK_VIEW_FIELDS, TaskState)
 
 
 TASK_VIEW_FIELDS = tuple(f.name for f in fields(TaskView))
@@ -80,8 +80,7 @@ class AttemptView:
 
     @classmethod
     def from_row(cls, row: Any) -> AttemptView:
-        m: Mapping[str, Any] = row._mapping
-        return cls(**{**{f: m[f] for f in ATTEMPT_VIEW_FIELDS}, "state": AttemptState(m["state"])})
+        return _from_row(cls, row, ATTEMPT_VIEW_FIELDS, AttemptState)
 
 
 ATTEMPT_VIEW_FIELDS = tuple(f.name for f in fields(AttemptView))
