@@ -7,13 +7,13 @@ import hashlib
 import logging
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from stt_common.files import sha256_file
 from stt_common.media import ProbeError, probe_seconds
 
-from .ledger import FoundFile, ScanReport
+from .ledger import FoundFile, ScanReport, TaskView
 from .ledger.catalogue import Catalogue
 from .paths import UnsafePath, safe_join
 
@@ -200,20 +200,28 @@ def scan(catalogue: Catalogue, audio_dir: Path, results_dir: Path, default_langu
     return catalogue.sync_files(found)
 
 
-def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
-    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
+def _pending(fetch: Callable[[], list[TaskView]]) -> Iterator[TaskView]:
+    """Each task `fetch` lists, once in this pass, until it lists none not yet seen."""
     tried: set[str] = set()
-    while batch := [t for t in catalogue.unhashed() if t.id not in tried]:
+    while batch := [t for t in fetch() if t.id not in tried]:
         for t in batch:
             tried.add(t.id)
-            try:
-                full = safe_join(audio_dir, t.path)
-                size = full.stat().st_size
-                catalogue.set_hash(t.id, size, sha256_file(full))
-            except (OSError, UnsafePath) as e:
-                log.warning("cannot checksum %s: %s", t.path, e)
-                catalogue.mark_missing(t.id)
-    return len(tried)
+            yield t
+
+
+def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
+    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
+    done = 0
+    for t in _pending(catalogue.unhashed):
+        done += 1
+        try:
+            full = safe_join(audio_dir, t.path)
+            size = full.stat().st_size
+            catalogue.set_hash(t.id, size, sha256_file(full))
+        except (OSError, UnsafePath) as e:
+            log.warning("cannot checksum %s: %s", t.path, e)
+            catalogue.mark_missing(t.id)
+    return done
 
 
 def probe_pending(catalogue: Catalogue, audio_dir: Path) -> int:
@@ -222,23 +230,22 @@ def probe_pending(catalogue: Catalogue, audio_dir: Path) -> int:
     A file ffprobe cannot read gets 0, so it is not probed again until it changes; the clients will
     report its real error. Without ffprobe on the server nothing is probed (one warning a pass).
     """
-    tried: set[str] = set()
-    while batch := [t for t in catalogue.unprobed() if t.id not in tried]:
-        for t in batch:
-            tried.add(t.id)
-            try:
-                full = safe_join(audio_dir, t.path)
-                size = full.stat().st_size
-                seconds = probe_seconds(full)
-            except FileNotFoundError as e:
-                if e.filename is None:  # ffprobe itself is missing
-                    log.warning("cannot probe durations: %s", e)
-                    return len(tried) - 1
-                continue  # the file vanished: the next scan marks it missing
-            except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
-                log.warning("cannot probe %s: %s", t.path, e)
-                continue
-            except ProbeError:
-                seconds = 0.0
-            catalogue.set_duration(t.id, size, round(seconds * 1000))
-    return len(tried)
+    done = 0
+    for t in _pending(catalogue.unprobed):
+        try:
+            full = safe_join(audio_dir, t.path)
+            size = full.stat().st_size
+            seconds = probe_seconds(full)
+        except FileNotFoundError as e:
+            if e.filename is None:  # ffprobe itself is missing
+                log.warning("cannot probe durations: %s", e)
+                return done
+            continue  # the file vanished: the next scan marks it missing
+        except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
+            log.warning("cannot probe %s: %s", t.path, e)
+            continue
+        except ProbeError:
+            seconds = 0.0
+        catalogue.set_duration(t.id, size, round(seconds * 1000))
+        done += 1
+    return done
