@@ -62,12 +62,10 @@ class Ledger:
         events: EventLog,
         sqlite_synchronous: str = "FULL",
         clock: Callable[[], float] = time.time,
-        migrate: bool = True,
     ) -> Ledger:
         """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts."""
         engine = make_engine(url, sqlite_synchronous)
-        if migrate:
-            upgrade(engine)
+        upgrade(engine)
         db = Database(engine)
         leases = Leases(db, events, clock, lease_seconds=lease_seconds, max_attempts=max_attempts)
         return cls(
