@@ -46,6 +46,23 @@ class Lease:
     lease_seconds: int
     heartbeat_seconds: float
     attempt: int
+    # A part of a long file: its range of the file. Its audio is that range alone, transcribed like
+    # any file; the server moves the timestamps to the file's timeline when it stitches the parts.
+    file_task_id: Optional[str] = None
+    start_seconds: Optional[float] = None
+    end_seconds: Optional[float] = None
+    file_duration_seconds: Optional[float] = None
+
+    def describe(self) -> str:
+        if self.start_seconds is None or self.end_seconds is None:
+            return self.path
+        span = f"{_hms(self.start_seconds)}-{_hms(self.end_seconds)}"
+        return f"{self.path} [{span} of {_hms(self.file_duration_seconds or self.end_seconds)}]"
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _detail(r: requests.Response) -> str:

@@ -169,7 +169,9 @@ class Worker:
         work.mkdir(parents=True, exist_ok=True)
         cancel = self._cancel = threading.Event()
         name = PurePosixPath(lease.path).name
-        self.display.info(f"task {lease.task_id}: {lease.path} ({lease.size / 1e6:.1f} MB, language {lease.language})")
+        self.display.info(
+            f"task {lease.task_id}: {lease.describe()} ({lease.size / 1e6:.1f} MB, language {lease.language})"
+        )
         try:
             with Heartbeat(self.api, lease.token, lease.heartbeat_seconds, on_lost=cancel.set) as hb:
                 timings: dict[str, float] = {}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from . import audio
 from .deps import Ctx, authenticated
 from .ledger import TaskView
-from .results import vtt_to_text, write_result
+from .part_audio import CutError
+from .results import vtt_to_text
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 
 router = APIRouter(
@@ -37,7 +38,8 @@ def _client_name(request: Request) -> str:
     },
 )
 def get_task(request: Request, ctx: Ctx) -> Any:
-    """Hand out the next task as the audio body with X-Task-ID and X-Language headers."""
+    """Hand out the next task as the audio body with X-Task-ID and X-Language headers (a part of a
+    long file is its own range of the file, cut without re-encoding)."""
     for _ in range(5):  # a file deleted since the last scan is skipped, not served
         grant = ctx.ledger.legacy.claim(_client_name(request))
         if grant is None:
@@ -51,19 +53,23 @@ def get_task(request: Request, ctx: Ctx) -> Any:
             )
         except audio.AudioGone:
             ctx.ledger.legacy.fail(grant.task_id, "audio file vanished before it could be served")
+        except CutError as e:
+            ctx.ledger.legacy.fail(grant.task_id, f"{e}\n{e.stderr_tail}")
     return Response(status_code=204)
 
 
 @router.post("/result")
-async def post_result(body: LegacyResultIn, ctx: Ctx) -> dict[str, str]:
-    """Store the VTT and a .txt derived from it."""
+async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTasks) -> dict[str, str]:
+    """Store the VTT and a .txt derived from it (a part's VTT is moved to its file's timeline at the stitch)."""
     vtt = body.vtt.encode("utf-8", errors="replace")
     files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
 
     def write(task: TaskView) -> None:
-        write_result(ctx.settings.results_dir, task, files, {"protocol": "legacy"})
+        ctx.write_result(task, files, {"protocol": "legacy"})
 
-    await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
+    done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
+    if done.file_ready:
+        background.add_task(ctx.stitch, done.file_ready)
     return {"status": "ok"}
 
 

@@ -6,7 +6,8 @@ import json
 from functools import partial
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from stt_common.formats import RESULT_FORMATS
@@ -14,7 +15,6 @@ from stt_common.formats import RESULT_FORMATS
 from . import audio
 from .deps import Ctx, admin, authenticated
 from .ledger import TaskState, TaskView
-from .results import write_result
 from .schemas import (
     TASK_ID,
     ErrorIn,
@@ -65,6 +65,12 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
     grant = await ctx.write(claim)
     if grant is None:
         return Response(status_code=204)
+    size, sha256 = grant.size, grant.sha256
+    if grant.parent_id:  # a part: its audio is cut now, so the lease can name its size and checksum
+        cut = await run_in_threadpool(ctx.part_for_lease, grant)
+        if cut is None:
+            return Response(status_code=204)
+        size, sha256 = cut
     lease_seconds = ctx.settings.lease_seconds
     return LeaseOut(
         task_id=grant.task_id,
@@ -72,12 +78,16 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
         path=grant.path,
         audio_url=f"{request.scope.get('root_path', '')}{router.prefix}/leases/{grant.token}/audio",
         language=grant.language,
-        size=grant.size,
-        sha256=grant.sha256,
+        size=size,
+        sha256=sha256,
         deadline=grant.deadline,
         lease_seconds=lease_seconds,
         heartbeat_seconds=max(1.0, lease_seconds / 4),
         attempt=grant.attempt,
+        file_task_id=grant.parent_id,
+        start_seconds=None if grant.start_ms is None else grant.start_ms / 1000,
+        end_seconds=None if grant.end_ms is None else grant.end_ms / 1000,
+        file_duration_seconds=grant.duration_ms / 1000 if grant.duration_ms else None,
     )
 
 
@@ -91,7 +101,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
 def lease_audio(token: Token, ctx: Ctx) -> Any:
-    """The leased audio file; send `Range: bytes=N-` to resume a broken download."""
+    """The leased audio (a part's own range of its file); send `Range: bytes=N-` to resume a broken download."""
     task = ctx.ledger.leases.leased_task(token)
     return audio.response(ctx.audio(task), task)
 
@@ -138,7 +148,7 @@ RESULT_BODY = {
     openapi_extra=RESULT_BODY,
     responses={404: {"model": Message}, 413: {"model": Message}},
 )
-async def upload_result(token: Token, ctx: Ctx, request: Request) -> ResultOut:
+async def upload_result(token: Token, ctx: Ctx, request: Request, background: BackgroundTasks) -> ResultOut:
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
     form = await request.form(max_files=8, max_fields=8)  # parts over 1 MB spool to disk
     try:
@@ -173,9 +183,11 @@ async def upload_result(token: Token, ctx: Ctx, request: Request) -> ResultOut:
         raise HTTPException(422, "a result needs at least a txt or a vtt file")
 
     def write(task: TaskView) -> None:
-        write_result(ctx.settings.results_dir, task, files, {**info.model_dump(), "protocol": "v1"})
+        ctx.write_result(task, files, {**info.model_dump(), "protocol": "v1"})
 
     done = await ctx.write(ctx.ledger.leases.complete, token, write, info.audio_seconds)
+    if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
+        background.add_task(ctx.stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
 
 

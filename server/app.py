@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO, Any, Optional
@@ -23,6 +25,7 @@ from .context import Context
 from .events import EventLog
 from .ledger import LeaseLost, Ledger, LedgerError, NotFound
 from .limits import BodyLimitMiddleware
+from .part_audio import CutError
 from .paths import UnsafePath
 from .results import remove_stale_temps
 from .settings import Settings
@@ -36,6 +39,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (LedgerError, 400),
     (AudioGone, 410),
     (AudioChanged, 409),
+    (CutError, 410),
     (UnsafePath, 400),
 )
 
@@ -44,6 +48,12 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     """Raises MigrationError (one line) when the database cannot be brought to this release's schema."""
     settings.prepare_dirs()
     events = EventLog(settings.log_file, stream=sys.stdout if event_stream is None else event_stream)
+    split_ms = settings.split_seconds * 1000
+    if split_ms and not (shutil.which("ffprobe") and shutil.which("ffmpeg")):
+        log.warning(
+            "SPLIT_SECONDS=%d needs ffmpeg and ffprobe on the server: long files stay whole", settings.split_seconds
+        )
+        split_ms = 0
     ledger = Ledger.open(
         settings.database_url,
         lease_seconds=settings.lease_seconds,
@@ -51,31 +61,34 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         max_attempts=settings.max_attempts,
         events=events,
         sqlite_synchronous=settings.sqlite_synchronous,
+        splitting=bool(split_ms),
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
-    return Context(settings, ledger, auth, events)
+    return Context(settings, ledger, auth, events, split_ms)
 
 
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
-    """Checksum and probe new files, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it)."""
+    """Checksum, probe and cut new files, stitch finished ones, rescan every SCAN_INTERVAL, sweep
+    expired leases (claims also do it). A scan wakes it early."""
     sweep = max(1.0, min(30.0, ctx.settings.lease_seconds / 4))
     interval = ctx.settings.scan_interval
-    waited = 0.0
-    while True:
+    last_scan = last_sweep = time.monotonic()
+    while not stop.is_set():
         try:
             ctx.checksum()
             ctx.probe()
-            if stop.wait(sweep):
-                return
-            waited += sweep
-            ctx.ledger.leases.expire_due()
-            if interval and waited >= interval:
-                waited = 0.0
+            ctx.stitch_ready()
+            ctx.nap(sweep)
+            now = time.monotonic()
+            if now - last_sweep >= sweep:
+                last_sweep = now
+                ctx.ledger.leases.expire_due()
+            if interval and now - last_scan >= interval:
+                last_scan = now
                 ctx.scan()
         except Exception:  # keep the loop alive; the next round retries
             log.exception("housekeeping failed")
-            if stop.wait(sweep):
-                return
+            ctx.nap(sweep)
 
 
 def _finite(value: Any) -> Any:
@@ -103,6 +116,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
             yield
         finally:
             stop.set()
+            ctx.wake()
             worker.join(timeout=5)
             ctx.close()
 

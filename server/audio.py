@@ -8,7 +8,7 @@ from __future__ import annotations
 import mimetypes
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Optional
 
 from fastapi.responses import FileResponse
@@ -53,7 +53,7 @@ def locate(audio_dir: Path, task: TaskView, check_unchanged: bool = True) -> Aud
 
 
 def response(audio: AudioFile, task: TaskView, headers: Optional[dict[str, str]] = None) -> FileResponse:
-    suffix = PurePosixPath(task.path).suffix.lower()
+    suffix = audio.path.suffix.lower()  # a part's cut may be in another container than its file
     media_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
     return FileResponse(
         audio.path, media_type=media_type, filename=f"{task.id}{suffix}", headers=headers, stat_result=audio.stat

@@ -3,19 +3,28 @@ and the few operations that combine them (the service layer between routes and t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
 
-from . import audio, scanner
+from stt_common.files import sha256_file
+
+from . import audio, part_audio, results, scanner, stitcher
 from .auth import Authenticator
 from .events import EventLog
-from .ledger import Ledger, ScanReport, TaskView
+from .ledger import Grant, Ledger, ScanReport, TaskState, TaskView
+from .paths import safe_join
 from .settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("batch-stt.server")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,9 @@ class Context:
     ledger: Ledger
     auth: Authenticator
     events: EventLog
+    split_ms: int = 0  # 0: long files stay whole (SPLIT_SECONDS=0, or no ffmpeg on the server)
+    _stitching: threading.Lock = field(default_factory=threading.Lock)
+    _wake: threading.Event = field(default_factory=threading.Event)
 
     async def write(self, operation: Callable[..., T], *args: object) -> T:
         """Run a ledger write from an async route.
@@ -37,26 +49,125 @@ class Context:
             return operation(*args)
         return await run_in_threadpool(operation, *args)
 
+    @property
+    def parts_dir(self) -> Path:
+        """Parts' cut audio and own results, per file, until the file is stitched."""
+        return self.settings.results_dir / ".parts"
+
     def scan(self) -> ScanReport:
+        """Register new files now; the housekeeping loop is woken to checksum, probe and cut them."""
         s = self.settings
-        return scanner.scan(self.ledger.catalogue, s.audio_dir, s.results_dir, s.default_language)
+        report = scanner.scan(self.ledger.catalogue, s.audio_dir, s.results_dir, s.default_language)
+        self.wake()
+        return report
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def nap(self, seconds: float) -> None:
+        """The housekeeping loop's pause: `seconds`, or until someone wakes it."""
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     def checksum(self) -> int:
         return scanner.checksum_pending(self.ledger.catalogue, self.settings.audio_dir)
 
     def probe(self) -> int:
-        return scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir)
+        """Durations of new files; long ones are cut into parts (and SPLIT_SECONDS changes applied)."""
+        probed = scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir, self.ledger.parts, self.split_ms)
+        scanner.split_pending(self.ledger.parts, self.settings.audio_dir, self.split_ms)
+        return probed
 
     def audio(self, task: TaskView, check_unchanged: bool = True) -> audio.AudioFile:
-        """The task's file, recording in the ledger what a failed look tells about it."""
+        """The task's audio (a part's own range), recording in the ledger what a failed look tells."""
         try:
-            return audio.locate(self.settings.audio_dir, task, check_unchanged)
+            found = audio.locate(self.settings.audio_dir, task, check_unchanged)
         except audio.AudioGone:
-            self.ledger.catalogue.mark_missing(task.id)
+            self.ledger.catalogue.mark_missing(task.file_id)
             raise
         except audio.AudioChanged as e:
-            self.ledger.catalogue.file_changed(task.id, e.size, e.mtime)
+            self.ledger.catalogue.file_changed(task.file_id, e.size, e.mtime)
             raise
+        if task.parent_id is None:
+            return found
+        return part_audio.cut(found, self.parts_dir / task.parent_id, task)
+
+    def part_for_lease(self, grant: Grant) -> Optional[tuple[int, str]]:
+        """Cut a just-granted part's audio now, for the lease's size and SHA-256. None: it cannot be
+        served (the file is gone, changed or will not cut) and the ledger has been told."""
+        task = self.ledger.reports.task(grant.task_id)
+        try:
+            cut = self.audio(task)
+        except (audio.AudioGone, audio.AudioChanged):
+            return None
+        except part_audio.CutError as e:
+            self.ledger.leases.fail(grant.token, str(e), e.stderr_tail, retryable=False)
+            return None
+        return cut.stat.st_size, sha256_file(cut.path)
+
+    def write_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> None:
+        """A file's results go to RESULTS_DIR; a part's wait beside its siblings' for the stitch."""
+        root = self.parts_dir if task.parent_id else self.settings.results_dir
+        results.write_result(
+            root, task.result_stem, files, {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
+        )
+
+    def stitch(self, file_id: str) -> bool:
+        """Write a split file's results from its parts' results, then mark it done.
+
+        Crash-safe: results.write_result replaces each file atomically and writes `.meta.json`
+        last; the file stays `split` until then, so the housekeeping loop stitches it again.
+        """
+        with self._stitching:
+            file = self.ledger.reports.task(file_id)
+            parts = self.ledger.parts.of(file_id)
+            if file.state != TaskState.SPLIT or not parts or any(p.state != TaskState.DONE for p in parts):
+                return False
+            folder = self.parts_dir / file_id
+            loaded = []
+            for p in parts:
+                meta = json.loads(safe_join(folder, f"{p.id}.meta.json").read_text(encoding="utf-8"))
+                texts = {f: safe_join(folder, f"{p.id}.{f}").read_text(encoding="utf-8") for f in meta["formats"]}
+                loaded.append(stitcher.PartResult(p.start_ms, p.end_ms, texts, meta))
+            language = next((r.meta["language"] for r in loaded if r.meta.get("language")), None)
+            seconds = [r.meta.get("audio_seconds") or (r.end_ms - r.start_ms) / 1000 for r in loaded]
+            meta = {
+                "protocol": "stitched",
+                "path": file.path,
+                "language": language,
+                "audio_seconds": round(sum(seconds), 3),
+                "processing_seconds": round(sum(r.meta.get("processing_seconds") or 0 for r in loaded), 3),
+                "clients": sorted({p.client for p in parts if p.client}),
+                "parts": [
+                    {
+                        "task_id": p.id,
+                        "start_ms": p.start_ms,
+                        "end_ms": p.end_ms,
+                        "cut": p.note,
+                        "client": p.client,
+                        **{
+                            k: r.meta.get(k)
+                            for k in ("protocol", "model", "backend", "audio_seconds", "processing_seconds")
+                        },
+                    }
+                    for p, r in zip(parts, loaded, strict=True)
+                ],
+            }
+            joined = stitcher.stitch(loaded, language)
+            results.write_result(self.settings.results_dir, file.result_stem, joined, {**meta, "task_id": file.id})
+            if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
+                shutil.rmtree(folder, ignore_errors=True)
+            return True
+
+    def stitch_ready(self) -> int:
+        """Stitch every file whose parts are all done (after a crash, or a stitch that failed)."""
+        done = 0
+        for file_id in self.ledger.parts.ready():
+            try:
+                done += self.stitch(file_id)
+            except (OSError, ValueError, KeyError) as e:
+                log.error("cannot stitch %s: %s", file_id, e)
+        return done
 
     def close(self) -> None:
         self.ledger.db.dispose()

@@ -13,7 +13,6 @@ from typing import Any
 from stt_common.files import fsync_dir
 from stt_common.formats import RESULT_FORMATS
 
-from .ledger import TaskView
 from .paths import safe_join
 
 _TIMING = re.compile(r"^\s*(\d+:)?\d+:\d+[.,]\d+\s*-->")
@@ -56,12 +55,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_result(results_dir: Path, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
-    """Write each format, then `.meta.json` last: its presence marks a complete set."""
-    meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts, "formats": sorted(files)}
+def write_result(results_dir: Path, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
+    """Write each format of `results_dir/stem`, then `.meta.json` last: its presence marks a complete set."""
+    meta = {**meta, "formats": sorted(files)}
     # One check that the set's folder lies inside RESULTS_DIR; the renames below never follow a
     # symlink planted at a result's name, so the siblings need no check of their own.
-    meta_path = safe_join(results_dir, f"{task.result_stem}.meta.json")
+    meta_path = safe_join(results_dir, f"{stem}.meta.json")
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     name = meta_path.name[: -len(".meta.json")]
     written = []

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from stt_common.files import sha256_file
 from stt_common.media import ProbeError, probe_seconds
 
+from . import splitter
+from .languages import WHISPER_LANGUAGES
 from .ledger import FoundFile, ScanReport, TaskView
 from .ledger.catalogue import Catalogue
+from .ledger.parts import Parts
+from .ledger.values import task_id_for
 from .paths import UnsafePath, safe_join
 
 log = logging.getLogger("batch-stt.scanner")
@@ -22,116 +25,6 @@ log = logging.getLogger("batch-stt.scanner")
 MEDIA_EXTENSIONS = frozenset(
     [".mp3", ".wav", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"]
 )
-
-# Two-letter (ISO 639-1) codes of the languages Whisper can transcribe.
-WHISPER_LANGUAGES = frozenset(
-    [
-        "en",
-        "zh",
-        "de",
-        "es",
-        "ru",
-        "ko",
-        "fr",
-        "ja",
-        "pt",
-        "tr",
-        "pl",
-        "ca",
-        "nl",
-        "ar",
-        "sv",
-        "it",
-        "id",
-        "hi",
-        "fi",
-        "vi",
-        "he",
-        "uk",
-        "el",
-        "ms",
-        "cs",
-        "ro",
-        "da",
-        "hu",
-        "ta",
-        "no",
-        "th",
-        "ur",
-        "hr",
-        "bg",
-        "lt",
-        "la",
-        "mi",
-        "ml",
-        "cy",
-        "sk",
-        "te",
-        "fa",
-        "lv",
-        "bn",
-        "sr",
-        "az",
-        "sl",
-        "kn",
-        "et",
-        "mk",
-        "br",
-        "eu",
-        "is",
-        "hy",
-        "ne",
-        "mn",
-        "bs",
-        "kk",
-        "sq",
-        "sw",
-        "gl",
-        "mr",
-        "pa",
-        "si",
-        "km",
-        "sn",
-        "yo",
-        "so",
-        "af",
-        "oc",
-        "ka",
-        "be",
-        "tg",
-        "sd",
-        "gu",
-        "am",
-        "yi",
-        "lo",
-        "uz",
-        "fo",
-        "ht",
-        "ps",
-        "tk",
-        "nn",
-        "mt",
-        "sa",
-        "lb",
-        "my",
-        "bo",
-        "tl",
-        "mg",
-        "as",
-        "tt",
-        "ln",
-        "ha",
-        "ba",
-        "jw",
-        "su",
-    ]
-)
-
-
-def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
-    """Stable, short, filesystem-safe id (legacy clients name temp files `<id>.mp3`)."""
-    key = path if start_ms is None else f"{path}#{start_ms}-{end_ms}"
-    return base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:16].lower()
 
 
 def language_for(path: str, default: str) -> str:
@@ -224,11 +117,13 @@ def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
     return done
 
 
-def probe_pending(catalogue: Catalogue, audio_dir: Path) -> int:
+def probe_pending(catalogue: Catalogue, audio_dir: Path, parts: Optional[Parts] = None, split_ms: int = 0) -> int:
     """Each new or changed file's duration (ffprobe reads headers only: quick even for hours of audio).
 
-    A file ffprobe cannot read gets 0, so it is not probed again until it changes; the clients will
-    report its real error. Without ffprobe on the server nothing is probed (one warning a pass).
+    A file longer than `split_ms` that nobody has started is cut into parts in the same step, so it
+    is never handed out whole in between. A file ffprobe cannot read gets 0, so it is not probed
+    again until it changes; the clients will report its real error. Without ffprobe on the server
+    nothing is probed (one warning a pass).
     """
     done = 0
     for t in _pending(catalogue.unprobed):
@@ -246,6 +141,37 @@ def probe_pending(catalogue: Catalogue, audio_dir: Path) -> int:
             continue
         except ProbeError:
             seconds = 0.0
-        catalogue.set_duration(t.id, size, round(seconds * 1000))
+        duration_ms = round(seconds * 1000)
+        if not (
+            parts
+            and split_ms
+            and duration_ms > split_ms
+            and t.attempts == 0
+            and _split(parts, t, full, size, duration_ms, split_ms)
+        ):
+            catalogue.set_duration(t.id, size, duration_ms)
         done += 1
+    return done
+
+
+def _split(parts: Parts, t: TaskView, full: Path, size: int, duration_ms: int, split_ms: int) -> bool:
+    return parts.split(t, size, duration_ms, split_ms, splitter.plan(full, duration_ms, split_ms))
+
+
+def split_pending(parts: Parts, audio_dir: Path, split_ms: int) -> int:
+    """Apply the current SPLIT_SECONDS to files nobody has started: make whole again what was cut for
+    another value, and cut what is now too long. Returns how many files were cut."""
+    for file_id in parts.stale(split_ms):
+        parts.unsplit(file_id, split_ms)
+    if not split_ms:
+        return 0
+    done = 0
+    for t in _pending(lambda: parts.to_split(split_ms)):
+        try:
+            full = safe_join(audio_dir, t.path)
+            size = full.stat().st_size
+        except (OSError, UnsafePath):
+            continue  # gone: the next scan marks it missing
+        if t.duration_ms and size == t.size:
+            done += _split(parts, t, full, size, t.duration_ms, split_ms)
     return done

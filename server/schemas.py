@@ -49,6 +49,10 @@ class LeaseOut(BaseModel):
     lease_seconds: int
     heartbeat_seconds: float
     attempt: int
+    file_task_id: Optional[str] = Field(None, description="a part of a long file: the file's task id")
+    start_seconds: Optional[float] = Field(None, description="a part: where its audio starts in the file")
+    end_seconds: Optional[float] = Field(None, description="a part: where its audio ends in the file")
+    file_duration_seconds: Optional[float] = Field(None, description="the whole file's length, when known")
 
 
 class HeartbeatIn(Strict):

@@ -35,6 +35,7 @@ class Settings:
     log_file: Path | None = None
     max_result_bytes: int = 20 * 1024 * 1024
     sqlite_synchronous: str = "FULL"
+    split_seconds: int = 600  # files longer than this become parts of about this length; 0: never
     # Built-in auth (optional; the documented deployment uses Caddy instead).
     auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
     admin_tokens: frozenset[str] = frozenset()
@@ -81,6 +82,10 @@ class Settings:
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise SettingsError(f"SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL")
 
+        split_seconds = number("SPLIT_SECONDS", 600)
+        if 0 < split_seconds < 30:
+            raise SettingsError(f"SPLIT_SECONDS={split_seconds} must be 0 (off) or at least 30")
+
         tokens: dict[str, str] = {}
         for item in filter(None, (s.strip() for s in get("AUTH_TOKENS").split(","))):
             name, sep, token = item.partition(":")
@@ -114,6 +119,7 @@ class Settings:
             log_file=Path(get("LOG_FILE")).expanduser() if get("LOG_FILE") else None,
             max_result_bytes=number("MAX_RESULT_BYTES", 20 * 1024 * 1024, minimum=1024),
             sqlite_synchronous=synchronous,
+            split_seconds=split_seconds,
             auth_tokens=tokens,
             admin_tokens=admin,
             users_file=users_file,

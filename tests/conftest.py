@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import os
 import shutil
 import subprocess
@@ -41,6 +42,11 @@ def api(tmp_path):
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
+        # While splitting is on, files go out once probed: wait for the housekeeping thread's first pass.
+        for _ in range(200):
+            if not app.state.ctx.ledger.catalogue.unprobed():
+                break
+            time.sleep(0.05)
         return client
 
     yield make

@@ -3,6 +3,7 @@
     ledger.leases     claim / heartbeat / complete / fail / release / expire   (leases.py)
     ledger.legacy     the same for the legacy protocol's clients              (legacy.py)
     ledger.catalogue  files on disk -> tasks; checksums; requeue              (catalogue.py)
+    ledger.parts      long files cut into part tasks, and when to stitch them (parts.py)
     ledger.reports    task, tasks, stats                                       (reports.py)
 
 Statements live in sql.py, tables in tables.py, migrations in migrations/ (migrate.py runs them).
@@ -21,9 +22,10 @@ from .errors import LeaseLost, LedgerError, MigrationError, NotFound
 from .leases import Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
+from .parts import Parts
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
-from .values import Completion, FoundFile, Grant, ScanReport, Stats, TaskView
+from .values import Completion, FoundFile, Grant, PartView, PlannedPart, ScanReport, Stats, TaskView
 
 __all__ = [
     "AttemptState",
@@ -35,6 +37,8 @@ __all__ = [
     "LedgerError",
     "MigrationError",
     "NotFound",
+    "PartView",
+    "PlannedPart",
     "Protocol",
     "ScanReport",
     "Stats",
@@ -49,6 +53,7 @@ class Ledger:
     leases: Leases
     legacy: LegacyLeases
     catalogue: Catalogue
+    parts: Parts
     reports: Reports
 
     @classmethod
@@ -61,13 +66,24 @@ class Ledger:
         max_attempts: int,
         events: EventLog,
         sqlite_synchronous: str = "FULL",
+        splitting: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> Ledger:
-        """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts."""
+        """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts.
+
+        `splitting`: long files are cut into parts, so no file goes out before its length is known.
+        """
         engine = make_engine(url, sqlite_synchronous)
         upgrade(engine)
         db = Database(engine)
-        leases = Leases(db, events, clock, lease_seconds=lease_seconds, max_attempts=max_attempts)
+        leases = Leases(
+            db, events, clock, lease_seconds=lease_seconds, max_attempts=max_attempts, probed_only=splitting
+        )
         return cls(
-            db, leases, LegacyLeases(leases, legacy_lease_seconds), Catalogue(db, events, clock), Reports(db, clock)
+            db,
+            leases,
+            LegacyLeases(leases, legacy_lease_seconds),
+            Catalogue(db, events, clock),
+            Parts(db, events, clock),
+            Reports(db, clock),
         )

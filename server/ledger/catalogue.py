@@ -10,8 +10,12 @@ from ..events import EventLog
 from . import sql
 from .database import Database
 from .errors import NotFound
+from .parts import drop_parts
+from .statements import Tx
 from .states import TaskState
 from .values import FoundFile, ScanReport, TaskView
+
+_SPLIT_UNFINISHED = (TaskState.SPLIT, TaskState.FAILED)
 
 
 def _fresh_start(size: int) -> tuple[TaskState, Optional[str]]:
@@ -30,6 +34,7 @@ class Catalogue:
         now = self.clock()
         added: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        unsplit: list[str] = []
         changed = returned = 0
         with self.db.writing() as c:
             known = {row.id: row for row in c.execute(sql.catalogue)}
@@ -64,6 +69,7 @@ class Catalogue:
                     "language": f.language,
                     "sha256": row.sha256,
                     "duration_ms": row.duration_ms,
+                    "split_ms": row.split_ms,
                     "attempts": row.attempts,
                     "last_error": row.last_error,
                     "now": now,
@@ -76,9 +82,12 @@ class Catalogue:
                     # A finished task keeps its result (requeue it to redo); an unfinished one
                     # starts over with the new file.
                     new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
-                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED):
+                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT):
                         state, new["last_error"] = _fresh_start(f.size)
                         new["state"], new["attempts"] = state.value, 0
+                        if row.split_ms is not None:  # its parts were cut from the old file
+                            unsplit.append(row.id)
+                            new["split_ms"] = None
                     changed += 1
                 if replaced or (new["state"], new["language"]) != (row.state, row.language):
                     updates.append(new)
@@ -87,22 +96,43 @@ class Catalogue:
                 for tid, row in known.items()
                 if complete_scan and tid not in seen and row.state != TaskState.MISSING
             ]
+            # A vanished file's unfinished parts go too: if it comes back, it is probed and cut anew.
+            unsplit += [m["tid"] for m in missing if known[m["tid"]].state in _SPLIT_UNFINISHED]
+            for file_id in unsplit:
+                drop_parts(c, file_id)
             if added:
                 c.execute(sql.insert_task, added)
             if updates:
                 c.execute(sql.update_task_from_scan, updates)
             if missing:
                 c.execute(sql.mark_task_vanished, missing)
+                c.execute(sql.forget_split, missing)
         return ScanReport(len(added), changed, len(missing), returned)
 
+    @staticmethod
+    def _requeue_one(c: Tx, task_id: str, now: float) -> None:
+        row = c.execute(sql.requeue_view, {"tid": task_id}).one()
+        if row.split_ms is not None and row.state == TaskState.FAILED:
+            c.execute(sql.requeue_failed_parts, {"fid": task_id, "now": now})
+            c.execute(sql.reopen_file, {"tid": task_id, "now": now})
+            return
+        if row.split_ms is not None:  # done: redo the whole file
+            drop_parts(c, task_id)
+        c.execute(sql.requeue_task, {"tid": task_id, "now": now})
+        if row.parent_id:
+            c.execute(sql.reopen_file, {"tid": row.parent_id, "now": now})
+
     def file_changed(self, task_id: str, size: int, mtime: float) -> None:
-        """The file was replaced after it was leased: record it, and hand every lease back unused."""
+        """The file was replaced after it was leased: record it, and hand every lease back unused.
+        A split file's parts are dropped: the new file is probed and cut anew."""
         now = self.clock()
         with self.db.writing() as c:
             released = c.execute(sql.release_attempts_of_task, {"tid": task_id, "now": now}).rowcount
             c.execute(sql.record_file_change, {"tid": task_id, "size": size, "mtime": mtime})
             if released:
                 c.execute(sql.give_task_back, {"tid": task_id, "now": now})
+            if c.execute(sql.restart_split_file, {"tid": task_id, "now": now}).rowcount:
+                drop_parts(c, task_id)
         self.events.emit("changed", task=task_id, size=size)
 
     def unhashed(self, limit: int = 1000) -> list[TaskView]:
@@ -124,11 +154,19 @@ class Catalogue:
             c.execute(sql.set_task_hash, {"tid": task_id, "hashed_size": size, "sha256": sha256})
 
     def mark_missing(self, task_id: str) -> None:
+        """The file is gone (a split file's unfinished parts with it); a rescan that finds it again requeues it."""
+        now = self.clock()
         with self.db.writing() as c:
-            c.execute(sql.mark_task_missing, {"tid": task_id, "now": self.clock()})
+            if c.execute(sql.forget_unfinished_split, {"tid": task_id}).rowcount:
+                drop_parts(c, task_id)
+            c.execute(sql.mark_task_missing, {"tid": task_id, "now": now})
 
     def requeue(self, task_ids: Iterable[str] = (), failed: bool = False) -> list[str]:
-        """Put failed (or named done/failed/queued) tasks back in the queue with a fresh attempt budget."""
+        """Put failed (or named done/failed/queued) tasks back in the queue with a fresh attempt budget.
+
+        A split file that failed gets back only its unfinished parts; a done one starts over (its
+        parts' results are gone once stitched), cut anew. A requeued part reopens its failed file.
+        """
         ids = list(task_ids)
         if not ids and not failed:
             return []
@@ -141,8 +179,8 @@ class Catalogue:
                     raise NotFound(f"no such task (or it is leased or missing): {', '.join(sorted(unknown))}")
             else:
                 found = list(c.execute(sql.failed_tasks).scalars())
-            if found:
-                c.execute(sql.requeue_task, [{"tid": tid, "now": now} for tid in found])
+            for tid in found:
+                self._requeue_one(c, tid, now)
         for tid in found:
             self.events.emit("requeued", task=tid)
         return found

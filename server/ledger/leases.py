@@ -26,13 +26,21 @@ WriteResult = Callable[[TaskView], None]
 
 class Leases:
     def __init__(
-        self, db: Database, events: EventLog, clock: Callable[[], float], *, lease_seconds: int, max_attempts: int
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Callable[[], float],
+        *,
+        lease_seconds: int,
+        max_attempts: int,
+        probed_only: bool = False,
     ):
         self.db = db
         self.events = events
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.probed_only = probed_only  # splitting is on: hand out only files whose length is known
 
     def claim(
         self,
@@ -52,10 +60,8 @@ class Leases:
             if capabilities is not None:
                 _touch_client(c, client, now, capabilities)
             for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
-                if languages is None:
-                    task_id = c.execute(sql.pick_queued).scalar()
-                else:
-                    task_id = c.execute(sql.pick_queued_in_languages, {"langs": list(languages)}).scalar()
+                pick = sql.pick_queued[languages is not None, self.probed_only]
+                task_id = c.execute(pick, {} if languages is None else {"langs": list(languages)}).scalar()
                 if task_id is None:
                     break
                 row = c.execute(sql.take_task, {"tid": task_id, "now": now}).first()
@@ -74,7 +80,20 @@ class Leases:
                         "deadline": now + seconds,
                     },
                 )
-                grant = Grant(task_id, token, row.path, row.language, row.size, row.sha256, now + seconds, row.attempts)
+                grant = Grant(
+                    task_id,
+                    token,
+                    row.path,
+                    row.language,
+                    row.size,
+                    row.sha256,
+                    now + seconds,
+                    row.attempts,
+                    row.parent_id,
+                    row.start_ms,
+                    row.end_ms,
+                    row.duration_ms,
+                )
                 break
         self._log_expired(expired)
         if grant:
@@ -171,7 +190,12 @@ class Leases:
         # Anyone else still working on it should stop at their next heartbeat.
         c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
-        return Completion(task_row(c, task.id), False, late, task.attempts)
+        ready = None
+        if task.parent_id and not c.execute(sql.count_unfinished_parts, {"fid": task.parent_id}).scalar():
+            # Every part is done (a late result may even complete a file that had failed): stitch it.
+            c.execute(sql.reopen_file, {"tid": task.parent_id, "now": now})
+            ready = task.parent_id
+        return Completion(task_row(c, task.id), False, late, task.attempts, ready)
 
     def fail_attempt(
         self, c: Tx, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
@@ -205,6 +229,11 @@ class Leases:
                 sql.requeue_after_expiry if expired else sql.requeue_after_failure,
                 {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
             )
+            part = c.execute(sql.part_outcome, {"tid": task_id}).one()
+            if part.parent_id and part.state == TaskState.FAILED:  # a part failed for good: so did its file
+                span = f"{clock_time(part.start_ms)}-{clock_time(part.end_ms)}"
+                message = f"part {span} failed: {part.last_error}"
+                c.execute(sql.fail_file, {"tid": part.parent_id, "error": message, "now": now})
 
     def _expire_due(self, c: Tx, now: float) -> list[tuple[str, str, Optional[str]]]:
         out = []
@@ -232,6 +261,11 @@ class Leases:
             task_state=view.state.value,
             attempts=view.attempts,
         )
+
+
+def clock_time(ms: int) -> str:
+    seconds = ms // 1000
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def task_row(c: Tx, task_id: str) -> TaskView:

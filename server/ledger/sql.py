@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Float, Select, String, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from .states import AttemptState, TaskState
 from .tables import attempt, client, task
-from .values import ATTEMPT_VIEW_FIELDS, TASK_VIEW_FIELDS
+from .values import ATTEMPT_VIEW_FIELDS, PART_VIEW_FIELDS, TASK_VIEW_FIELDS
 
 now = bindparam("now", type_=Float)
 tid: BindParameter[str] = bindparam("tid", type_=String)
@@ -61,26 +61,36 @@ touch_client = (
     update(client).where(client.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=now)
 )
 insert_client = insert(client)
-# PostgreSQL: concurrent claims skip rows another transaction is taking (SQLite ignores this).
-pick_queued = (
-    select(task.c.id)
-    .where(task.c.state == TaskState.QUEUED)
-    .order_by(task.c.path)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
-pick_queued_in_languages = (
-    select(task.c.id)
-    .where(task.c.state == TaskState.QUEUED, task.c.language.in_(bindparam("langs", expanding=True)))
-    .order_by(task.c.path)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
+
+
+def _pick(languages: bool, probed: bool) -> Select[Any]:
+    """The next queued task in path (then time) order. PostgreSQL: concurrent claims skip rows
+    another transaction is taking (SQLite ignores this). `probed`: while splitting is on, a file
+    goes out only once its length is known, so a long one is never handed out whole by accident."""
+    q = select(task.c.id).where(task.c.state == TaskState.QUEUED)
+    if languages:
+        q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
+    if probed:
+        q = q.where(task.c.duration_ms.is_not(None))
+    return q.order_by(task.c.path, task.c.start_ms).limit(1).with_for_update(skip_locked=True)
+
+
+pick_queued = {(langs, probed): _pick(langs, probed) for langs in (False, True) for probed in (False, True)}
 take_task = (
     update(task)
     .where(task.c.id == tid, task.c.state == TaskState.QUEUED)
     .values(state=TaskState.LEASED, attempts=task.c.attempts + 1, updated_at=now)
-    .returning(task.c.path, task.c.language, task.c.size, task.c.sha256, task.c.attempts)
+    .returning(
+        task.c.path,
+        task.c.language,
+        task.c.size,
+        task.c.sha256,
+        task.c.attempts,
+        task.c.parent_id,
+        task.c.start_ms,
+        task.c.end_ms,
+        task.c.duration_ms,
+    )
 )
 insert_attempt = insert(attempt)
 # A lease handed back unfinished (released, or its file changed) does not use up an attempt.
@@ -165,6 +175,7 @@ record_file_change = (
     .where(task.c.id == tid)
     .values(size=bindparam("size"), mtime=bindparam("mtime"), sha256=None, duration_ms=None)
 )
+# Files only: parts are the ledger's business, not the scanner's.
 catalogue = select(
     task.c.id,
     task.c.state,
@@ -176,7 +187,8 @@ catalogue = select(
     task.c.last_error,
     task.c.sha256,
     task.c.duration_ms,
-)
+    task.c.split_ms,
+).where(task.c.parent_id.is_(None))
 insert_task = insert(task)
 update_task_from_scan = (
     update(task)
@@ -188,6 +200,7 @@ update_task_from_scan = (
         language=bindparam("language"),
         sha256=bindparam("sha256"),
         duration_ms=bindparam("duration_ms"),
+        split_ms=bindparam("split_ms"),
         attempts=bindparam("attempts"),
         last_error=bindparam("last_error"),
         updated_at=now,
@@ -195,13 +208,13 @@ update_task_from_scan = (
 )
 unhashed_tasks = (
     select(*TASK_VIEW)
-    .where(task.c.sha256.is_(None), task.c.state != TaskState.MISSING)
+    .where(task.c.sha256.is_(None), task.c.state != TaskState.MISSING, task.c.parent_id.is_(None))
     .order_by(task.c.path)
     .limit(bindparam("limit"))
 )
 unprobed_tasks = (
     select(*TASK_VIEW)
-    .where(task.c.duration_ms.is_(None), task.c.state != TaskState.MISSING, task.c.size > 0)
+    .where(task.c.duration_ms.is_(None), task.c.state != TaskState.MISSING, task.c.size > 0, task.c.parent_id.is_(None))
     .order_by(task.c.path)
     .limit(bindparam("limit"))
 )
@@ -234,11 +247,13 @@ failed_tasks = select(task.c.id).where(task.c.state == TaskState.FAILED)
 requeue_task = (
     update(task)
     .where(task.c.id == tid)
-    .values(state=TaskState.QUEUED, attempts=0, last_error=None, done_at=None, updated_at=now)
+    .values(state=TaskState.QUEUED, attempts=0, last_error=None, done_at=None, split_ms=None, updated_at=now)
 )
 
 # --- reports --------------------------------------------------------------------------------
-all_tasks_page = select(*TASK_VIEW).order_by(task.c.path).offset(bindparam("offset")).limit(bindparam("limit"))
+all_tasks_page = (
+    select(*TASK_VIEW).order_by(task.c.path, task.c.start_ms).offset(bindparam("offset")).limit(bindparam("limit"))
+)
 tasks_in_state_page = all_tasks_page.where(task.c.state == bindparam("state"))
 count_by_state = select(task.c.state, func.count()).group_by(task.c.state)
 done_totals = select(func.coalesce(func.sum(task.c.audio_seconds), 0.0), func.coalesce(func.sum(task.c.size), 0)).where(
@@ -254,3 +269,116 @@ active_clients = (
     .order_by(attempt.c.client)
 )
 count_active_attempts = select(func.count()).select_from(attempt).where(attempt.c.state == AttemptState.ACTIVE)
+
+# --- parts of long files --------------------------------------------------------------------
+fid: BindParameter[str] = bindparam("fid", type_=String)
+part = task.alias("part")
+part_started = (part.c.attempts > 0) | (part.c.state != TaskState.QUEUED)
+files_to_split = (
+    select(*TASK_VIEW)
+    .where(
+        task.c.state == TaskState.QUEUED,
+        task.c.parent_id.is_(None),
+        task.c.attempts == 0,
+        task.c.duration_ms > bindparam("split_ms"),
+    )
+    .order_by(task.c.path)
+    .limit(bindparam("limit"))
+)
+# Only while nobody has started it, and unless the file changed since it was probed.
+take_file_for_split = (
+    update(task)
+    .where(
+        task.c.id == tid,
+        task.c.state == TaskState.QUEUED,
+        task.c.attempts == 0,
+        task.c.size == bindparam("probed_size"),
+    )
+    .values(state=TaskState.SPLIT, split_ms=bindparam("split_ms"), duration_ms=bindparam("duration_ms"), updated_at=now)
+)
+# Split files cut for another SPLIT_SECONDS whose parts nobody has started.
+stale_splits = select(task.c.id).where(
+    task.c.state == TaskState.SPLIT,
+    task.c.split_ms != bindparam("split_ms"),
+    ~select(part.c.id).where(part.c.parent_id == task.c.id, part_started).exists(),
+)
+drop_part_attempts = delete(attempt).where(attempt.c.task_id.in_(select(task.c.id).where(task.c.parent_id == fid)))
+drop_parts = delete(task).where(task.c.parent_id == fid)
+unsplit_file = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.SPLIT)
+    .values(state=TaskState.QUEUED, split_ms=None, updated_at=now)
+)
+accepted_client = (
+    select(attempt.c.client)
+    .where(attempt.c.task_id == task.c.id, attempt.c.state == AttemptState.COMPLETED)
+    .order_by(attempt.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+parts_of_file = (
+    select(*(accepted_client.label(f) if f == "client" else task.c[f] for f in PART_VIEW_FIELDS))
+    .where(task.c.parent_id == fid)
+    .order_by(task.c.start_ms)
+)
+files_ready_to_stitch = select(task.c.id).where(
+    task.c.state == TaskState.SPLIT,
+    ~select(part.c.id).where(part.c.parent_id == task.c.id, part.c.state != TaskState.DONE).exists(),
+)
+count_unfinished_parts = (
+    select(func.count()).select_from(task).where(task.c.parent_id == fid, task.c.state != TaskState.DONE)
+)
+mark_file_stitched = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.SPLIT)
+    .values(
+        state=TaskState.DONE, done_at=now, updated_at=now, last_error=None, audio_seconds=bindparam("audio_seconds")
+    )
+)
+part_outcome = select(task.c.state, task.c.parent_id, task.c.last_error, task.c.start_ms, task.c.end_ms).where(
+    task.c.id == tid
+)
+fail_file = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.SPLIT)
+    .values(state=TaskState.FAILED, last_error=bindparam("error"), updated_at=now)
+)
+# Back to work once none of its parts is failed any more.
+reopen_file = (
+    update(task)
+    .where(
+        task.c.id == tid,
+        task.c.state == TaskState.FAILED,
+        task.c.split_ms.is_not(None),
+        ~select(part.c.id).where(part.c.parent_id == task.c.id, part.c.state == TaskState.FAILED).exists(),
+    )
+    .values(state=TaskState.SPLIT, last_error=None, updated_at=now)
+)
+requeue_failed_parts = (
+    update(task)
+    .where(task.c.parent_id == fid, task.c.state == TaskState.FAILED)
+    .values(state=TaskState.QUEUED, attempts=0, last_error=None, updated_at=now)
+)
+file_progress = (
+    select(
+        task.c.parent_id,
+        func.count(),
+        func.coalesce(func.sum(case((task.c.state == TaskState.DONE, 1), else_=0)), 0),
+    )
+    .where(task.c.parent_id.in_(bindparam("ids", expanding=True)))
+    .group_by(task.c.parent_id)
+)
+stale_split_by_id = stale_splits.where(task.c.id == tid)
+requeue_view = select(task.c.state, task.c.split_ms, task.c.parent_id).where(task.c.id == tid)
+# A file whose parts no longer fit it (replaced, or gone while unfinished) is whole again.
+restart_split_file = (
+    update(task)
+    .where(task.c.id == tid, task.c.split_ms.is_not(None), task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
+    .values(state=TaskState.QUEUED, attempts=0, split_ms=None, duration_ms=None, last_error=None, updated_at=now)
+)
+forget_unfinished_split = (
+    update(task)
+    .where(task.c.id == tid, task.c.split_ms.is_not(None), task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
+    .values(split_ms=None, duration_ms=None)
+)
+forget_split = update(task).where(task.c.id == tid, task.c.done_at.is_(None)).values(split_ms=None, duration_ms=None)

@@ -6,13 +6,18 @@ from enum import Enum
 
 
 class TaskState(str, Enum):
-    """queued -> leased -> done | failed (after MAX_ATTEMPTS); missing while its file is gone."""
+    """queued -> leased -> done | failed (after MAX_ATTEMPTS); missing while its file is gone.
+
+    A long file is `split` while its parts (tasks of their own) are worked on, then `done` once
+    stitched, or `failed` when one of its parts failed for good.
+    """
 
     QUEUED = "queued"
     LEASED = "leased"
     DONE = "done"
     FAILED = "failed"
     MISSING = "missing"
+    SPLIT = "split"
 
     def __str__(self) -> str:
         return self.value

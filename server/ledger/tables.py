@@ -15,7 +15,11 @@ from .states import AttemptState, Protocol, TaskState
 
 
 class Task(SQLModel, table=True):
-    """One unit of work: a whole file, or a time range of one (start_ms/end_ms)."""
+    """One unit of work: a whole file, or a part of one (parent_id, start_ms/end_ms).
+
+    A long file's own row stays as the file's record (state `split` while its parts are the work);
+    its parts copy its path, size, mtime and duration, so every check of the source holds for them.
+    """
 
     id: str = Field(primary_key=True, max_length=32)
     path: str = Field(index=True)  # POSIX path relative to AUDIO_DIR
@@ -24,6 +28,9 @@ class Task(SQLModel, table=True):
     end_ms: Optional[int] = None
     # The file's length as ffprobe tells it (housekeeping); None: not probed yet; 0: ffprobe could not tell.
     duration_ms: Optional[int] = None
+    parent_id: Optional[str] = Field(default=None, index=True, max_length=32)  # a part's file
+    split_ms: Optional[int] = None  # a split file: the SPLIT_SECONDS its parts were cut for
+    note: Optional[str] = None  # a part: how its start was cut ("pause 0.8 s", "no pause: quietest point")
     language: str = "auto"
     size: int = 0
     mtime: float = 0.0
@@ -36,7 +43,7 @@ class Task(SQLModel, table=True):
     updated_at: float = 0.0
     done_at: Optional[float] = None
 
-    __table_args__ = (Index("ix_task_state_path", "state", "path"),)
+    __table_args__ = (Index("ix_task_queue", "state", "path", "start_ms"),)
 
 
 class Attempt(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -10,6 +12,12 @@ from typing import Any, Optional, TypeVar
 from .states import AttemptState, TaskState
 
 V = TypeVar("V")
+
+
+def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
+    """Stable, short, filesystem-safe id (legacy clients name temp files `<id>.mp3`); a part's names its range."""
+    key = path if start_ms is None else f"{path}#{start_ms}-{end_ms}"
+    return base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:16].lower()
 
 
 def _from_row(cls: Callable[..., V], row: Any, names: tuple[str, ...], state: type[Enum]) -> V:
@@ -43,6 +51,10 @@ class Grant:
     sha256: Optional[str]
     deadline: float
     attempt: int
+    parent_id: Optional[str] = None  # a part: its file's task id, and its range of that file
+    start_ms: Optional[int] = None
+    end_ms: Optional[int] = None
+    duration_ms: Optional[int] = None  # the whole file's
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,16 @@ class TaskView:
     updated_at: float
     done_at: Optional[float]
     mtime: float
-    duration_ms: Optional[int]
+    duration_ms: Optional[int]  # the whole file's, for a part too
+    parent_id: Optional[str]  # set on a part: its file's task id
+    start_ms: Optional[int]  # a part's range of its file
+    end_ms: Optional[int]
+    note: Optional[str]  # a part: how its start was cut
+
+    @property
+    def file_id(self) -> str:
+        """The task that stands for the whole file (itself, unless this is a part)."""
+        return self.parent_id or self.id
 
     @classmethod
     def from_row(cls, row: Any) -> TaskView:
@@ -87,11 +108,41 @@ ATTEMPT_VIEW_FIELDS = tuple(f.name for f in fields(AttemptView))
 
 
 @dataclass(frozen=True)
+class PartView:
+    """A part of a split file, with the client whose result was accepted (for the stitched meta)."""
+
+    id: str
+    start_ms: int
+    end_ms: int
+    state: TaskState
+    attempts: int
+    note: Optional[str]
+    client: Optional[str]
+
+    @classmethod
+    def from_row(cls, row: Any) -> PartView:
+        return _from_row(cls, row, PART_VIEW_FIELDS, TaskState)
+
+
+PART_VIEW_FIELDS = tuple(f.name for f in fields(PartView))
+
+
+@dataclass(frozen=True)
+class PlannedPart:
+    """One time range of a long file, as the splitter cut it."""
+
+    start_ms: int
+    end_ms: int
+    note: str
+
+
+@dataclass(frozen=True)
 class Completion:
     task: TaskView
     duplicate: bool  # the task was already done: nothing changed
     late: bool  # the lease had expired, but the result was still accepted
     attempt: int
+    file_ready: Optional[str] = None  # the last part of this file is done: stitch it
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""A part's audio: its range of the file, cut by ffmpeg stream copy (no re-encode, so it costs
+the server a file copy, not a decode) into a cache. The same bytes are served on every request,
+so the lease's size and SHA-256 hold and HTTP Range resumes work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path, PurePosixPath
+
+from stt_common.media import tail, tool
+
+from .audio import AudioFile
+from .ledger import TaskView
+
+# Containers that take their own codec back by stream copy; anything else (video, m4a, ogg...)
+# goes into Matroska, which holds every audio codec.
+FORMATS = {".mp3": "mp3", ".wav": "wav", ".flac": "flac"}
+
+
+class CutError(Exception):
+    """ffmpeg could not cut the range out of the file: a property of the file."""
+
+    def __init__(self, message: str, stderr_tail: str = ""):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+def cut_path(folder: Path, part: TaskView) -> Path:
+    """Named by the source's size and mtime too: a replaced file never serves an old cut."""
+    suffix = PurePosixPath(part.path).suffix.lower()
+    ext = suffix if suffix in FORMATS else ".mka"
+    return folder / f"{part.id}-{part.size}-{int(part.mtime * 1e6)}{ext}"
+
+
+def cut(source: AudioFile, folder: Path, part: TaskView) -> AudioFile:
+    assert part.start_ms is not None and part.end_ms is not None
+    dest = cut_path(folder, part)
+    if not dest.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        length = [] if part.end_ms >= (part.duration_ms or 0) else ["-t", f"{(part.end_ms - part.start_ms) / 1000:.3f}"]
+        # fmt: off
+        cmd = [tool("ffmpeg"), "-nostdin", "-v", "error", "-y", "-ss", f"{part.start_ms / 1000:.3f}",
+               "-i", str(source.path), *length, "-map", "0:a:0", "-c", "copy", "-map_metadata", "-1",
+               "-f", FORMATS.get(dest.suffix, "matroska"), str(tmp)]
+        # fmt: on
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+            if r.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+                raise CutError(
+                    f"cannot cut {part.start_ms / 1000:.1f}-{part.end_ms / 1000:.1f} s out of the file", tail(r.stderr)
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return AudioFile(dest, dest.stat())
