@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .ledger import MigrationError, NotFound, TaskState
+from .ledger import MigrationError, NotFound, TaskState, TaskView
+from .ledger.leases import clock_time
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -122,6 +123,11 @@ def status() -> None:
     left = f"{s.bytes_left / rate / 3600:.1f} h (estimated)" if rate else f"{s.bytes_left / 1e6:.1f} MB"
     console.print(f"audio done: {done_h:.2f} h   left: {left}   active leases: {s.active_leases}")
     console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
+    split = ctx.ledger.reports.tasks(TaskState.SPLIT, limit=50)
+    progress = ctx.ledger.parts.progress(t.id for t in split)
+    for t in split:
+        done, total = progress.get(t.id, (0, 0))
+        console.print(f"  in parts: {t.path}  {done}/{total} parts done", markup=False)
 
 
 @app.command()
@@ -129,11 +135,28 @@ def tasks(
     state: Optional[TaskState] = typer.Option(None, "--state", help="only tasks in this state"),
     limit: int = typer.Option(200, help="at most this many rows"),
 ) -> None:
-    """List tasks, with the last error of each."""
+    """List tasks, with the last error of each; a long file shows its parts done, a part its range."""
     ctx = context(load_settings())
+    page = ctx.ledger.reports.tasks(state, limit=limit)
+    progress = ctx.ledger.parts.progress(t.id for t in page if t.parent_id is None)
+
+    def parts(t: TaskView) -> str:
+        if t.start_ms is not None and t.end_ms is not None:
+            return f"{clock_time(t.start_ms)}-{clock_time(t.end_ms)}"
+        done, total = progress.get(t.id, (0, 0))
+        return f"{done}/{total} done" if total else ""
+
     rows = [
-        (t.id, t.path, t.language, t.state.value, str(t.attempts), (t.last_error or "").replace("\n", " | ")[-400:])
-        for t in ctx.ledger.reports.tasks(state, limit=limit)
+        (
+            t.id,
+            t.path,
+            parts(t),
+            t.language,
+            t.state.value,
+            str(t.attempts),
+            (t.last_error or "").replace("\n", " | ")[-400:],
+        )
+        for t in page
     ]
     if not console.is_terminal:  # piped: one greppable line per task
         for row in rows:
@@ -141,7 +164,7 @@ def tasks(
         return
     table = Table()
     table.add_column("id", no_wrap=True)
-    for col in ("path", "lang", "state", "attempts", "last error"):
+    for col in ("path", "parts", "lang", "state", "attempts", "last error"):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row)
@@ -179,6 +202,9 @@ def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write
         "size",
         "sha256",
         "duration_ms",
+        "parent_id",
+        "start_ms",
+        "end_ms",
         "audio_seconds",
         "done_at",
         "last_error",

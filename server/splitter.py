@@ -24,6 +24,7 @@ from .ledger import PlannedPart
 RATE = 8000
 FRAME = RATE // 50  # 20 ms
 MIN_PAUSE = 15  # frames: 0.3 s
+SETTLE = 5  # frames: 0.1 s
 WINDOW_SECONDS = 20.0
 BELOW_LOUD_DB = 25.0
 QUIET_DB = -60.0
@@ -45,7 +46,7 @@ def decode_window(path: Path, start_s: float, seconds: float) -> array:
            "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"]
     # fmt: on
     r = subprocess.run(cmd, capture_output=True, timeout=120)
-    if r.returncode != 0 or len(r.stdout) < 2 * FRAME * MIN_PAUSE:
+    if r.returncode != 0 or len(r.stdout) < 2 * FRAME * (MIN_PAUSE + SETTLE):
         raise WindowError(tail(r.stderr.decode("utf-8", "replace")) or f"ffmpeg exited with {r.returncode}")
     samples = array("h")
     samples.frombytes(r.stdout[: len(r.stdout) // 2 * 2])
@@ -78,16 +79,19 @@ def choose_cut(levels: list[float], nominal_frame: int) -> tuple[int, str]:
         a, b = max(pauses, key=lambda p: (p[1] - p[0], -abs((p[0] + p[1]) // 2 - nominal_frame)))
         return (a + b) // 2, f"pause of {(b - a) * FRAME / RATE:.1f} s"
     sums = [sum(levels[i : i + MIN_PAUSE]) for i in range(len(levels) - MIN_PAUSE + 1)]
-    best = min(range(len(sums)), key=lambda i: (sums[i], abs(i + MIN_PAUSE // 2 - nominal_frame)))
+    # Levels within 1 dB count as equal: then the point nearer the nominal cut wins.
+    best = min(range(len(sums)), key=lambda i: (round(sums[i] / MIN_PAUSE), abs(i + MIN_PAUSE // 2 - nominal_frame)))
     return best + MIN_PAUSE // 2, f"no pause found: cut at the quietest point ({sums[best] / MIN_PAUSE:.0f} dBFS)"
 
 
 def find_cut(path: Path, nominal_ms: int, window_s: float) -> tuple[int, str]:
     start_s = max(0.0, nominal_ms / 1000 - window_s)
     try:
-        levels = frame_levels(decode_window(path, start_s, 2 * window_s))
+        # The decoder's first frames after a seek are not the audio's own level: skip them.
+        levels = frame_levels(decode_window(path, start_s, 2 * window_s))[SETTLE:]
     except (WindowError, subprocess.TimeoutExpired) as e:
         return nominal_ms, f"window could not be decoded ({str(e).splitlines()[-1][:200]}): cut at the nominal point"
+    start_s += SETTLE * FRAME / RATE
     frame, note = choose_cut(levels, round((nominal_ms / 1000 - start_s) * RATE / FRAME))
     return round(start_s * 1000 + frame * FRAME * 1000 / RATE), note
 

@@ -112,11 +112,11 @@ class Catalogue:
     @staticmethod
     def _requeue_one(c: Tx, task_id: str, now: float) -> None:
         row = c.execute(sql.requeue_view, {"tid": task_id}).one()
-        if row.split_ms is not None and row.state == TaskState.FAILED:
+        if row.split_ms is not None and row.state != TaskState.DONE:  # failed (or reopened meanwhile)
             c.execute(sql.requeue_failed_parts, {"fid": task_id, "now": now})
             c.execute(sql.reopen_file, {"tid": task_id, "now": now})
             return
-        if row.split_ms is not None:  # done: redo the whole file
+        if row.split_ms is not None:  # done: its parts' results are gone, so the whole file is redone
             drop_parts(c, task_id)
         c.execute(sql.requeue_task, {"tid": task_id, "now": now})
         if row.parent_id:
