@@ -69,7 +69,7 @@ async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTask
 
     done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
     if done.file_ready:
-        background.add_task(ctx.stitch, done.file_ready)
+        background.add_task(ctx.try_stitch, done.file_ready)
     return {"status": "ok"}
 
 

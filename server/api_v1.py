@@ -187,7 +187,7 @@ async def upload_result(token: Token, ctx: Ctx, request: Request, background: Ba
 
     done = await ctx.write(ctx.ledger.leases.complete, token, write, info.audio_seconds)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
-        background.add_task(ctx.stitch, done.file_ready)
+        background.add_task(ctx.try_stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
 
 

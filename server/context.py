@@ -159,15 +159,17 @@ class Context:
                 shutil.rmtree(folder, ignore_errors=True)
             return True
 
+    def try_stitch(self, file_id: str) -> bool:
+        """stitch(), logging a failure: the file stays `split` and the housekeeping loop tries again."""
+        try:
+            return self.stitch(file_id)
+        except (OSError, ValueError, KeyError) as e:
+            log.error("cannot stitch %s yet: %s", file_id, e)
+            return False
+
     def stitch_ready(self) -> int:
         """Stitch every file whose parts are all done (after a crash, or a stitch that failed)."""
-        done = 0
-        for file_id in self.ledger.parts.ready():
-            try:
-                done += self.stitch(file_id)
-            except (OSError, ValueError, KeyError) as e:
-                log.error("cannot stitch %s: %s", file_id, e)
-        return done
+        return sum(self.try_stitch(file_id) for file_id in self.ledger.parts.ready())
 
     def close(self) -> None:
         self.ledger.db.dispose()

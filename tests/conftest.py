@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-import time
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest

@@ -93,7 +93,7 @@ def test_while_splitting_a_file_goes_out_only_once_probed(tmp_path):
 
 def test_a_part_that_fails_for_good_fails_its_file_and_requeue_redoes_only_that_part(db):
     ledger = make_ledger(db, max_attempts=1)
-    fid, parts = split_file(ledger)
+    fid, _parts = split_file(ledger)
     finish(ledger)
     bad = ledger.leases.claim("c")
     ledger.leases.fail(bad.token, "cannot decode frame 1234")
@@ -135,7 +135,7 @@ def test_requeue_of_a_stitched_file_starts_it_over_whole(db):
 
 def test_a_replaced_file_drops_its_parts_and_their_leases(db):
     ledger = make_ledger(db)
-    fid, parts = split_file(ledger)
+    fid, _parts = split_file(ledger)
     finish(ledger)
     held = ledger.leases.claim("c")
     ledger.catalogue.sync_files([FoundFile(fid, "long.mp3", "long", "en", 2000, 2.0, False)], complete_scan=False)
