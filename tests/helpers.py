@@ -185,3 +185,43 @@ def add_tasks(ledger: Any, n: int, lang: str = "auto") -> list[str]:
     ]
     ledger.catalogue.sync_files(files, complete_scan=False)
     return [f.task_id for f in files]
+
+
+# Spoken by espeak-ng between the shared recordings: distinct words, so a word lost or doubled at a
+# cut shows in the alignment.
+PARAGRAPHS = (
+    "The old lighthouse keeper climbed the narrow stairs every evening. He lit the great lamp and watched "
+    "the ships pass in the dark. Storms came often in the autumn, and the waves broke against the rocks "
+    "below. Still, he never missed a single night in forty years.",
+    "Our committee met on Tuesday to discuss the new library budget. The treasurer reported that the costs "
+    "of heating and repairs had risen sharply. Several members proposed a public fundraising drive in the "
+    "spring. After a long debate, the plan was approved by a narrow vote.",
+    "Mountain rivers carry cold water from melting glaciers down to the valleys. Trout swim against the "
+    "current, searching for insects near the surface. In summer, hikers follow the trails along the banks "
+    "and rest in the shade of tall pines. At night the sound of the water fills the whole forest.",
+)
+
+
+def build_long_speech(shared: Path, dest: Path, pause: float = 1.5) -> str:
+    """Real speech (shared/audio) and espeak-ng paragraphs with pauses between them, about 3.5
+    minutes, as a 64 kb/s MP3 at `dest`. Returns the reference transcript."""
+    work = dest.parent / f".{dest.stem}-clips"
+    work.mkdir(parents=True, exist_ok=True)
+    clips = [(shared / "audio/millbrook.mp3", (shared / "audio/millbrook.txt").read_text())]
+    for i, text in enumerate(PARAGRAPHS):
+        wav = work / f"p{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True)
+        clips.append((wav, text))
+        if i == 0:
+            clips.append((shared / "audio/jfk.mp3", (shared / "audio/jfk.txt").read_text()))
+    inputs: list[str] = []
+    graph = ""
+    for i, (path, _) in enumerate(clips):
+        inputs += ["-i", str(path)]
+        graph += f"[{i}:a]aresample=16000,aformat=channel_layouts=mono,apad=pad_dur={pause}[c{i}];"
+    graph += "".join(f"[c{i}]" for i in range(len(clips))) + f"concat=n={len(clips)}:v=0:a=1"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-b:a", "64k", str(dest)], check=True
+    )
+    shutil.rmtree(work)
+    return " ".join(text.strip() for _, text in clips)
