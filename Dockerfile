@@ -4,6 +4,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     AUDIO_DIR=/audio DATA_DIR=/data HOST=0.0.0.0 PORT=8000
 
+# ffmpeg: the server probes durations and cuts long files into parts (SPLIT_SECONDS).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server ./server
