@@ -87,6 +87,7 @@ class Context:
             raise
         except audio.AudioChanged as e:
             self.ledger.catalogue.file_changed(task.file_id, e.size, e.mtime)
+            self.wake()  # to probe (and cut) the new content
             raise
         if task.parent_id is None:
             return found

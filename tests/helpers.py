@@ -74,10 +74,29 @@ class ServerProcess:
                 raise RuntimeError(f"server exited: {(self.root / 'server.out').read_text()[-2000:]}")
             try:
                 if requests.get(self.url + "/health", timeout=1).ok:
+                    self.wait_probed(deadline)
                     return self
             except requests.RequestException:
                 time.sleep(0.1)
         raise RuntimeError("server did not come up")
+
+    def wait_probed(self, deadline: float) -> None:
+        """While splitting is on, files go out once probed: wait for the housekeeping thread's first
+        pass, as a client would by asking again (SQLite only: reads the database file)."""
+        import sqlite3
+
+        db = Path(self.env["DATA_DIR"]) / "batch-stt.db"
+        if "DATABASE_URL" in self.env or not db.exists():
+            return
+        unprobed = (
+            "SELECT count(*) FROM task WHERE duration_ms IS NULL AND parent_id IS NULL"
+            " AND size > 0 AND state != 'missing'"
+        )
+        while time.monotonic() < deadline:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                if not c.execute(unprobed).fetchone()[0]:
+                    return
+            time.sleep(0.05)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
