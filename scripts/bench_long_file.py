@@ -79,7 +79,7 @@ def main() -> int:
             capture_output=True,
             text=True,
             check=True,
-        ).stdout  # fmt: skip
+        ).stdout
     )
     base_s, base_text = bare(audio, work, args.model, args.threads)
     print(f"{seconds:.0f} s of speech, SPLIT_SECONDS={args.split_seconds}, -t {args.threads}, {args.model.name}")

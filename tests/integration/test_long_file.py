@@ -30,10 +30,8 @@ def words(text: str) -> list[str]:
 def whole_file_baseline(whisper_cli, model, audio, work) -> str:
     wav = work / "whole.wav"
     subprocess.run(["ffmpeg", "-v", "error", "-i", audio, "-ar", "16000", "-ac", "1", wav], check=True)
-    # fmt: off
-    subprocess.run([whisper_cli, "-m", model, "-f", wav, "-t", str(THREADS), "-l", "en", "-otxt", "-of", work / "whole"],
-                   check=True, capture_output=True)
-    # fmt: on
+    cmd = [whisper_cli, "-m", model, "-f", wav, "-t", str(THREADS), "-l", "en", "-otxt", "-of", work / "whole"]
+    subprocess.run(cmd, check=True, capture_output=True)
     return (work / "whole.txt").read_text()
 
 
