@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
 from ..events import EventLog
-from . import sql
+from . import sql, sql_parts
 from .database import Database
 from .errors import NotFound
 from .parts import drop_parts
@@ -106,21 +106,21 @@ class Catalogue:
                 c.execute(sql.update_task_from_scan, updates)
             if missing:
                 c.execute(sql.mark_task_vanished, missing)
-                c.execute(sql.forget_split, missing)
+                c.execute(sql_parts.forget_split, missing)
         return ScanReport(len(added), changed, len(missing), returned)
 
     @staticmethod
     def _requeue_one(c: Tx, task_id: str, now: float) -> None:
-        row = c.execute(sql.requeue_view, {"tid": task_id}).one()
+        row = c.execute(sql_parts.requeue_view, {"tid": task_id}).one()
         if row.split_ms is not None and row.state != TaskState.DONE:  # failed (or reopened meanwhile)
-            c.execute(sql.requeue_failed_parts, {"fid": task_id, "now": now})
-            c.execute(sql.reopen_file, {"tid": task_id, "now": now})
+            c.execute(sql_parts.requeue_failed_parts, {"fid": task_id, "now": now})
+            c.execute(sql_parts.reopen_file, {"tid": task_id, "now": now})
             return
         if row.split_ms is not None:  # done: its parts' results are gone, so the whole file is redone
             drop_parts(c, task_id)
         c.execute(sql.requeue_task, {"tid": task_id, "now": now})
         if row.parent_id:
-            c.execute(sql.reopen_file, {"tid": row.parent_id, "now": now})
+            c.execute(sql_parts.reopen_file, {"tid": row.parent_id, "now": now})
 
     def file_changed(self, task_id: str, size: int, mtime: float) -> None:
         """The file was replaced after it was leased: record it, and hand every lease back unused.
@@ -131,7 +131,7 @@ class Catalogue:
             c.execute(sql.record_file_change, {"tid": task_id, "size": size, "mtime": mtime})
             if released:
                 c.execute(sql.give_task_back, {"tid": task_id, "now": now})
-            if c.execute(sql.restart_split_file, {"tid": task_id, "now": now}).rowcount:
+            if c.execute(sql_parts.restart_split_file, {"tid": task_id, "now": now}).rowcount:
                 drop_parts(c, task_id)
         self.events.emit("changed", task=task_id, size=size)
 
@@ -157,7 +157,7 @@ class Catalogue:
         """The file is gone (a split file's unfinished parts with it); a rescan that finds it again requeues it."""
         now = self.clock()
         with self.db.writing() as c:
-            if c.execute(sql.forget_unfinished_split, {"tid": task_id}).rowcount:
+            if c.execute(sql_parts.forget_unfinished_split, {"tid": task_id}).rowcount:
                 drop_parts(c, task_id)
             c.execute(sql.mark_task_missing, {"tid": task_id, "now": now})
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from ..events import EventLog
-from . import sql
+from . import sql, sql_parts
 from .database import Database
 from .errors import LeaseLost, NotFound
 from .statements import Tx
@@ -191,9 +191,9 @@ class Leases:
         c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
         ready = None
-        if task.parent_id and not c.execute(sql.count_unfinished_parts, {"fid": task.parent_id}).scalar():
+        if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():
             # Every part is done (a late result may even complete a file that had failed): stitch it.
-            c.execute(sql.reopen_file, {"tid": task.parent_id, "now": now})
+            c.execute(sql_parts.reopen_file, {"tid": task.parent_id, "now": now})
             ready = task.parent_id
         return Completion(task_row(c, task.id), False, late, task.attempts, ready)
 
@@ -229,11 +229,11 @@ class Leases:
                 sql.requeue_after_expiry if expired else sql.requeue_after_failure,
                 {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
             )
-            part = c.execute(sql.part_outcome, {"tid": task_id}).one()
+            part = c.execute(sql_parts.part_outcome, {"tid": task_id}).one()
             if part.parent_id and part.state == TaskState.FAILED:  # a part failed for good: so did its file
                 span = f"{clock_time(part.start_ms)}-{clock_time(part.end_ms)}"
                 message = f"part {span} failed: {part.last_error}"
-                c.execute(sql.fail_file, {"tid": part.parent_id, "error": message, "now": now})
+                c.execute(sql_parts.fail_file, {"tid": part.parent_id, "error": message, "now": now})
 
     def _expire_due(self, c: Tx, now: float) -> list[tuple[str, str, Optional[str]]]:
         out = []

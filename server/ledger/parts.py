@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from ..events import EventLog
-from . import sql
+from . import sql, sql_parts
 from .database import Database
 from .statements import Tx
 from .states import TaskState
@@ -20,8 +20,8 @@ from .values import PartView, PlannedPart, TaskView, task_id_for
 
 def drop_parts(c: Tx, file_id: str) -> None:
     """Forget a file's parts and their attempts (their holders get 404 at the next heartbeat)."""
-    c.execute(sql.drop_part_attempts, {"fid": file_id})
-    c.execute(sql.drop_parts, {"fid": file_id})
+    c.execute(sql_parts.drop_part_attempts, {"fid": file_id})
+    c.execute(sql_parts.drop_parts, {"fid": file_id})
 
 
 class Parts:
@@ -33,7 +33,7 @@ class Parts:
     def to_split(self, split_ms: int, limit: int = 100) -> list[TaskView]:
         """Probed files longer than `split_ms` that nobody has started."""
         with self.db.reading() as c:
-            rows = c.execute(sql.files_to_split, {"split_ms": split_ms, "limit": limit})
+            rows = c.execute(sql_parts.files_to_split, {"split_ms": split_ms, "limit": limit})
             return [TaskView.from_row(r) for r in rows]
 
     def split(self, file: TaskView, size: int, duration_ms: int, split_ms: int, plan: Sequence[PlannedPart]) -> bool:
@@ -42,7 +42,7 @@ class Parts:
         now = self.clock()
         with self.db.writing() as c:
             taken = c.execute(
-                sql.take_file_for_split,
+                sql_parts.take_file_for_split,
                 {"tid": file.id, "probed_size": size, "split_ms": split_ms, "duration_ms": duration_ms, "now": now},
             ).rowcount
             if not taken:
@@ -77,32 +77,32 @@ class Parts:
     def stale(self, split_ms: int) -> list[str]:
         """Split files cut for another SPLIT_SECONDS (0: splitting is now off) that nobody has started."""
         with self.db.reading() as c:
-            return list(c.execute(sql.stale_splits, {"split_ms": split_ms}).scalars())
+            return list(c.execute(sql_parts.stale_splits, {"split_ms": split_ms}).scalars())
 
     def unsplit(self, file_id: str, split_ms: int) -> bool:
         """Make a stale split file whole and queued again (the next split pass cuts it anew)."""
         with self.db.writing() as c:
-            if c.execute(sql.stale_split_by_id, {"tid": file_id, "split_ms": split_ms}).first() is None:
+            if c.execute(sql_parts.stale_split_by_id, {"tid": file_id, "split_ms": split_ms}).first() is None:
                 return False  # someone started a part meanwhile: keep the plan
             drop_parts(c, file_id)
-            c.execute(sql.unsplit_file, {"tid": file_id, "now": self.clock()})
+            c.execute(sql_parts.unsplit_file, {"tid": file_id, "now": self.clock()})
         self.events.emit("unsplit", task=file_id)
         return True
 
     def of(self, file_id: str) -> list[PartView]:
         with self.db.reading() as c:
-            return [PartView.from_row(r) for r in c.execute(sql.parts_of_file, {"fid": file_id})]
+            return [PartView.from_row(r) for r in c.execute(sql_parts.parts_of_file, {"fid": file_id})]
 
     def ready(self) -> list[str]:
         """Split files whose every part is done: to stitch (again, after a crash mid-stitch)."""
         with self.db.reading() as c:
-            return list(c.execute(sql.files_ready_to_stitch).scalars())
+            return list(c.execute(sql_parts.files_ready_to_stitch).scalars())
 
     def mark_stitched(self, file_id: str, audio_seconds: float) -> bool:
         """The file's results are on disk: it is done. False if it was not waiting to be stitched."""
         with self.db.writing() as c:
             done = c.execute(
-                sql.mark_file_stitched, {"tid": file_id, "audio_seconds": audio_seconds, "now": self.clock()}
+                sql_parts.mark_file_stitched, {"tid": file_id, "audio_seconds": audio_seconds, "now": self.clock()}
             ).rowcount
         if done:
             self.events.emit("stitched", task=file_id)
@@ -114,4 +114,4 @@ class Parts:
         if not ids:
             return {}
         with self.db.reading() as c:
-            return {fid: (int(done), int(n)) for fid, n, done in c.execute(sql.file_progress, {"ids": ids})}
+            return {fid: (int(done), int(n)) for fid, n, done in c.execute(sql_parts.file_progress, {"ids": ids})}
