@@ -6,7 +6,8 @@
     ledger.parts      long files cut into part tasks, and when to stitch them (parts.py)
     ledger.reports    task, tasks, stats                                       (reports.py)
 
-Statements live in sql.py (long files: sql_parts.py), tables in tables.py, migrations in migrations/ (migrate.py runs them).
+Statements live in sql.py (long files: sql_parts.py), tables in tables.py, migrations in
+migrations/ (migrate.py runs them).
 """
 
 from __future__ import annotations
