@@ -10,6 +10,7 @@ from typing import Optional
 import requests
 
 from stt_common.files import sha256_file
+from stt_common.formats import hms
 
 from . import __version__
 from .settings import ClientSettings
@@ -56,13 +57,8 @@ class Lease:
     def describe(self) -> str:
         if self.start_seconds is None or self.end_seconds is None:
             return self.path
-        span = f"{_hms(self.start_seconds)}-{_hms(self.end_seconds)}"
-        return f"{self.path} [{span} of {_hms(self.file_duration_seconds or self.end_seconds)}]"
-
-
-def _hms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+        span = f"{hms(self.start_seconds)}-{hms(self.end_seconds)}"
+        return f"{self.path} [{span} of {hms(self.file_duration_seconds or self.end_seconds)}]"
 
 
 def _detail(r: requests.Response) -> str:

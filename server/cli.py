@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stt_common.formats import hms
+
 from .ledger import MigrationError, NotFound, TaskState, TaskView
-from .ledger.leases import clock_time
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def tasks(
 
     def parts(t: TaskView) -> str:
         if t.start_ms is not None and t.end_ms is not None:
-            return f"{clock_time(t.start_ms)}-{clock_time(t.end_ms)}"
+            return f"{hms(t.start_ms / 1000)}-{hms(t.end_ms / 1000)}"
         done, total = progress.get(t.id, (0, 0))
         return f"{done}/{total} done" if total else ""
 

@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
+from stt_common.formats import hms
+
 from ..events import EventLog
 from . import sql, sql_parts
 from .database import Database
@@ -231,7 +233,7 @@ class Leases:
             )
             part = c.execute(sql_parts.part_outcome, {"tid": task_id}).one()
             if part.parent_id and part.state == TaskState.FAILED:  # a part failed for good: so did its file
-                span = f"{clock_time(part.start_ms)}-{clock_time(part.end_ms)}"
+                span = f"{hms(part.start_ms / 1000)}-{hms(part.end_ms / 1000)}"
                 message = f"part {span} failed: {part.last_error}"
                 c.execute(sql_parts.fail_file, {"tid": part.parent_id, "error": message, "now": now})
 
@@ -261,11 +263,6 @@ class Leases:
             task_state=view.state.value,
             attempts=view.attempts,
         )
-
-
-def clock_time(ms: int) -> str:
-    seconds = ms // 1000
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def task_row(c: Tx, task_id: str) -> TaskView:
