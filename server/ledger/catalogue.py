@@ -97,8 +97,10 @@ class Catalogue:
                 if complete_scan and tid not in seen and row.state != TaskState.MISSING
             ]
             # A vanished file's unfinished parts go too: if it comes back, it is probed and cut anew.
-            unsplit += [m["tid"] for m in missing if known[m["tid"]].state in _SPLIT_UNFINISHED]
-            for file_id in unsplit:
+            gone_unfinished = [m for m in missing if known[m["tid"]].state in _SPLIT_UNFINISHED]
+            if gone_unfinished:
+                c.execute(sql_parts.forget_split, gone_unfinished)
+            for file_id in unsplit + [m["tid"] for m in gone_unfinished]:
                 drop_parts(c, file_id)
             if added:
                 c.execute(sql.insert_task, added)
@@ -106,7 +108,6 @@ class Catalogue:
                 c.execute(sql.update_task_from_scan, updates)
             if missing:
                 c.execute(sql.mark_task_vanished, missing)
-                c.execute(sql_parts.forget_split, missing)
         return ScanReport(len(added), changed, len(missing), returned)
 
     @staticmethod
@@ -157,7 +158,7 @@ class Catalogue:
         """The file is gone (a split file's unfinished parts with it); a rescan that finds it again requeues it."""
         now = self.clock()
         with self.db.writing() as c:
-            if c.execute(sql_parts.forget_unfinished_split, {"tid": task_id}).rowcount:
+            if c.execute(sql_parts.forget_split, {"tid": task_id}).rowcount:
                 drop_parts(c, task_id)
             c.execute(sql.mark_task_missing, {"tid": task_id, "now": now})
 

@@ -115,9 +115,9 @@ restart_split_file = (
     .where(task.c.id == tid, task.c.split_ms.is_not(None), task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
     .values(state=TaskState.QUEUED, attempts=0, split_ms=None, duration_ms=None, last_error=None, updated_at=now)
 )
-forget_unfinished_split = (
+# Gone while unfinished: if it comes back it is probed and cut anew (mark it missing after this).
+forget_split = (
     update(task)
-    .where(task.c.id == tid, task.c.split_ms.is_not(None), task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
+    .where(task.c.id == tid, task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
     .values(split_ms=None, duration_ms=None)
 )
-forget_split = update(task).where(task.c.id == tid, task.c.done_at.is_(None)).values(split_ms=None, duration_ms=None)
