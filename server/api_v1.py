@@ -240,7 +240,9 @@ def stats(ctx: Ctx) -> StatsOut:
     responses={403: {"model": Message}, 404: {"model": Message}},
 )
 def requeue(body: RequeueIn, ctx: Ctx) -> RequeueOut:
-    return RequeueOut(requeued=ctx.ledger.catalogue.requeue(body.ids, failed=body.failed))
+    requeued = ctx.ledger.catalogue.requeue(body.ids, failed=body.failed)
+    ctx.wake()  # a requeued file that was cut is probed and cut anew
+    return RequeueOut(requeued=requeued)
 
 
 @router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)], responses={403: {"model": Message}})

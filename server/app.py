@@ -68,11 +68,16 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
 
 
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
-    """Checksum, probe and cut new files, stitch finished ones, rescan every SCAN_INTERVAL, sweep
-    expired leases (claims also do it). A scan wakes it early."""
+    """Re-cut unstarted files for this SPLIT_SECONDS once, then: checksum, probe and cut new files,
+    stitch finished ones, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it).
+    A scan wakes it early."""
     sweep = max(1.0, min(30.0, ctx.settings.lease_seconds / 4))
     interval = ctx.settings.scan_interval
     last_scan = last_sweep = time.monotonic()
+    try:
+        ctx.apply_split_seconds()
+    except Exception:  # the files stay as they were cut; new files still follow the setting
+        log.exception("applying SPLIT_SECONDS to files not yet started failed")
     while not stop.is_set():
         try:
             ctx.checksum()

@@ -73,10 +73,12 @@ class Context:
         return scanner.checksum_pending(self.ledger.catalogue, self.settings.audio_dir)
 
     def probe(self) -> int:
-        """Durations of new files; long ones are cut into parts (and SPLIT_SECONDS changes applied)."""
-        probed = scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir, self.ledger.parts, self.split_ms)
-        scanner.split_pending(self.ledger.parts, self.settings.audio_dir, self.split_ms)
-        return probed
+        """Durations of new files; long ones are cut into parts as they are probed."""
+        return scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir, self.ledger.parts, self.split_ms)
+
+    def apply_split_seconds(self) -> int:
+        """At start (settings are read once): files nobody has started follow this SPLIT_SECONDS."""
+        return scanner.split_pending(self.ledger.parts, self.settings.audio_dir, self.split_ms)
 
     def audio(self, task: TaskView, check_unchanged: bool = True) -> audio.AudioFile:
         """The task's audio (a part's own range), recording in the ledger what a failed look tells."""

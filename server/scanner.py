@@ -159,8 +159,9 @@ def _split(parts: Parts, t: TaskView, full: Path, size: int, duration_ms: int, s
 
 
 def split_pending(parts: Parts, audio_dir: Path, split_ms: int) -> int:
-    """Apply the current SPLIT_SECONDS to files nobody has started: make whole again what was cut for
-    another value, and cut what is now too long. Returns how many files were cut."""
+    """Apply SPLIT_SECONDS to probed files nobody has started (new files are cut as they are probed):
+    make whole again what was cut for another value, and cut what is now too long. Returns how many
+    files were cut."""
     for file_id in parts.stale(split_ms):
         parts.unsplit(file_id, split_ms)
     if not split_ms:

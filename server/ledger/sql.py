@@ -244,10 +244,19 @@ requeueable_by_id = select(task.c.id).where(
     task.c.state.in_(REQUEUEABLE), task.c.id.in_(bindparam("ids", expanding=True))
 )
 failed_tasks = select(task.c.id).where(task.c.state == TaskState.FAILED)
+# A file that was cut is probed again, and so cut anew (its parts' results are gone once stitched).
 requeue_task = (
     update(task)
     .where(task.c.id == tid)
-    .values(state=TaskState.QUEUED, attempts=0, last_error=None, done_at=None, split_ms=None, updated_at=now)
+    .values(
+        state=TaskState.QUEUED,
+        attempts=0,
+        last_error=None,
+        done_at=None,
+        split_ms=None,
+        duration_ms=case((task.c.split_ms.is_not(None), None), else_=task.c.duration_ms),
+        updated_at=now,
+    )
 )
 
 # --- reports --------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_requeue_of_a_stitched_file_starts_it_over_whole(db):
     ledger.catalogue.requeue([fid])
     file = ledger.reports.task(fid)
     assert (file.state, ledger.parts.of(fid)) == (TaskState.QUEUED, [])
-    assert ledger.parts.to_split(600_000)[0].id == fid  # to be cut anew by the next split pass
+    assert ledger.catalogue.unprobed()[0].id == fid  # to be probed, and so cut anew
 
 
 def test_a_replaced_file_drops_its_parts_and_their_leases(db):
