@@ -47,13 +47,14 @@ class Parts:
             ).rowcount
             if not taken:
                 return False
+            ids = [task_id_for(file.path, p.start_ms, p.end_ms) for p in plan]
             c.execute(
                 sql.insert_task,
                 [
                     {
-                        "id": task_id_for(file.path, p.start_ms, p.end_ms),
+                        "id": part_id,
                         "path": file.path,
-                        "result_stem": f"{file.id}/{task_id_for(file.path, p.start_ms, p.end_ms)}",
+                        "result_stem": f"{file.id}/{part_id}",  # under RESULTS_DIR/.parts/ until stitched
                         "parent_id": file.id,
                         "start_ms": p.start_ms,
                         "end_ms": p.end_ms,
@@ -68,7 +69,7 @@ class Parts:
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for p in plan
+                    for part_id, p in zip(ids, plan, strict=True)
                 ],
             )
         self.events.emit("split", task=file.id, parts=len(plan), split_seconds=split_ms // 1000)
