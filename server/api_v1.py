@@ -14,8 +14,9 @@ from stt_common.formats import RESULT_FORMATS
 
 from . import audio
 from .deps import Ctx, admin, authenticated
-from .ledger import TaskState, TaskView
+from .ledger import NotFound, TaskState, TaskView, Timing
 from .schemas import (
+    CLIENT_NAME,
     TASK_ID,
     ErrorIn,
     ErrorOut,
@@ -84,6 +85,7 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
         lease_seconds=lease_seconds,
         heartbeat_seconds=max(1.0, lease_seconds / 4),
         attempt=grant.attempt,
+        replica=grant.replica,
         file_task_id=grant.parent_id,
         start_seconds=None if grant.start_ms is None else grant.start_ms / 1000,
         end_seconds=None if grant.end_ms is None else grant.end_ms / 1000,
@@ -185,7 +187,10 @@ async def upload_result(token: Token, ctx: Ctx, request: Request, background: Ba
     def write(task: TaskView) -> None:
         ctx.write_result(task, files, {**info.model_dump(), "protocol": "v1"})
 
-    done = await ctx.write(ctx.ledger.leases.complete, token, write, info.audio_seconds)
+    timing = None
+    if info.audio_seconds is not None:
+        timing = Timing(info.model, info.backend, info.audio_seconds, info.processing_seconds or 0.0)
+    done = await ctx.write(ctx.ledger.leases.complete, token, write, timing)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
         background.add_task(ctx.try_stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
@@ -230,6 +235,10 @@ def stats(ctx: Ctx) -> StatsOut:
         bytes_left=s.bytes_left,
         active_leases=s.active_leases,
         active_clients=s.active_clients,
+        scheduler=ctx.settings.scheduler.value,
+        replicas=s.replicas,
+        replicas_won=s.replicas_won,
+        hosts=ctx.ledger.fleet.hosts(),
     )
 
 
@@ -243,6 +252,19 @@ def requeue(body: RequeueIn, ctx: Ctx) -> RequeueOut:
     requeued = ctx.ledger.catalogue.requeue(body.ids, failed=body.failed)
     ctx.wake()  # a requeued file that was cut is probed and cut anew
     return RequeueOut(requeued=requeued)
+
+
+@router.post(
+    "/admin/hosts/{name}/clear-cooldown",
+    response_model=Message,
+    dependencies=[Depends(admin)],
+    responses={403: {"model": Message}, 404: {"model": Message}},
+)
+def clear_cooldown(name: Annotated[str, Path(pattern=CLIENT_NAME)], ctx: Ctx) -> Message:
+    """Let a cooling-down host have work again at once, and forget its strikes."""
+    if not ctx.ledger.fleet.clear(name):
+        raise NotFound(f"no host named {name!r}")
+    return Message(detail=f"{name} may have work again")
 
 
 @router.post("/admin/scan", response_model=ScanOut, dependencies=[Depends(admin)], responses={403: {"model": Message}})

@@ -23,7 +23,7 @@ from .audio import AudioChanged, AudioGone
 from .auth import Authenticator
 from .context import Context
 from .events import EventLog
-from .ledger import LeaseLost, Ledger, LedgerError, NotFound
+from .ledger import Assigner, CooldownRule, LeaseLost, Ledger, LedgerError, NotFound
 from .limits import BodyLimitMiddleware
 from .part_audio import CutError
 from .paths import UnsafePath
@@ -62,6 +62,8 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         events=events,
         sqlite_synchronous=settings.sqlite_synchronous,
         splitting=bool(split_ms),
+        assigner=Assigner(settings.scheduler, settings.replica_budget, host_window=max(60.0, settings.lease_seconds)),
+        cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
     return Context(settings, ledger, auth, events, split_ms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from stt_common.formats import hms
 
-from .ledger import MigrationError, NotFound, TaskState, TaskView
+from .ledger import HostView, MigrationError, NotFound, TaskState, TaskView
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def scan() -> None:
 
 @app.command()
 def status() -> None:
-    """Counts by state, audio hours done and left, active clients."""
+    """Counts by state, audio hours done and left, active clients, and every host's speed and cool-down."""
     ctx = context(load_settings())
     s = ctx.ledger.reports.stats()
     table = Table(title="batch-stt tasks")
@@ -124,11 +125,57 @@ def status() -> None:
     left = f"{s.bytes_left / rate / 3600:.1f} h (estimated)" if rate else f"{s.bytes_left / 1e6:.1f} MB"
     console.print(f"audio done: {done_h:.2f} h   left: {left}   active leases: {s.active_leases}")
     console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
+    console.print(f"scheduler: {ctx.settings.scheduler}   replicas issued: {s.replicas} (won {s.replicas_won})")
     split = ctx.ledger.reports.tasks(TaskState.SPLIT, limit=50)
     progress = ctx.ledger.parts.progress(t.id for t in split)
     for t in split:
         done, total = progress.get(t.id, (0, 0))
         console.print(f"  in parts: {t.path}  {done}/{total} parts done", markup=False)
+    hosts_table(ctx.ledger.fleet.hosts())
+
+
+def hosts_table(hosts: list[HostView]) -> None:
+    """Per host: its speed (learned, else its benchmark), what it did, and whether it is cooling down."""
+    table = Table(title="hosts")
+    for col in (
+        "host",
+        "model / backend",
+        "speed",
+        "bench",
+        "done",
+        "failed",
+        "replicas (won)",
+        "last seen",
+        "cool-down",
+    ):
+        table.add_column(col, overflow="fold")
+    now = time.time()
+    for h in hosts:
+        speed = f"{h.speed:.1f}x ({h.samples})" if h.speed else "-"
+        cooling = f"until {time.strftime('%H:%M', time.localtime(h.cooldown_until))}" if h.cooldown_until else ""
+        if h.strikes and not cooling:
+            cooling = f"{h.strikes} strike(s)"
+        table.add_row(
+            h.name,
+            f"{h.model or '?'} / {h.backend or '?'}",
+            speed,
+            f"{h.bench_rtf:.1f}x" if h.bench_rtf else "-",
+            str(h.tasks_done),
+            str(h.tasks_failed),
+            f"{h.replicas} ({h.replicas_won})",
+            f"{hms(max(0.0, now - h.last_seen))} ago",
+            cooling,
+        )
+    console.print(table)
+
+
+@app.command("clear-cooldown")
+def clear_cooldown(name: str = typer.Argument(..., help="the host's name (NODE_NAME)")) -> None:
+    """Let a cooling-down host have work again at once, and forget its strikes."""
+    if not context(load_settings()).ledger.fleet.clear(name):
+        console.print(f"[red]no host named {name!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{name} may have work again")
 
 
 @app.command()

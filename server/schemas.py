@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .ledger import TaskState
+from .ledger import HostView, TaskState
 
 TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
@@ -49,6 +49,7 @@ class LeaseOut(BaseModel):
     lease_seconds: int
     heartbeat_seconds: float
     attempt: int
+    replica: bool = Field(False, description="a second copy of a task another host is slow on; first result wins")
     file_task_id: Optional[str] = Field(None, description="a part of a long file: the file's task id")
     start_seconds: Optional[float] = Field(None, description="a part: where its audio starts in the file")
     end_seconds: Optional[float] = Field(None, description="a part: where its audio ends in the file")
@@ -97,6 +98,10 @@ class StatsOut(BaseModel):
     bytes_left: int
     active_leases: int
     active_clients: list[str]
+    scheduler: str
+    replicas: int = Field(description="tail replicas issued (second copies of running tasks)")
+    replicas_won: int = Field(description="replicas whose result came first")
+    hosts: list[HostView] = Field(description="every host: learned speed, benchmark, counts, cool-down")
 
 
 class RequeueIn(Strict):

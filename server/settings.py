@@ -10,6 +10,8 @@ from typing import Optional
 
 from stt_common.env import load_env
 
+from .scheduler import SchedulerKind
+
 
 class SettingsError(ValueError):
     """A setting is wrong; the message is one line meant for the operator."""
@@ -36,6 +38,10 @@ class Settings:
     max_result_bytes: int = 20 * 1024 * 1024
     sqlite_synchronous: str = "FULL"
     split_seconds: int = 600  # files longer than this become parts of about this length; 0: never
+    scheduler: SchedulerKind = SchedulerKind.SPEED
+    replica_budget: float = 0.05  # tail replicas may cost at most this share of the library's audio
+    cooldown_strikes: int = 3  # failures others then transcribed, in a row, before a host cools down
+    cooldown_seconds: float = 600.0  # the first cool-down; doubles each time in a row; 0: never
     # Built-in auth (optional; the documented deployment uses Caddy instead).
     auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
     admin_tokens: frozenset[str] = frozenset()
@@ -86,6 +92,14 @@ class Settings:
         if 0 < split_seconds < 30:
             raise SettingsError(f"SPLIT_SECONDS={split_seconds} must be 0 (off) or at least 30")
 
+        try:
+            scheduler = SchedulerKind(get("SCHEDULER", "speed").lower())
+        except ValueError:
+            raise SettingsError(f"SCHEDULER={get('SCHEDULER')!r} must be 'speed' or 'fifo'") from None
+        replica_budget = number("REPLICA_BUDGET", 0.05, kind=float)
+        if replica_budget > 1:
+            raise SettingsError(f"REPLICA_BUDGET={replica_budget} is a share of the library: between 0 and 1")
+
         tokens: dict[str, str] = {}
         for item in filter(None, (s.strip() for s in get("AUTH_TOKENS").split(","))):
             name, sep, token = item.partition(":")
@@ -120,6 +134,10 @@ class Settings:
             max_result_bytes=number("MAX_RESULT_BYTES", 20 * 1024 * 1024, minimum=1024),
             sqlite_synchronous=synchronous,
             split_seconds=split_seconds,
+            scheduler=scheduler,
+            replica_budget=replica_budget,
+            cooldown_strikes=number("COOLDOWN_STRIKES", 3, minimum=1),
+            cooldown_seconds=number("COOLDOWN_SECONDS", 600.0, kind=float),
             auth_tokens=tokens,
             admin_tokens=admin,
             users_file=users_file,

@@ -181,9 +181,15 @@ class Clock:
         return self.t
 
 
-def make_ledger(db: str, clock: Optional[Clock] = None, max_attempts: int = 3, lease_seconds: int = 60) -> Any:
+def make_ledger(
+    db: str, clock: Optional[Clock] = None, max_attempts: int = 3, lease_seconds: int = 60, **options: Any
+) -> Any:
+    """A ledger on `db`; `scheduler`, `replica_budget`, `cooldown` as the server would set them."""
     from server.events import EventLog
-    from server.ledger import Ledger
+    from server.ledger import Assigner, CooldownRule, Ledger
+    from server.scheduler import SchedulerKind
+
+    assigner = Assigner(options.pop("scheduler", SchedulerKind.SPEED), options.pop("replica_budget", 0.05))
 
     return Ledger.open(
         db,
@@ -192,6 +198,9 @@ def make_ledger(db: str, clock: Optional[Clock] = None, max_attempts: int = 3, l
         max_attempts=max_attempts,
         events=EventLog(stream=io.StringIO()),
         clock=clock or Clock(),
+        assigner=assigner,
+        cooldown=options.pop("cooldown", CooldownRule()),
+        **options,
     )
 
 

@@ -4,9 +4,11 @@
     ledger.legacy     the same for the legacy protocol's clients              (legacy.py)
     ledger.catalogue  files on disk -> tasks; checksums; requeue              (catalogue.py)
     ledger.parts      long files cut into part tasks, and when to stitch them (parts.py)
+    ledger.fleet      hosts: learned speeds, cool-downs                       (fleet.py)
     ledger.reports    task, tasks, stats                                       (reports.py)
 
-Statements live in sql.py (long files: sql_parts.py), tables in tables.py, migrations in
+Which task a claim gets is the scheduler's choice (../scheduler.py; assign.py reads the fleet for it).
+Statements live in sql.py (long files: sql_parts.py; the fleet: sql_fleet.py), tables in tables.py, migrations in
 migrations/ (migrate.py runs them).
 """
 
@@ -17,22 +19,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..events import EventLog
+from .assign import Assigner
 from .catalogue import Catalogue
 from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
+from .fleet import CooldownRule, Fleet
 from .leases import Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
 from .parts import Parts
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
-from .values import Completion, FoundFile, Grant, PartView, PlannedPart, ScanReport, Stats, TaskView
+from .values import Completion, FoundFile, Grant, HostView, PartView, PlannedPart, ScanReport, Stats, TaskView, Timing
 
 __all__ = [
+    "Assigner",
     "AttemptState",
     "Completion",
+    "CooldownRule",
     "FoundFile",
     "Grant",
+    "HostView",
     "LeaseLost",
     "Ledger",
     "LedgerError",
@@ -45,6 +52,7 @@ __all__ = [
     "Stats",
     "TaskState",
     "TaskView",
+    "Timing",
 ]
 
 
@@ -55,6 +63,7 @@ class Ledger:
     legacy: LegacyLeases
     catalogue: Catalogue
     parts: Parts
+    fleet: Fleet
     reports: Reports
 
     @classmethod
@@ -68,6 +77,8 @@ class Ledger:
         events: EventLog,
         sqlite_synchronous: str = "FULL",
         splitting: bool = False,
+        assigner: Assigner = Assigner(),
+        cooldown: CooldownRule = CooldownRule(),
         clock: Callable[[], float] = time.time,
     ) -> Ledger:
         """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts.
@@ -77,8 +88,16 @@ class Ledger:
         engine = make_engine(url, sqlite_synchronous)
         upgrade(engine)
         db = Database(engine)
+        fleet = Fleet(db, events, clock, cooldown)
         leases = Leases(
-            db, events, clock, lease_seconds=lease_seconds, max_attempts=max_attempts, probed_only=splitting
+            db,
+            events,
+            clock,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+            fleet=fleet,
+            assigner=assigner,
+            probed_only=splitting,
         )
         return cls(
             db,
@@ -86,5 +105,6 @@ class Ledger:
             LegacyLeases(leases, legacy_lease_seconds),
             Catalogue(db, events, clock),
             Parts(db, events, clock),
+            fleet,
             Reports(db, clock),
         )

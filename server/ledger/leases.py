@@ -8,7 +8,6 @@ by the periodic sweep), so correctness needs no background job.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
@@ -16,12 +15,15 @@ from typing import Any, Optional
 from stt_common.formats import hms
 
 from ..events import EventLog
-from . import sql, sql_parts
+from ..scheduler import finish_at
+from . import sql, sql_fleet, sql_parts
+from .assign import Assigner
 from .database import Database
 from .errors import LeaseLost, NotFound
+from .fleet import Fleet
 from .statements import Tx
 from .states import AttemptState, Protocol, TaskState
-from .values import AttemptView, Completion, Grant, TaskView
+from .values import AttemptView, Completion, Grant, TaskView, Timing
 
 WriteResult = Callable[[TaskView], None]
 
@@ -35,9 +37,13 @@ class Leases:
         *,
         lease_seconds: int,
         max_attempts: int,
+        fleet: Fleet,
+        assigner: Assigner,
         probed_only: bool = False,
     ):
         self.db = db
+        self.fleet = fleet
+        self.assigner = assigner
         self.events = events
         self.clock = clock
         self.lease_seconds = lease_seconds
@@ -53,54 +59,43 @@ class Leases:
         protocol: Protocol = Protocol.V1,
         lease_seconds: Optional[int] = None,
     ) -> Optional[Grant]:
-        """Grant the next queued task that fits to `client`, or None when nothing fits."""
+        """Grant `client` the task the scheduler picks for it, or None: nothing fits, or it is cooling down."""
         now = self.clock()
         seconds = lease_seconds or self.lease_seconds
         grant = None
         with self.db.writing() as c:
             expired = self._expire_due(c, now)
-            if capabilities is not None:
-                _touch_client(c, client, now, capabilities)
-            for _ in range(8):  # a lost race (PostgreSQL, several servers) just tries the next task
-                pick = sql.pick_queued[languages is not None, self.probed_only]
-                task_id = c.execute(pick, {} if languages is None else {"langs": list(languages)}).scalar()
-                if task_id is None:
+            cooling = self.fleet.touch(c, client, now, capabilities)
+            for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again
+                pick = self.assigner.pick(c, client, capabilities, languages, self.probed_only, now)
+                if pick is None:
                     break
-                row = c.execute(sql.take_task, {"tid": task_id, "now": now}).first()
+                take = sql_fleet.take_replica if pick.replica else sql.take_task
+                row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
                 if row is None:
                     continue
+                length = ((row.end_ms - row.start_ms) if row.start_ms is not None else row.duration_ms or 0) / 1000
                 token = secrets.token_urlsafe(24)
                 c.execute(
                     sql.insert_attempt,
                     {
-                        "task_id": task_id,
+                        "task_id": pick.task_id,
                         "client": client,
                         "protocol": protocol.value,
                         "token": token,
                         "state": AttemptState.ACTIVE.value,
                         "granted_at": now,
                         "deadline": now + seconds,
+                        "replica": pick.replica,
+                        "eta": finish_at(pick.host, length, now) if pick.host else None,
                     },
                 )
-                grant = Grant(
-                    task_id,
-                    token,
-                    row.path,
-                    row.language,
-                    row.size,
-                    row.sha256,
-                    now + seconds,
-                    row.attempts,
-                    row.parent_id,
-                    row.start_ms,
-                    row.end_ms,
-                    row.duration_ms,
-                )
+                grant = Grant(pick.task_id, token, now + seconds, pick.replica, **row._mapping)
                 break
         self._log_expired(expired)
         if grant:
             self.events.emit(
-                "granted",
+                "replicated" if grant.replica else "granted",
                 task=grant.task_id,
                 client=client,
                 protocol=protocol.value,
@@ -126,7 +121,7 @@ class Leases:
         self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
         return deadline
 
-    def complete(self, token: str, write_result: WriteResult, audio_seconds: Optional[float] = None) -> Completion:
+    def complete(self, token: str, write_result: WriteResult, timing: Optional[Timing] = None) -> Completion:
         """Accept a result for the lease `token`.
 
         `write_result` runs inside the transaction, so two results racing for one task never
@@ -134,7 +129,7 @@ class Leases:
         """
         with self.db.writing() as c:
             attempt = _attempt(c, token)
-            completion = self.complete_attempt(c, attempt, write_result, audio_seconds)
+            completion = self.complete_attempt(c, attempt, write_result, timing)
         self.log_completion(completion, attempt.client)
         return completion
 
@@ -179,7 +174,7 @@ class Leases:
     # --- steps shared with the legacy adapter (inside the caller's transaction) ----------------
 
     def complete_attempt(
-        self, c: Tx, attempt: AttemptView, write_result: WriteResult, audio_seconds: Optional[float]
+        self, c: Tx, attempt: AttemptView, write_result: WriteResult, timing: Optional[Timing]
     ) -> Completion:
         now = self.clock()
         task = task_row(c, attempt.task_id)
@@ -187,17 +182,21 @@ class Leases:
             return Completion(task, True, False, task.attempts)
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)
+        audio_seconds = timing.audio_seconds if timing else None
         c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
         c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
         c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
+        if timing:
+            self.fleet.learn(c, attempt.client, timing, now)
+        cooled = self.fleet.succeeded(c, task.id, attempt.client, now)
         ready = None
         if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():
             # Every part is done (a late result may even complete a file that had failed): stitch it.
             c.execute(sql_parts.reopen_file, {"tid": task.parent_id, "now": now})
             ready = task.parent_id
-        return Completion(task_row(c, task.id), False, late, task.attempts, ready)
+        return Completion(task_row(c, task.id), False, late, task.attempts, ready, cooled)
 
     def fail_attempt(
         self, c: Tx, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
@@ -252,6 +251,7 @@ class Leases:
         self.events.emit(
             "duplicate" if c.duplicate else "completed", task=c.task.id, client=client, late=c.late, attempt=c.attempt
         )
+        self.fleet.log_cooled(c.cooled)
 
     def log_failure(self, view: TaskView, client: str, error: str, retryable: Optional[bool]) -> None:
         self.events.emit(
@@ -277,19 +277,3 @@ def _attempt(c: Tx, token: str) -> AttemptView:
     if row is None:
         raise NotFound("unknown lease token")
     return AttemptView.from_row(row)
-
-
-def _touch_client(c: Tx, name: str, now: float, capabilities: dict[str, Any]) -> None:
-    caps = json.dumps(capabilities, sort_keys=True)
-    if not c.execute(sql.touch_client, {"cname": name, "caps": caps, "now": now}).rowcount:
-        c.execute(
-            sql.insert_client,
-            {
-                "name": name,
-                "capabilities": caps,
-                "first_seen": now,
-                "last_seen": now,
-                "tasks_done": 0,
-                "tasks_failed": 0,
-            },
-        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Optional
 
-from . import sql
+from . import sql, sql_fleet
 from .database import Database
 from .leases import task_row
 from .states import TaskState
@@ -40,4 +40,7 @@ class Reports:
             bytes_left = c.execute(sql.bytes_left).scalar_one()
             clients = list(c.execute(sql.active_clients, {"since": since}).scalars())
             active = c.execute(sql.count_active_attempts).scalar_one()
-        return Stats(counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active))
+            replicas, won = c.execute(sql_fleet.replica_totals).one()
+        return Stats(
+            counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active), replicas, int(won)
+        )

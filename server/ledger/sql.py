@@ -58,39 +58,51 @@ note_error_on_idle_task = (
 )
 task_state = select(task.c.state).where(task.c.id == tid)
 touch_client = (
-    update(client).where(client.c.name == bindparam("cname")).values(capabilities=bindparam("caps"), last_seen=now)
+    update(client)
+    .where(client.c.name == bindparam("cname"))
+    .values(capabilities=bindparam("caps"), last_seen=now)
+    .returning(client.c.cooldown_until)
 )
 insert_client = insert(client)
 
 
-def _pick(languages: bool, probed: bool) -> Select[Any]:
-    """The next queued task in path (then time) order. PostgreSQL: concurrent claims skip rows
-    another transaction is taking (SQLite ignores this). `probed`: while splitting is on, a file
-    goes out only once its length is known, so a long one is never handed out whole by accident."""
-    q = select(task.c.id).where(task.c.state == TaskState.QUEUED)
+def queued(q: Select[Any], languages: bool, probed: bool) -> Select[Any]:
+    """`q` over the queued tasks a claim may take. `languages`: only those (`:langs`). `probed`: while
+    splitting is on, a file goes out only once its length is known, so a long one is never handed
+    out whole by accident."""
+    q = q.where(task.c.state == TaskState.QUEUED)
     if languages:
         q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
     if probed:
         q = q.where(task.c.duration_ms.is_not(None))
+    return q
+
+
+def _pick(languages: bool, probed: bool) -> Select[Any]:
+    """The next queued task in path (then time) order. PostgreSQL: concurrent claims skip rows
+    another transaction is taking (SQLite ignores this)."""
+    q = queued(select(task.c.id), languages, probed)
     return q.order_by(task.c.path, task.c.start_ms).limit(1).with_for_update(skip_locked=True)
 
 
 pick_queued = {(langs, probed): _pick(langs, probed) for langs in (False, True) for probed in (False, True)}
+# What a grant tells the client about its task (values.Grant's fields).
+GRANT_COLUMNS = (
+    task.c.path,
+    task.c.language,
+    task.c.size,
+    task.c.sha256,
+    task.c.attempts.label("attempt"),
+    task.c.parent_id,
+    task.c.start_ms,
+    task.c.end_ms,
+    task.c.duration_ms,
+)
 take_task = (
     update(task)
     .where(task.c.id == tid, task.c.state == TaskState.QUEUED)
     .values(state=TaskState.LEASED, attempts=task.c.attempts + 1, updated_at=now)
-    .returning(
-        task.c.path,
-        task.c.language,
-        task.c.size,
-        task.c.sha256,
-        task.c.attempts,
-        task.c.parent_id,
-        task.c.start_ms,
-        task.c.end_ms,
-        task.c.duration_ms,
-    )
+    .returning(*GRANT_COLUMNS)
 )
 insert_attempt = insert(attempt)
 # A lease handed back unfinished (released, or its file changed) does not use up an attempt.

@@ -37,6 +37,7 @@ class Task(SQLModel, table=True):
     sha256: Optional[str] = None
     state: TaskState = Field(default=TaskState.QUEUED, sa_type=String)
     attempts: int = 0
+    replicas: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # extra copies handed out
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None
     created_at: float = 0.0
@@ -63,6 +64,8 @@ class Attempt(SQLModel, table=True):
     error: Optional[str] = None
     stderr_tail: Optional[str] = None
     retryable: Optional[bool] = None
+    replica: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # a second copy (tail)
+    eta: Optional[float] = None  # when the scheduler expected it done, as granted
 
     __table_args__ = (Index("ix_attempt_state_deadline", "state", "deadline"),)
 
@@ -74,9 +77,26 @@ class Client(SQLModel, table=True):
     last_seen: float = 0.0
     tasks_done: int = 0
     tasks_failed: int = 0
+    # Bad-host cool-down: failures that other hosts then transcribed, since this host's last success.
+    strikes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cooldowns: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # in a row: each lasts longer
+    cooldown_until: Optional[float] = None
+
+
+class Speed(SQLModel, table=True):
+    """A host's learned speed for one model and backend: decayed sums of its results' seconds."""
+
+    client: str = Field(primary_key=True, max_length=128)
+    model: str = Field(primary_key=True, max_length=128)
+    backend: str = Field(primary_key=True, max_length=32)
+    audio_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    samples: int = 0
+    updated_at: float = 0.0
 
 
 task = Task.__table__  # type: ignore[attr-defined]
 attempt = Attempt.__table__  # type: ignore[attr-defined]
 client = Client.__table__  # type: ignore[attr-defined]
+speed = Speed.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

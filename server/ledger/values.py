@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Optional, TypeVar
 
@@ -45,11 +45,12 @@ class Grant:
 
     task_id: str
     token: str
+    deadline: float
+    replica: bool  # a second copy of a task another host is working on (tail replication)
     path: str
     language: str
     size: int
     sha256: Optional[str]
-    deadline: float
     attempt: int
     parent_id: Optional[str] = None  # a part: its file's task id, and its range of that file
     start_ms: Optional[int] = None
@@ -143,6 +144,7 @@ class Completion:
     late: bool  # the lease had expired, but the result was still accepted
     attempt: int
     file_ready: Optional[str] = None  # the last part of this file is done: stitch it
+    cooled: list[tuple[str, float]] = field(default_factory=list)  # hosts that start a cool-down now
 
 
 @dataclass(frozen=True)
@@ -161,3 +163,34 @@ class Stats:
     bytes_left: int
     active_clients: list[str]
     active_leases: int
+    replicas: int = 0  # tail replicas issued
+    replicas_won: int = 0  # of which the replica's result came first
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What a result says about its host's speed (from the result's metadata)."""
+
+    model: str
+    backend: str
+    audio_seconds: float
+    processing_seconds: float
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One volunteer machine as the operator sees it."""
+
+    name: str
+    model: str
+    backend: str
+    speed: Optional[float]  # learned from its results (audio seconds per second), for this model/backend
+    bench_rtf: Optional[float]  # what `stt-client bench` measured, sent with each lease request
+    samples: int
+    last_seen: float
+    tasks_done: int
+    tasks_failed: int
+    strikes: int
+    cooldown_until: Optional[float]
+    replicas: int  # second copies it was handed
+    replicas_won: int  # of which its result came first

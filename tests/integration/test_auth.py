@@ -24,6 +24,7 @@ PROTECTED = [
     ("get", "/api/v1/tasks"),
     ("get", "/api/v1/stats"),
     ("post", "/api/v1/admin/requeue"),
+    ("post", "/api/v1/admin/hosts/box/clear-cooldown"),
     ("get", "/api/v1/leases/AAAAAAAAAAAAAAAAAAAAAAAA/audio"),
 ]
 
@@ -60,6 +61,11 @@ def test_builtin_tokens_and_users(shared, api, tmp_path):
         "/api/v1/admin/requeue", json={"failed": True}, headers={"Authorization": f"Bearer {ADMIN}"}
     ).json() == {"requeued": []}
     assert c.post("/api/v1/admin/scan", headers=basic("boss", "b0ss")).status_code == 200
+    boss = basic("boss", "b0ss")
+    assert c.post("/api/v1/admin/hosts/box1/clear-cooldown", headers=bearer).status_code == 403
+    assert c.post("/api/v1/admin/hosts/box1/clear-cooldown", headers=boss).status_code == 200
+    assert c.post("/api/v1/admin/hosts/nobody/clear-cooldown", headers=boss).status_code == 404
+    assert c.post("/api/v1/admin/hosts/..%2Fx/clear-cooldown", headers=boss).status_code in (404, 422)
 
 
 def test_wrong_lease_token_cannot_upload(shared, api, tmp_path):

@@ -41,7 +41,10 @@ def test_v1_full_cycle(shared, api, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.meta.json", "jfk.srt", "jfk.txt", "jfk.vtt"]
     assert json.loads((out / "jfk.meta.json").read_text())["backend"] == "cpu"
     assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["audio_seconds"] == 11.0
-    assert c.get("/api/v1/stats").json()["counts"]["done"] == 1
+    stats = c.get("/api/v1/stats").json()
+    assert stats["counts"]["done"] == 1 and stats["scheduler"] == "speed" and stats["replicas"] == 0
+    [host] = stats["hosts"]  # the speed it showed (11 s in 1 s), beside the benchmark it sent
+    assert (host["name"], host["speed"], host["bench_rtf"], host["backend"]) == ("box", 11.0, 11.0, "cpu")
 
 
 def test_v1_error_report_and_lost_lease(shared, api, tmp_path):

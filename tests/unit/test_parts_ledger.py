@@ -1,12 +1,14 @@
 """Long files as parts, in the ledger: splitting, leasing, failing, requeueing, invalidating, stitching
-readiness (tests/integration/test_ledger_postgres.py runs them on PostgreSQL too)."""
+readiness (tests/integration/test_ledger_postgres.py runs them on PostgreSQL too). Parts go out in
+time order (FIFO) here, so each test knows which part a claim gets."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.ledger import FoundFile, PlannedPart, TaskState
+from server.ledger import FoundFile, PlannedPart, TaskState, Timing
 from server.scanner import task_id_for
+from server.scheduler import SchedulerKind
 from tests.helpers import Clock, make_ledger
 
 
@@ -17,6 +19,9 @@ def db(tmp_path) -> str:
 
 def nothing(_task):
     pass
+
+
+SECOND = Timing("ggml-tiny.en.bin", "cpu", 1.0, 0.5)
 
 
 PLAN = [
@@ -36,11 +41,11 @@ def split_file(ledger, path="long.mp3", size=1000, plan=PLAN, split_ms=600_000):
 
 def finish(ledger, name="c"):
     grant = ledger.leases.claim(name)
-    return ledger.leases.complete(grant.token, nothing, 1.0)
+    return ledger.leases.complete(grant.token, nothing, SECOND)
 
 
 def test_a_split_file_hands_out_its_parts_in_order_and_is_ready_when_all_are_done(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid, parts = split_file(ledger)
     assert ledger.reports.task(fid).state == TaskState.SPLIT
     grants = [ledger.leases.claim(f"c{i}") for i in range(3)]
@@ -52,7 +57,7 @@ def test_a_split_file_hands_out_its_parts_in_order_and_is_ready_when_all_are_don
         1_800_000,
     )
     assert ledger.leases.claim("c4") is None  # the file itself is never handed out
-    done = [ledger.leases.complete(g.token, nothing, 1.0) for g in grants]
+    done = [ledger.leases.complete(g.token, nothing, SECOND) for g in grants]
     assert [d.file_ready for d in done] == [None, None, fid]
     assert ledger.parts.ready() == [fid]
     assert [p.client for p in ledger.parts.of(fid)] == ["c0", "c1", "c2"]
@@ -62,7 +67,7 @@ def test_a_split_file_hands_out_its_parts_in_order_and_is_ready_when_all_are_don
 
 
 def test_a_file_already_handed_out_whole_is_not_split(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid = task_id_for("a.mp3")
     ledger.catalogue.sync_files([FoundFile(fid, "a.mp3", "a", "en", 10, 1.0, False)])
     file = ledger.reports.task(fid)
@@ -92,7 +97,7 @@ def test_while_splitting_a_file_goes_out_only_once_probed(tmp_path):
 
 
 def test_a_part_that_fails_for_good_fails_its_file_and_requeue_redoes_only_that_part(db):
-    ledger = make_ledger(db, max_attempts=1)
+    ledger = make_ledger(db, max_attempts=1, scheduler=SchedulerKind.FIFO)
     fid, _parts = split_file(ledger)
     finish(ledger)
     bad = ledger.leases.claim("c")
@@ -108,7 +113,7 @@ def test_a_part_that_fails_for_good_fails_its_file_and_requeue_redoes_only_that_
 
 
 def test_requeue_failed_reopens_files_and_a_named_part(db):
-    ledger = make_ledger(db, max_attempts=1)
+    ledger = make_ledger(db, max_attempts=1, scheduler=SchedulerKind.FIFO)
     fid, parts = split_file(ledger)
     for _ in parts:
         g = ledger.leases.claim("c")
@@ -122,7 +127,7 @@ def test_requeue_failed_reopens_files_and_a_named_part(db):
 
 
 def test_requeue_of_a_stitched_file_starts_it_over_whole(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid, parts = split_file(ledger)
     for _ in parts:
         finish(ledger)
@@ -134,7 +139,7 @@ def test_requeue_of_a_stitched_file_starts_it_over_whole(db):
 
 
 def test_a_replaced_file_drops_its_parts_and_their_leases(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid, _parts = split_file(ledger)
     finish(ledger)
     held = ledger.leases.claim("c")
@@ -147,7 +152,7 @@ def test_a_replaced_file_drops_its_parts_and_their_leases(db):
 
 
 def test_a_file_changed_under_a_lease_drops_its_parts(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid, _ = split_file(ledger)
     ledger.leases.claim("c")
     ledger.catalogue.file_changed(fid, 5, 9.0)
@@ -155,7 +160,7 @@ def test_a_file_changed_under_a_lease_drops_its_parts(db):
 
 
 def test_a_vanished_file_loses_unfinished_parts_and_returns_queued(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     fid, _ = split_file(ledger)
     ledger.catalogue.sync_files([])
     assert ledger.reports.task(fid).state == TaskState.MISSING and ledger.parts.of(fid) == []
@@ -165,7 +170,7 @@ def test_a_vanished_file_loses_unfinished_parts_and_returns_queued(db):
 
 
 def test_a_new_split_seconds_recuts_only_files_nobody_started(db):
-    ledger = make_ledger(db)
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
     started, _ = split_file(ledger, "a.mp3")
     untouched, _ = split_file(ledger, "b.mp3")
     ledger.leases.claim("c")  # a.mp3's first part

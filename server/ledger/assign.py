@@ -1,0 +1,100 @@
+"""The scheduler's view of the ledger: read the fleet inside a claim's transaction, let the policy
+(server/scheduler.py) choose, and find the task it chose. The claim itself stays in leases.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .. import scheduler
+from ..scheduler import Backlog, Fleet, Host, Running, SchedulerKind
+from . import sql, sql_fleet
+from .fleet import capabilities, speed_key
+from .statements import Tx
+
+
+@dataclass(frozen=True)
+class Pick:
+    task_id: str
+    replica: bool  # a second copy of a running task
+    host: Optional[Host] = None  # the claiming host as the policy saw it (None: FIFO)
+
+
+@dataclass(frozen=True)
+class Assigner:
+    kind: SchedulerKind = SchedulerKind.SPEED
+    replica_budget: float = 0.05  # replicas may cost at most this share of the library's audio
+    host_window: float = 120.0  # an idle host counts as part of the fleet this long after it asked
+
+    def pick(
+        self,
+        c: Tx,
+        client: str,
+        caps: Optional[dict[str, Any]],
+        languages: Optional[Sequence[str]],
+        probed: bool,
+        now: float,
+    ) -> Optional[Pick]:
+        variant = (languages is not None, probed)
+        params: dict[str, Any] = {} if languages is None else {"langs": list(languages)}
+        if self.kind == SchedulerKind.FIFO:
+            task_id = c.execute(sql.pick_queued[variant], params).scalar()
+            return Pick(task_id, False) if task_id else None
+        count, seconds, shortest = c.execute(sql_fleet.backlog[variant], params).one()
+        fleet, running = self._fleet(c, client, caps, Backlog(count, float(seconds), float(shortest or 0)), now)
+        choice = scheduler.choose(fleet, self.kind)
+        if isinstance(choice, scheduler.Longest):
+            task_id = c.execute(sql_fleet.pick_longest[variant], {**params, "max_seconds": choice.max_seconds}).scalar()
+        elif isinstance(choice, scheduler.Shortest):
+            task_id = c.execute(sql_fleet.pick_shortest[variant], params).scalar()
+        else:
+            task_id = None
+        if task_id:
+            return Pick(task_id, False, fleet.me)
+        if count or not self.replica_budget:
+            return None
+        spent, library = c.execute(sql_fleet.replica_budget).one()
+        copy = scheduler.replica(fleet, running, self.replica_budget * float(library) - float(spent))
+        return Pick(copy, True, fleet.me) if copy else None
+
+    def _fleet(
+        self, c: Tx, client: str, caps: Optional[dict[str, Any]], backlog: Backlog, now: float
+    ) -> tuple[Fleet, list[Running]]:
+        """The hosts (speed, when each is free) and the tasks a replica could overtake."""
+        learned = {
+            (r.client, r.model, r.backend): r.audio_seconds / r.processing_seconds
+            for r in c.execute(sql_fleet.speeds).all()
+            if r.processing_seconds > 0
+        }
+        hosts = {
+            r.name: capabilities(r.capabilities)
+            for r in c.execute(sql_fleet.hosts, {"since": now - self.host_window, "now": now})
+        }
+        hosts[client] = caps or {}
+        rows = c.execute(sql_fleet.running).all()
+        for r in rows:
+            hosts.setdefault(r.client, {})  # a legacy client holding a lease still works
+        guesses = {name: learned.get(speed_key(name, h)) or _positive(h.get("rtf")) for name, h in hosts.items()}
+        default = scheduler.fleet_speed([s for s in guesses.values() if s])
+        speeds = {name: s or default for name, s in guesses.items()}
+        free_at: dict[str, float] = {}
+        copies: dict[str, int] = {}
+        finishes: dict[str, tuple[str, float, float]] = {}
+        for r in rows:
+            finish = scheduler.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
+            free_at[r.client] = max(free_at.get(r.client, now), finish)
+            copies[r.task_id] = copies.get(r.task_id, 0) + 1 + r.replicas
+            finishes[r.task_id] = (r.client, float(r.seconds), finish)
+        me = Host(client, speeds[client], free_at.get(client, now))
+        others = tuple(Host(name, speeds[name], free_at.get(name, now)) for name in sorted(hosts) if name != client)
+        running = [
+            Running(task_id, seconds, finish)
+            for task_id, (holder, seconds, finish) in sorted(finishes.items())
+            if copies[task_id] == 1 and holder != client and seconds > 0
+        ]
+        return Fleet(now, me, others, backlog), running
+
+
+def _positive(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None

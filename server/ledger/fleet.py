@@ -1,0 +1,147 @@
+"""What the ledger knows about hosts: how fast each one is, and which are cooling down.
+
+Speeds are learned from results (audio seconds / processing seconds, per model and backend), as
+decayed sums, so a long task weighs more than a short one whose model load dominates, and a
+machine that got slower (a laptop on battery) is believed within a few results.
+
+A host earns a strike when another host transcribes a task on which its attempt failed or expired:
+failing a file that nobody can read is the file's fault, not the host's. After COOLDOWN_STRIKES
+strikes in a row it gets no work for COOLDOWN_SECONDS, doubled for each cool-down in a row (to a
+day at most); each success earns back one doubling. An operator can clear it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..events import EventLog
+from . import sql, sql_fleet
+from .database import Database
+from .statements import Tx
+from .values import HostView, Timing
+
+DECAY = 0.7  # each older result counts this much less than the next one
+MAX_COOLDOWN = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class CooldownRule:
+    strikes: int = 3
+    seconds: float = 600.0  # the first cool-down; 0 turns cool-downs off
+
+    def length(self, cooldowns_before: int) -> float:
+        return min(MAX_COOLDOWN, self.seconds * 2 ** min(cooldowns_before, 20))
+
+
+def capabilities(raw: Optional[str]) -> dict[str, Any]:
+    try:
+        caps = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return caps if isinstance(caps, dict) else {}
+
+
+def speed_key(name: str, caps: dict[str, Any]) -> tuple[str, str, str]:
+    return name, str(caps.get("model") or ""), str(caps.get("backend") or "")
+
+
+class Fleet:
+    def __init__(self, db: Database, events: EventLog, clock: Callable[[], float], rule: CooldownRule):
+        self.db = db
+        self.events = events
+        self.clock = clock
+        self.rule = rule
+
+    # --- inside the lease transactions -------------------------------------------------------
+
+    def touch(self, c: Tx, name: str, now: float, caps: Optional[dict[str, Any]]) -> Optional[float]:
+        """Record that `name` asked for work (with these capabilities); returns its cool-down's end."""
+        if caps is None:  # a legacy client: nothing to record
+            return c.execute(sql_fleet.cooldown_of, {"cname": name}).scalar()
+        text = json.dumps(caps, sort_keys=True)
+        row = c.execute(sql.touch_client, {"cname": name, "caps": text, "now": now}).first()
+        if row is not None:
+            return row[0]
+        values = {"capabilities": text, "first_seen": now, "last_seen": now, "tasks_done": 0, "tasks_failed": 0}
+        c.execute(sql.insert_client, {"name": name, **values})
+        return None
+
+    def learn(self, c: Tx, client: str, timing: Timing, now: float) -> None:
+        if timing.audio_seconds <= 0 or timing.processing_seconds <= 0:
+            return
+        key = {"cname": client, "m": timing.model, "b": timing.backend}
+        sums = {"audio": timing.audio_seconds, "processing": timing.processing_seconds}
+        if not c.execute(sql_fleet.learn_speed, {**key, **sums, "decay": DECAY, "now": now}).rowcount:
+            c.execute(
+                sql_fleet.insert_speed,
+                {
+                    "client": client,
+                    "model": timing.model,
+                    "backend": timing.backend,
+                    "audio_seconds": timing.audio_seconds,
+                    "processing_seconds": timing.processing_seconds,
+                    "samples": 1,
+                    "updated_at": now,
+                },
+            )
+
+    def succeeded(self, c: Tx, task_id: str, client: str, now: float) -> list[tuple[str, float]]:
+        """`client` transcribed `task_id`: forgive it, strike those who failed it. Returns the hosts
+        that start a cool-down now, with its end."""
+        c.execute(sql_fleet.forgive, {"cname": client})
+        cooled = []
+        for (other,) in c.execute(sql_fleet.failed_elsewhere, {"tid": task_id, "cname": client}).all():
+            row = c.execute(sql_fleet.strike, {"cname": other}).first()
+            if row is None or not self.rule.seconds or row.strikes < self.rule.strikes:
+                continue
+            until = now + self.rule.length(row.cooldowns)
+            c.execute(sql_fleet.cool_down, {"cname": other, "until": until})
+            cooled.append((other, until))
+        return cooled
+
+    def log_cooled(self, cooled: list[tuple[str, float]]) -> None:
+        for name, until in cooled:
+            self.events.emit("cooldown", client=name, until=round(until, 3))
+
+    # --- the operator ------------------------------------------------------------------------
+
+    def clear(self, name: str) -> bool:
+        """End a host's cool-down and forget its strikes. False: no such host."""
+        with self.db.writing() as c:
+            found = c.execute(sql_fleet.clear_cooldown, {"cname": name}).first() is not None
+        if found:
+            self.events.emit("cooldown_cleared", client=name)
+        return found
+
+    def hosts(self) -> list[HostView]:
+        with self.db.reading() as c:
+            rows = c.execute(sql_fleet.host_rows).all()
+            learned = {(r.client, r.model, r.backend): r for r in c.execute(sql_fleet.speeds).all()}
+            replicas = {r[0]: (int(r[1]), int(r[2] or 0)) for r in c.execute(sql_fleet.replicas_by_client).all()}
+        now = self.clock()
+        out = []
+        for r in rows:
+            caps = capabilities(r.capabilities)
+            s = learned.get(speed_key(r.name, caps))
+            issued, won = replicas.get(r.name, (0, 0))
+            out.append(
+                HostView(
+                    name=r.name,
+                    model=str(caps.get("model") or ""),
+                    backend=str(caps.get("backend") or ""),
+                    speed=round(s.audio_seconds / s.processing_seconds, 3) if s else None,
+                    bench_rtf=caps.get("rtf"),
+                    samples=s.samples if s else 0,
+                    last_seen=r.last_seen,
+                    tasks_done=r.tasks_done,
+                    tasks_failed=r.tasks_failed,
+                    strikes=r.strikes,
+                    cooldown_until=r.cooldown_until if r.cooldown_until and r.cooldown_until > now else None,
+                    replicas=issued,
+                    replicas_won=won,
+                )
+            )
+        return out

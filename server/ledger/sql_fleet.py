@@ -1,0 +1,149 @@
+"""The statements of the fleet scheduler: hosts, their speeds, cool-downs, replicas (same conventions
+as sql.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, Select, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.sql.elements import BindParameter
+
+from .sql import GRANT_COLUMNS, now, queued, tid
+from .states import AttemptState, TaskState
+from .tables import attempt, client, speed, task
+
+cname: BindParameter[str] = bindparam("cname", type_=String)
+# A task's own audio, in seconds: a part's range, a file's length; 0 while unknown (not probed yet).
+length = func.coalesce(task.c.end_ms - task.c.start_ms, task.c.duration_ms, 0) / 1000.0
+
+
+def _backlog(languages: bool, probed: bool) -> Select[Any]:
+    totals: Select[Any] = select(func.count(), func.coalesce(func.sum(length), 0.0), func.min(length))  # type: ignore[assignment]
+    return queued(totals, languages, probed)
+
+
+def _by_length(languages: bool, probed: bool, longest: bool) -> Select[Any]:
+    q = queued(select(task.c.id), languages, probed)
+    if longest:
+        q = q.where(length <= bindparam("max_seconds", type_=Float))
+    order = length.desc() if longest else length.asc()
+    return q.order_by(order, task.c.path, task.c.start_ms).limit(1).with_for_update(skip_locked=True)
+
+
+VARIANTS = [(langs, probed) for langs in (False, True) for probed in (False, True)]
+backlog = {v: _backlog(*v) for v in VARIANTS}
+pick_longest = {v: _by_length(*v, longest=True) for v in VARIANTS}
+pick_shortest = {v: _by_length(*v, longest=False) for v in VARIANTS}
+
+# Every lease in progress, with what predicting its finish needs.
+running = (
+    select(
+        attempt.c.client,
+        attempt.c.task_id,
+        attempt.c.eta,
+        attempt.c.progress,
+        attempt.c.heartbeat_at,
+        task.c.replicas,
+        length.label("seconds"),
+    )
+    .join(task, task.c.id == attempt.c.task_id)
+    .where(attempt.c.state == AttemptState.ACTIVE)
+)
+# The fleet: hosts seen lately (idle ones poll) and hosts holding leases, unless cooling down.
+hosts = select(client.c.name, client.c.capabilities).where(
+    or_(
+        client.c.last_seen > bindparam("since"),
+        client.c.name.in_(select(attempt.c.client).where(attempt.c.state == AttemptState.ACTIVE)),
+    ),
+    or_(client.c.cooldown_until.is_(None), client.c.cooldown_until <= now),
+)
+speeds = select(
+    speed.c.client, speed.c.model, speed.c.backend, speed.c.audio_seconds, speed.c.processing_seconds, speed.c.samples
+)
+# Extra work spent on replicas so far, against the whole library's audio (files, not parts).
+replica_budget = select(
+    func.coalesce(func.sum(case((task.c.replicas > 0, length), else_=0.0)), 0.0),
+    func.coalesce(func.sum(case((task.c.parent_id.is_(None), func.coalesce(task.c.duration_ms, 0)), else_=0)), 0)
+    / 1000.0,
+).where(task.c.state != TaskState.MISSING)
+# At most one extra copy, even with several servers on one database: the row's own count decides.
+take_replica = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.LEASED, task.c.replicas == 0)
+    .values(replicas=task.c.replicas + 1, updated_at=now)
+    .returning(*GRANT_COLUMNS)
+)
+
+# --- speeds ---------------------------------------------------------------------------------
+decay = bindparam("decay", type_=Float)
+learn_speed = (
+    update(speed)
+    .where(speed.c.client == cname, speed.c.model == bindparam("m"), speed.c.backend == bindparam("b"))
+    .values(
+        audio_seconds=speed.c.audio_seconds * decay + bindparam("audio", type_=Float),
+        processing_seconds=speed.c.processing_seconds * decay + bindparam("processing", type_=Float),
+        samples=speed.c.samples + 1,
+        updated_at=now,
+    )
+)
+insert_speed = insert(speed)
+
+# --- cool-down ------------------------------------------------------------------------------
+cooldown_of = select(client.c.cooldown_until).where(client.c.name == cname)
+# Hosts whose attempts on this task failed or expired, now that another host transcribed it.
+failed_elsewhere = (
+    select(attempt.c.client)
+    .where(
+        attempt.c.task_id == tid,
+        attempt.c.client != cname,
+        attempt.c.state.in_([AttemptState.FAILED, AttemptState.EXPIRED]),
+    )
+    .distinct()
+)
+strike = (
+    update(client)
+    .where(client.c.name == cname)
+    .values(strikes=client.c.strikes + 1)
+    .returning(client.c.strikes, client.c.cooldowns)
+)
+cool_down = (
+    update(client)
+    .where(client.c.name == cname)
+    .values(strikes=0, cooldowns=client.c.cooldowns + 1, cooldown_until=bindparam("until", type_=Float))
+)
+# A success wipes the strikes, and earns back one step of the cool-down's growth.
+forgive = (
+    update(client)
+    .where(client.c.name == cname)
+    .values(strikes=0, cooldowns=case((client.c.cooldowns > 0, client.c.cooldowns - 1), else_=0))
+)
+clear_cooldown = (
+    update(client)
+    .where(client.c.name == cname)
+    .values(strikes=0, cooldowns=0, cooldown_until=None)
+    .returning(client.c.name)
+)
+
+# --- reports --------------------------------------------------------------------------------
+host_rows = select(
+    client.c.name,
+    client.c.capabilities,
+    client.c.last_seen,
+    client.c.tasks_done,
+    client.c.tasks_failed,
+    client.c.strikes,
+    client.c.cooldown_until,
+).order_by(client.c.name)
+replicas_by_client = (
+    select(
+        attempt.c.client,
+        func.count(),
+        func.sum(case((attempt.c.state == AttemptState.COMPLETED, 1), else_=0)),
+    )
+    .where(attempt.c.replica.is_(True))
+    .group_by(attempt.c.client)
+)
+replica_totals = select(
+    func.count(),
+    func.coalesce(func.sum(case((attempt.c.state == AttemptState.COMPLETED, 1), else_=0)), 0),
+).where(attempt.c.replica.is_(True))

@@ -1,0 +1,133 @@
+"""The scheduler in the ledger: speeds learned from results, speed-aware claims, tail replicas,
+bad-host cool-down (tests/integration/test_ledger_postgres.py runs them on PostgreSQL too)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.ledger import CooldownRule, FoundFile, LeaseLost, TaskState, Timing
+from server.scanner import task_id_for
+from tests.helpers import Clock, make_ledger
+
+MODEL = "ggml-tiny.en.bin"
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+
+def nothing(_task):
+    pass
+
+
+def caps(rtf: float) -> dict:
+    return {"backend": "cpu", "model": MODEL, "rtf": rtf}
+
+
+def add_files(ledger, seconds: list[float]) -> list[str]:
+    """Files of these lengths, probed."""
+    files = [
+        FoundFile(task_id_for(f"f{i:03}.mp3"), f"f{i:03}.mp3", f"f{i:03}", "en", 100, 1.0, False)
+        for i in range(len(seconds))
+    ]
+    ledger.catalogue.sync_files(files, complete_scan=False)
+    for f, s in zip(files, seconds, strict=True):
+        ledger.catalogue.set_duration(f.task_id, 100, int(s * 1000))
+    return [f.task_id for f in files]
+
+
+def test_speeds_are_learned_from_results_per_model_and_backend(db):
+    ledger = make_ledger(db)
+    add_files(ledger, [60.0, 60.0, 60.0])
+    for processing in (10.0, 20.0):
+        g = ledger.leases.claim("box", capabilities=caps(9.0))
+        ledger.leases.complete(g.token, nothing, Timing(MODEL, "cpu", 60.0, processing))
+    g = ledger.leases.claim("box", capabilities={**caps(9.0), "backend": "cuda"})
+    ledger.leases.complete(g.token, nothing, Timing(MODEL, "cuda", 60.0, 2.0))
+    [host] = ledger.fleet.hosts()
+    # The last capabilities (cuda) pick the speed shown; its one sample says 30x.
+    assert (host.backend, host.speed, host.samples, host.bench_rtf) == ("cuda", 30.0, 1, 9.0)
+    ledger.leases.claim("box", capabilities=caps(9.0))
+    [host] = ledger.fleet.hosts()
+    assert host.samples == 2 and host.speed == round((60 * 0.7 + 60) / (10 * 0.7 + 20), 3)
+
+
+def test_the_long_task_goes_to_the_fast_host_at_the_end(db):
+    ledger = make_ledger(db)
+    long_id, *_ = add_files(ledger, [600.0, 30.0, 30.0])
+    ledger.leases.claim("gpu", capabilities=caps(30.0))  # makes the GPU part of the fleet, busy 20 s
+    assert ledger.leases.claim("laptop", capabilities=caps(2.0)).task_id != long_id
+    ledger.leases.claim("laptop2", capabilities=caps(2.0))
+    assert ledger.leases.claim("laptop3", capabilities=caps(2.0)) is None  # 300 s; the GPU: 20 s more
+
+
+def test_a_replica_goes_to_an_idle_fast_host_and_the_first_result_wins(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock, replica_budget=1.0)
+    [tid] = add_files(ledger, [600.0])
+    slow = ledger.leases.claim("laptop", capabilities=caps(2.0))
+    clock.t += 10
+    assert ledger.leases.claim("laptop2", capabilities=caps(2.0)) is None  # a copy would be no faster
+    copy = ledger.leases.claim("gpu", capabilities=caps(30.0))
+    assert copy.task_id == tid and copy.replica and not slow.replica
+    assert ledger.leases.claim("gpu2", capabilities=caps(30.0)) is None  # one extra copy at most
+    ledger.leases.complete(copy.token, nothing, Timing(MODEL, "cpu", 600.0, 20.0))
+    with pytest.raises(LeaseLost):
+        ledger.leases.heartbeat(slow.token, 40.0)  # the holder learns it at its next heartbeat
+    assert ledger.leases.complete(slow.token, nothing).duplicate
+    hosts = {h.name: h for h in ledger.fleet.hosts()}
+    assert (hosts["gpu"].replicas, hosts["gpu"].replicas_won) == (1, 1)
+    assert ledger.reports.stats().counts[TaskState.DONE] == 1
+
+
+def test_no_replica_without_budget_or_while_the_holder_reports_it_is_nearly_done(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock, replica_budget=0.0)
+    add_files(ledger, [600.0])
+    holder = ledger.leases.claim("laptop", capabilities=caps(2.0))
+    assert ledger.leases.claim("gpu", capabilities=caps(30.0)) is None  # no budget
+    ledger = make_ledger(db, clock, replica_budget=1.0)
+    clock.t += 270
+    ledger.leases.heartbeat(holder.token, 95.0)  # 15 s left at 2x: a copy (20 s) would not help
+    assert ledger.leases.claim("gpu", capabilities=caps(30.0)) is None
+    ledger.leases.heartbeat(holder.token, 10.0)  # slower than its speed said: 270 s left
+    assert ledger.leases.claim("gpu", capabilities=caps(30.0)).replica
+
+
+def fail_then_done_elsewhere(ledger, bad: str) -> None:
+    g = ledger.leases.claim(bad, capabilities=caps(5.0))
+    ledger.leases.fail(g.token, "whisper-cli crashed", retryable=True)
+    g2 = ledger.leases.claim("good", capabilities=caps(5.0))
+    assert g2.task_id == g.task_id
+    ledger.leases.complete(g2.token, nothing)
+
+
+def test_a_host_that_keeps_failing_what_others_transcribe_cools_down_longer_each_time(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock, max_attempts=5, cooldown=CooldownRule(strikes=2, seconds=100))
+    add_files(ledger, [60.0] * 10)
+    for _ in range(2):
+        fail_then_done_elsewhere(ledger, "flaky")
+    [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
+    assert flaky.cooldown_until == clock.t + 100
+    assert ledger.leases.claim("flaky", capabilities=caps(5.0)) is None
+    clock.t += 101
+    for _ in range(2):
+        fail_then_done_elsewhere(ledger, "flaky")
+    [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
+    assert flaky.cooldown_until == clock.t + 200  # the second in a row lasts twice as long
+    assert ledger.fleet.clear("flaky") and not ledger.fleet.clear("nobody")
+    [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
+    assert flaky.cooldown_until is None and flaky.strikes == 0
+    assert ledger.leases.claim("flaky", capabilities=caps(5.0)) is not None
+
+
+def test_failing_a_file_nobody_can_transcribe_is_no_strike(db):
+    ledger = make_ledger(db, max_attempts=2, cooldown=CooldownRule(strikes=1, seconds=100))
+    add_files(ledger, [60.0])
+    for name in ("a", "b"):
+        g = ledger.leases.claim(name, capabilities=caps(5.0))
+        ledger.leases.fail(g.token, "cannot decode")
+    assert ledger.reports.stats().counts[TaskState.FAILED] == 1
+    assert all(h.strikes == 0 and h.cooldown_until is None for h in ledger.fleet.hosts())
