@@ -47,6 +47,7 @@ class ClientSettings:
     retry_max_seconds: float = 600.0
     backend: str = ""
     beam_size: Optional[int] = None  # None: whisper-cli's default (5); 1 is greedy, ~1.8x faster
+    prefetch: bool = True  # lease, download and transcode the next task while whisper-cli runs
     extra_whisper_args: tuple[str, ...] = ()
 
     @property
@@ -109,4 +110,5 @@ class ClientSettings:
             backend=get("WHISPER_BACKEND"),
             beam_size=beam,
             extra_whisper_args=tuple(get("WHISPER_ARGS").split()),
+            prefetch=truthy(get("PREFETCH", "1")),
         )

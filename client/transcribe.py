@@ -166,6 +166,14 @@ def run(
     )
 
 
+def prepare_audio(src: Path, work: Path) -> tuple[Path, float, float]:
+    """ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`: (wav, audio seconds, seconds taken)."""
+    started = time.monotonic()
+    audio_seconds = media.duration(src)
+    wav = media.to_wav(src, work / "input.wav")
+    return wav, audio_seconds, time.monotonic() - started
+
+
 def transcribe_file(
     cfg: WhisperConfig,
     src: Path,
@@ -174,12 +182,8 @@ def transcribe_file(
     on_progress: Callable[[float, float], None] = lambda percent, audio_seconds: None,
     cancel: Optional[threading.Event] = None,
 ) -> Transcript:
-    """The whole local pipeline, the same for the daemon and `stt-client transcribe`:
-    ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`, whisper-cli."""
-    started = time.monotonic()
-    audio_seconds = media.duration(src)
-    wav = media.to_wav(src, work / "input.wav")
-    transcoded = time.monotonic() - started
+    """The whole local pipeline (`stt-client transcribe`, `bench`): prepare_audio, then whisper-cli."""
+    wav, audio_seconds, transcoded = prepare_audio(src, work)
     result = run(cfg, wav, work / "out", language, lambda percent: on_progress(percent, audio_seconds), cancel)
     result.audio_seconds, result.transcode_seconds = audio_seconds, transcoded
     return result

@@ -1,8 +1,9 @@
 """The daemon's loop and one task's life, top to bottom:
 
-lease -> download (resume, verify) -> ffprobe -> ffmpeg to WAV -> whisper-cli (heartbeats) ->
-outbox (durable) -> upload. Errors become error reports in the same outbox. Nothing is uploaded
-that was not first written to disk, and nothing leaves the outbox until the server acknowledged it.
+lease -> download (resume, verify) -> ffprobe -> ffmpeg to WAV (job.py; with PREFETCH, for the next
+task while whisper-cli runs) -> whisper-cli (heartbeats) -> outbox (durable) -> upload. Errors become
+error reports in the same outbox. Nothing is uploaded that was not first written to disk, and nothing
+leaves the outbox until the server acknowledged it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import json
 import logging
 import platform
 import random
-import shutil
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Optional
 
 from . import __version__, media, transcribe
 from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient
 from .backoff import Backoff
-from .heartbeat import Heartbeat
+from .job import Job
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
@@ -75,7 +76,8 @@ class Worker:
         self.display = display
         self.stopping = threading.Event()  # first signal: finish the current task, then exit
         self.aborting = threading.Event()  # second signal: stop now, hand the task back
-        self._cancel: Optional[threading.Event] = None
+        self._cancel: Optional[threading.Event] = None  # the running task's
+        self._ahead: Optional[Job] = None  # the task being prefetched
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -107,33 +109,69 @@ class Worker:
         self.s.work_dir.mkdir(parents=True, exist_ok=True)
         backoff = Backoff(base=min(2.0, self.s.retry_max_seconds), cap=self.s.retry_max_seconds)
         worked = 0
-        while not self.stopping.is_set() and (max_tasks is None or worked < max_tasks):
-            if self.s.window and not self.s.window.is_open():
-                wait = min(self.s.window.seconds_until_open(), 300.0)
-                self.display.info(f"outside the processing window; next check in {wait:.0f} s")
-                self._sleep(wait)
-                continue
+        ahead: Optional[Future[Optional[Job]]] = None  # the next task, prepared while whisper-cli runs
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
             try:
-                self.flush_outbox()  # results first: they are finished work
-                lease = self.api.lease(self.s.node_name, self.capabilities())
-            except (Transient, Rejected) as e:
-                delay = backoff.next_delay()
-                self.display.info(f"server unavailable ({e}); retrying in {delay:.0f} s")
-                self._sleep(delay)
-                continue
-            backoff.reset()
-            if lease is None:
-                if once or until_idle:
-                    self.display.info("no task available")
-                    break
-                self._sleep(self.s.poll_seconds * random.uniform(0.8, 1.2))
-                continue
-            self.process(lease)
-            worked += 1
-            if once or self.aborting.is_set():
-                break
+                while not self.stopping.is_set() and (max_tasks is None or worked < max_tasks):
+                    job = ahead.result() if ahead else None
+                    ahead = self._ahead = None
+                    if job is None:
+                        if self.s.window and not self.s.window.is_open():
+                            wait = min(self.s.window.seconds_until_open(), 300.0)
+                            self.display.info(f"outside the processing window; next check in {wait:.0f} s")
+                            self._sleep(wait)
+                            continue
+                        try:
+                            self.flush_outbox()  # results first: they are finished work
+                            lease = self.api.lease(self.s.node_name, self.capabilities())
+                        except (Transient, Rejected) as e:
+                            delay = backoff.next_delay()
+                            self.display.info(f"server unavailable ({e}); retrying in {delay:.0f} s")
+                            self._sleep(delay)
+                            continue
+                        backoff.reset()
+                        if lease is None:
+                            if once or until_idle:
+                                self.display.info("no task available")
+                                break
+                            self._sleep(self.s.poll_seconds * random.uniform(0.8, 1.2))
+                            continue
+                        job = self._prepare_shown(lease)
+                    if self.s.prefetch and not once and (max_tasks is None or worked + 1 < max_tasks):
+                        ahead = pool.submit(self._prefetch)
+                    self.process(job, flush=ahead is None)
+                    worked += 1
+                    if once or self.aborting.is_set():
+                        break
+            finally:
+                self._hand_back_ahead(ahead)
         self.drain_outbox()
         return worked
+
+    def _prefetch(self) -> Optional[Job]:
+        """In the background: deliver finished results, then lease and prepare the next task."""
+        try:
+            self.flush_outbox()
+            lease = self.api.lease(self.s.node_name, self.capabilities())
+        except (Transient, Rejected) as e:
+            log.info("prefetch: server unavailable (%s)", e)
+            return None
+        if lease is None:
+            return None
+        job = self._ahead = Job.open(self.api, lease, self.s.work_dir)
+        log.info("prefetching %s", lease.describe())
+        return job.prepare(self.api)
+
+    def _hand_back_ahead(self, ahead: Optional[Future[Optional[Job]]]) -> None:
+        """On the way out, the prefetched task goes back to the server at once (no attempt used up)."""
+        if ahead is None:
+            return
+        if self._ahead is not None:
+            self._ahead.cancel.set()  # stop its download
+        job = ahead.result()
+        if job is not None:
+            self._hand_back(job.lease, "stopping before its turn")
+            job.close()
 
     def flush_outbox(self) -> None:
         """Deliver everything pending; a transient error propagates and the rest waits."""
@@ -164,41 +202,42 @@ class Worker:
 
     # --- one task ----------------------------------------------------------------------------
 
-    def process(self, lease: Lease) -> None:
-        work = self.s.work_dir / lease.task_id
-        work.mkdir(parents=True, exist_ok=True)
-        cancel = self._cancel = threading.Event()
-        name = PurePosixPath(lease.path).name
+    def _prepare_shown(self, lease: Lease) -> Job:
+        job = Job.open(self.api, lease, self.s.work_dir)
+        self.display.start(f"downloading {job.name}")
+        try:
+            return job.prepare(self.api, self.display.update)
+        finally:
+            self.display.finish()
+
+    def process(self, job: Job, flush: bool = True) -> None:
+        """Transcribe a prepared job and put its result (or error report) in the outbox."""
+        lease = job.lease
+        self._cancel = job.cancel
         self.display.info(
             f"task {lease.task_id}: {lease.describe()} ({lease.size / 1e6:.1f} MB, language {lease.language})"
         )
         try:
-            with Heartbeat(self.api, lease.token, lease.heartbeat_seconds, on_lost=cancel.set) as hb:
-                timings: dict[str, float] = {}
-                t0 = time.monotonic()
-                (work / "src").mkdir(exist_ok=True)  # under its own name, so error messages name it
-                audio = self._download(lease, work / "src" / name, cancel)
-                timings["download_seconds"] = time.monotonic() - t0
+            if job.error is not None:
+                raise job.error
+            assert job.wav is not None
+            self.display.start(f"transcribing {job.name}")
+            t0 = time.monotonic()
 
-                self.display.start(f"transcribing {name}")
-                t0 = time.monotonic()
+            def progress(pct: float) -> None:
+                job.heartbeat.progress = pct
+                elapsed = time.monotonic() - t0
+                speed = f"{job.audio_seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
+                self.display.update(pct, speed)
 
-                def progress(pct: float, audio_seconds: float) -> None:
-                    hb.progress = pct
-                    elapsed = time.monotonic() - t0
-                    speed = f"{audio_seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
-                    self.display.update(pct, speed)
-
-                language = self.s.language or lease.language
-                result = transcribe.transcribe_file(whisper_config(self.s), audio, work, language, progress, cancel)
-                self.display.finish()
-            seconds = result.audio_seconds
-            timings["transcode_seconds"] = result.transcode_seconds
+            language = self.s.language or lease.language
+            result = transcribe.run(whisper_config(self.s), job.wav, job.work / "out", language, progress, job.cancel)
+            self.display.finish()
             files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
             meta = {
                 "model": self.s.whisper_model.name,
                 "backend": detect_backend(self.s),
-                "audio_seconds": round(seconds, 3),
+                "audio_seconds": round(job.audio_seconds, 3),
                 "processing_seconds": round(result.seconds, 3),
                 "language": result.language,
                 "threads": self.s.threads,
@@ -206,12 +245,12 @@ class Worker:
                 "client": self.s.node_name,
                 "client_version": __version__,
                 "platform": platform.platform(),
-                **{k: round(v, 3) for k, v in timings.items()},
+                **{k: round(v, 3) for k, v in job.timings.items()},
             }
             self.outbox.put_result(lease.task_id, lease.token, files, meta)
             self.display.info(
-                f"transcribed {name}: {seconds:.0f} s of audio in {result.seconds:.1f} s "
-                f"({seconds / max(result.seconds, 1e-3):.1f}x real time)"
+                f"transcribed {job.name}: {job.audio_seconds:.0f} s of audio in {result.seconds:.1f} s "
+                f"({job.audio_seconds / max(result.seconds, 1e-3):.1f}x real time)"
             )
         except media.MediaError as e:
             self._report(lease, str(e), e.stderr_tail, retryable=False)
@@ -229,39 +268,22 @@ class Worker:
         finally:
             self.display.finish()
             self._cancel = None
-            shutil.rmtree(work, ignore_errors=True)
+            job.close()
+        if not flush:  # the prefetch thread delivers it
+            return
         try:
             self.flush_outbox()
         except Transient as e:
             self.display.info(f"upload postponed, server unreachable ({e}); the outbox keeps it")
-
-    def _download(self, lease: Lease, dest: Path, cancel: threading.Event) -> Path:
-        """Download with resume; a broken connection continues where it stopped."""
-        backoff = Backoff(base=1.0, cap=60.0)
-        self.display.start(f"downloading {PurePosixPath(lease.path).name}")
-        for attempt in range(8):
-            if cancel.is_set():
-                raise transcribe.Cancelled("download stopped")
-            try:
-                return self.api.download(
-                    lease, dest, lambda done, total: self.display.update(100 * done / max(total, 1))
-                )
-            except Transient as e:
-                if attempt == 7:
-                    raise
-                delay = backoff.next_delay()
-                log.info("download interrupted (%s); resuming in %.0f s", e, delay)
-                cancel.wait(delay)
-        raise AssertionError("unreachable")
 
     def _report(self, lease: Lease, message: str, stderr_tail: Optional[str], retryable: bool) -> None:
         self.display.finish()
         self.display.info(f"task {lease.task_id} failed: {message}")
         self.outbox.put_error(lease.task_id, lease.token, message, stderr_tail, retryable)
 
-    def _hand_back(self, lease: Lease) -> None:
+    def _hand_back(self, lease: Lease, why: str = "aborted") -> None:
         try:
             self.api.release(lease.token)
-            self.display.info(f"aborted; task {lease.task_id} handed back to the server")
+            self.display.info(f"{why}; task {lease.task_id} handed back to the server")
         except (Transient, Rejected) as e:
-            self.display.info(f"aborted; could not hand back {lease.task_id} ({e}); its lease will expire")
+            self.display.info(f"{why}; could not hand back {lease.task_id} ({e}); its lease will expire")

@@ -54,15 +54,23 @@ def test_lost_lease_kills_whisper_and_drops_the_task(shared, whisper_cli, server
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in whisper)  # killed, not orphaned
 
 
-def test_sigterm_finishes_the_task_then_exits(shared, whisper_cli, server_process, tmp_path):
+def test_sigterm_finishes_the_task_then_exits_handing_back_the_prefetched_one(
+    shared, whisper_cli, server_process, tmp_path
+):
     copy_audio(shared, tmp_path / "audio", {"millbrook.mp3": "millbrook.mp3", "jfk.mp3": "jfk.mp3"})
     srv = server_process().start()
     client = start_client(tmp_path, srv, shared)
+    deadline = time.time() + 30
+    while [t["state"] for t in requests.get(f"{srv.url}/api/v1/tasks").json()] != ["leased", "leased"]:
+        assert time.time() < deadline, "the next task was not prefetched"
+        time.sleep(0.05)
     client.send_signal(signal.SIGTERM)
     out, _ = client.communicate(timeout=120)
     assert client.returncode == 0, out
-    states = sorted(t["state"] for t in requests.get(f"{srv.url}/api/v1/tasks").json())
-    assert states == ["done", "queued"]  # the current task finished and uploaded; no new one taken
+    tasks = sorted((t["state"], t["attempts"]) for t in requests.get(f"{srv.url}/api/v1/tasks").json())
+    # The current task finished and uploaded; the prefetched one went back unused, no attempt spent.
+    assert tasks == [("done", 1), ("queued", 0)], out
+    assert "handed back" in out
 
 
 def test_second_signal_aborts_and_hands_the_task_back(shared, whisper_cli, server_process, tmp_path):
