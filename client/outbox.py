@@ -96,8 +96,15 @@ class Outbox:
         except Rejected as e:
             self._keep_aside(entry, str(e))
             return f"refused, kept in {self.rejected}: {e}"
-        shutil.rmtree(entry.path)
+        self._remove(entry.path)
         return outcome
+
+    def _remove(self, path: Path) -> None:
+        """Gone at once (a rename), then deleted: a kill in the middle of deleting must not leave an
+        entry.json without its transcript, to be sent again as an empty result."""
+        doomed = path.with_name(f".tmp-{path.name}")
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def _keep_aside(self, entry: Entry, reason: str) -> None:
         """A result the server will never take is still somebody's work: keep it for the operator."""
