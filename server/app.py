@@ -62,7 +62,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         events=events,
         sqlite_synchronous=settings.sqlite_synchronous,
         splitting=bool(split_ms),
-        assigner=Assigner(settings.scheduler, settings.replica_budget, host_window=max(60.0, settings.lease_seconds)),
+        assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)

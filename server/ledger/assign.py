@@ -25,7 +25,9 @@ class Pick:
 class Assigner:
     kind: SchedulerKind = SchedulerKind.SPEED
     replica_budget: float = 0.05  # replicas may cost at most this share of the library's audio
-    host_window: float = 120.0  # an idle host counts as part of the fleet this long after it asked
+    # An idle host counts as part of the fleet this long after it asked (two polls at POLL_SECONDS=30):
+    # work is held back for it only while it is likely to ask again.
+    host_window: float = 60.0
 
     def pick(
         self,

@@ -110,7 +110,7 @@ def test_file_replaced_while_leased_is_handed_back(live, tmp_path):
     r = requests.get(live.url + L["audio_url"])
     assert r.status_code == 409 and "changed" in r.json()["detail"]
     for _ in range(50):  # back in the queue once the new content is probed (at once, in the background)
-        r = requests.post(f"{live.url}/api/v1/leases", json={"client": "y"})
+        r = requests.post(f"{live.url}/api/v1/leases", json={"client": "x"})
         if r.status_code == 200 and (again := r.json())["task_id"] == L["task_id"]:
             break
         time.sleep(0.1)

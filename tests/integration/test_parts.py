@@ -80,7 +80,7 @@ def part_json(text: str) -> str:
 
 
 def test_a_part_is_served_as_its_own_range_and_resumes_with_range(api, long_mp3):
-    c = api(SPLIT_SECONDS=30)
+    c = api(SPLIT_SECONDS=30, SCHEDULER="fifo")  # parts in time order: the first one first
     file = c.get("/api/v1/tasks").json()[0]
     assert file["state"] == "split" and file["duration_ms"] > 70_000
     L = lease(c)
@@ -122,7 +122,7 @@ def test_every_format_is_stitched_on_the_file_timeline_with_who_did_which_part(a
 
 
 def test_legacy_clients_get_parts_and_their_vtt_is_moved_to_the_file_timeline(api, long_mp3, tmp_path):
-    c = api(SPLIT_SECONDS=30)
+    c = api(SPLIT_SECONDS=30, SCHEDULER="fifo")  # parts in time order
     got = []
     while (r := c.get("/task")).status_code == 200:
         got.append((r.headers["x-task-id"], r.content))
