@@ -24,7 +24,8 @@ Speeds are audio seconds per second, learned from results (fleet.py); a host not
 counts at its benchmark (`rtf`), else at the fleet's median. Files not probed yet count as 0 s,
 so they go out last among longest-first picks, first among shortest-first ones.
 
-`SCHEDULER=fifo` hands out the next task in path order to whoever asks, for comparison.
+`SCHEDULER=fifo` hands out the next task in path order to whoever asks, for comparison (the ledger
+does that without asking this module: ledger/assign.py).
 """
 
 from __future__ import annotations
@@ -91,12 +92,7 @@ class Shortest:
     """The shortest queued task."""
 
 
-@dataclass(frozen=True)
-class InPathOrder:
-    """The next queued task in path order (FIFO)."""
-
-
-Choice = Union[Longest, Shortest, InPathOrder]
+Choice = Union[Longest, Shortest]
 
 
 def projected_end(fleet: Fleet) -> float:
@@ -110,12 +106,10 @@ def finish_at(host: Host, seconds: float, now: float) -> float:
     return max(now, host.free_at) + seconds / host.speed
 
 
-def choose(fleet: Fleet, kind: SchedulerKind = SchedulerKind.SPEED) -> Optional[Choice]:
+def choose(fleet: Fleet) -> Optional[Choice]:
     """What `fleet.me` should get now; None: nothing, for now (steps 2 and 3)."""
     if fleet.backlog.count == 0:
         return None
-    if kind == SchedulerKind.FIFO:
-        return InPathOrder()
     me, now = fleet.me, fleet.now
     capacity = me.speed * (projected_end(fleet) - max(now, me.free_at))
     if capacity >= fleet.backlog.shortest:

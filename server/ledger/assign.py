@@ -45,7 +45,7 @@ class Assigner:
             return Pick(task_id, False) if task_id else None
         count, seconds, shortest = c.execute(sql_fleet.backlog[variant], params).one()
         fleet, running = self._fleet(c, client, caps, Backlog(count, float(seconds), float(shortest or 0)), now)
-        choice = scheduler.choose(fleet, self.kind)
+        choice = scheduler.choose(fleet)
         if isinstance(choice, scheduler.Longest):
             task_id = c.execute(sql_fleet.pick_longest[variant], {**params, "max_seconds": choice.max_seconds}).scalar()
         elif isinstance(choice, scheduler.Shortest):

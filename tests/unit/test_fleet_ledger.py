@@ -7,6 +7,7 @@ import pytest
 
 from server.ledger import CooldownRule, FoundFile, LeaseLost, TaskState, Timing
 from server.scanner import task_id_for
+from server.scheduler import SchedulerKind
 from tests.helpers import Clock, make_ledger
 
 MODEL = "ggml-tiny.en.bin"
@@ -60,6 +61,15 @@ def test_the_long_task_goes_to_the_fast_host_at_the_end(db):
     assert ledger.leases.claim("laptop", capabilities=caps(2.0)).task_id != long_id
     ledger.leases.claim("laptop2", capabilities=caps(2.0))
     assert ledger.leases.claim("laptop3", capabilities=caps(2.0)) is None  # 300 s; the GPU: 20 s more
+
+
+def test_fifo_ignores_speeds(db):
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO, replica_budget=1.0)
+    ids = add_files(ledger, [30.0, 600.0, 30.0])
+    assert ledger.leases.claim("laptop", capabilities=caps(2.0)).task_id == ids[0]  # speed-aware: ids[1]
+    ledger.leases.claim("gpu", capabilities=caps(30.0))
+    ledger.leases.claim("gpu2", capabilities=caps(30.0))
+    assert ledger.leases.claim("gpu3", capabilities=caps(30.0)) is None  # speed-aware: a replica
 
 
 def test_a_replica_goes_to_an_idle_fast_host_and_the_first_result_wins(db):

@@ -56,11 +56,6 @@ def test_a_prefetching_host_counts_as_busy_until_its_current_task_ends():
     assert capacity_busy.max_seconds < capacity_idle.max_seconds
 
 
-def test_fifo_ignores_speeds():
-    slow, fast = Host("laptop", 2, NOW), Host("gpu", 30, NOW)
-    assert isinstance(scheduler.choose(fleet(slow, [fast], [600, 60]), SchedulerKind.FIFO), scheduler.InPathOrder)
-
-
 def test_replication_fires_only_when_the_copy_would_finish_clearly_sooner():
     idle_fast = Host("gpu", 30, NOW)
     empty = fleet(idle_fast, [Host("laptop", 2, NOW + 300)], [])
@@ -94,21 +89,18 @@ def simulate(tasks: list[float], speeds: tuple[float, ...], kind: SchedulerKind)
         now, name = heapq.heappop(events)
         if not pending:
             continue
-        me = Host(name, speed[name], free[name])
-        others = [Host(n, speed[n], free[n]) for n in free if n != name]
-        backlog = Backlog(len(pending), sum(pending), min(pending))
-        choice = scheduler.choose(Fleet(now, me, tuple(others), backlog), kind)
-        if choice is None:
-            later = [t for t in free.values() if t > now]
-            if later:
-                heapq.heappush(events, (min(later), name))
-            continue
-        if isinstance(choice, Longest):
-            d = max(t for t in pending if t <= choice.max_seconds)
-        elif isinstance(choice, Shortest):
-            d = min(pending)
-        else:
+        if kind == SchedulerKind.FIFO:  # the ledger's FIFO: the next task to whoever asks
             d = pending[0]
+        else:
+            me = Host(name, speed[name], free[name])
+            others = tuple(Host(n, speed[n], free[n]) for n in free if n != name)
+            choice = scheduler.choose(Fleet(now, me, others, Backlog(len(pending), sum(pending), min(pending))))
+            if choice is None:
+                later = [t for t in free.values() if t > now]
+                if later:
+                    heapq.heappush(events, (min(later), name))
+                continue
+            d = max(t for t in pending if t <= choice.max_seconds) if isinstance(choice, Longest) else min(pending)
         pending.remove(d)
         free[name] = now + d / speed[name]
         log.append((name, d, now, free[name]))
