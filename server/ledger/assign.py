@@ -10,7 +10,7 @@ from typing import Any, Optional
 from .. import scheduler
 from ..scheduler import Backlog, Fleet, Host, Running, SchedulerKind
 from . import sql, sql_fleet
-from .fleet import capabilities, speed_key
+from .fleet import capabilities, learned_speeds, speed_key
 from .statements import Tx
 
 
@@ -64,11 +64,7 @@ class Assigner:
         self, c: Tx, client: str, caps: Optional[dict[str, Any]], backlog: Backlog, now: float
     ) -> tuple[Fleet, list[Running]]:
         """The hosts (speed, when each is free) and the tasks a replica could overtake."""
-        learned = {
-            (r.client, r.model, r.backend): r.audio_seconds / r.processing_seconds
-            for r in c.execute(sql_fleet.speeds).all()
-            if r.processing_seconds > 0
-        }
+        learned = {key: speed for key, (speed, _) in learned_speeds(c).items()}
         hosts = {
             r.name: capabilities(r.capabilities)
             for r in c.execute(sql_fleet.hosts, {"since": now - self.host_window, "now": now})
@@ -81,20 +77,15 @@ class Assigner:
         default = scheduler.fleet_speed([s for s in guesses.values() if s])
         speeds = {name: s or default for name, s in guesses.items()}
         free_at: dict[str, float] = {}
-        copies: dict[str, int] = {}
-        finishes: dict[str, tuple[str, float, float]] = {}
+        running = []
         for r in rows:
             finish = scheduler.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
             free_at[r.client] = max(free_at.get(r.client, now), finish)
-            copies[r.task_id] = copies.get(r.task_id, 0) + 1 + r.replicas
-            finishes[r.task_id] = (r.client, float(r.seconds), finish)
+            # No copy yet means one holder: a task is granted once, and copied at most once (replicas).
+            if r.replicas == 0 and r.client != client and r.seconds > 0:
+                running.append(Running(r.task_id, float(r.seconds), finish))
         me = Host(client, speeds[client], free_at.get(client, now))
         others = tuple(Host(name, speeds[name], free_at.get(name, now)) for name in sorted(hosts) if name != client)
-        running = [
-            Running(task_id, seconds, finish)
-            for task_id, (holder, seconds, finish) in sorted(finishes.items())
-            if copies[task_id] == 1 and holder != client and seconds > 0
-        ]
         return Fleet(now, me, others, backlog), running
 
 

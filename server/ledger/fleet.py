@@ -48,6 +48,16 @@ def speed_key(name: str, caps: dict[str, Any]) -> tuple[str, str, str]:
     return name, str(caps.get("model") or ""), str(caps.get("backend") or "")
 
 
+def learned_speeds(c: Tx) -> dict[tuple[str, str, str], tuple[float, int]]:
+    """(client, model, backend) -> (audio seconds per second, results it was learned from)."""
+    rows = c.execute(sql_fleet.speeds).all()
+    return {
+        (r.client, r.model, r.backend): (r.audio_seconds / r.processing_seconds, r.samples)
+        for r in rows
+        if r.processing_seconds > 0
+    }
+
+
 class Fleet:
     def __init__(self, db: Database, events: EventLog, clock: Callable[[], float], rule: CooldownRule):
         self.db = db
@@ -119,22 +129,22 @@ class Fleet:
     def hosts(self) -> list[HostView]:
         with self.db.reading() as c:
             rows = c.execute(sql_fleet.host_rows).all()
-            learned = {(r.client, r.model, r.backend): r for r in c.execute(sql_fleet.speeds).all()}
+            learned = learned_speeds(c)
             replicas = {r[0]: (int(r[1]), int(r[2] or 0)) for r in c.execute(sql_fleet.replicas_by_client).all()}
         now = self.clock()
         out = []
         for r in rows:
             caps = capabilities(r.capabilities)
-            s = learned.get(speed_key(r.name, caps))
+            speed, samples = learned.get(speed_key(r.name, caps), (None, 0))
             issued, won = replicas.get(r.name, (0, 0))
             out.append(
                 HostView(
                     name=r.name,
                     model=str(caps.get("model") or ""),
                     backend=str(caps.get("backend") or ""),
-                    speed=round(s.audio_seconds / s.processing_seconds, 3) if s else None,
+                    speed=round(speed, 3) if speed else None,
                     bench_rtf=caps.get("rtf"),
-                    samples=s.samples if s else 0,
+                    samples=samples,
                     last_seen=r.last_seen,
                     tasks_done=r.tasks_done,
                     tasks_failed=r.tasks_failed,
