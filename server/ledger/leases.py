@@ -74,23 +74,21 @@ class Leases:
                 row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
                 if row is None:
                     continue
-                length = ((row.end_ms - row.start_ms) if row.start_ms is not None else row.duration_ms or 0) / 1000
-                token = secrets.token_urlsafe(24)
+                grant = Grant(pick.task_id, secrets.token_urlsafe(24), now + seconds, pick.replica, **row._mapping)
                 c.execute(
                     sql.insert_attempt,
                     {
-                        "task_id": pick.task_id,
+                        "task_id": grant.task_id,
                         "client": client,
                         "protocol": protocol.value,
-                        "token": token,
+                        "token": grant.token,
                         "state": AttemptState.ACTIVE.value,
                         "granted_at": now,
-                        "deadline": now + seconds,
-                        "replica": pick.replica,
-                        "eta": finish_at(pick.host, length, now) if pick.host else None,
+                        "deadline": grant.deadline,
+                        "replica": grant.replica,
+                        "eta": finish_at(pick.host, grant.seconds, now) if pick.host else None,
                     },
                 )
-                grant = Grant(pick.task_id, token, now + seconds, pick.replica, **row._mapping)
                 break
         self._log_expired(expired)
         if grant:

@@ -57,6 +57,13 @@ class Grant:
     end_ms: Optional[int] = None
     duration_ms: Optional[int] = None  # the whole file's
 
+    @property
+    def seconds(self) -> float:
+        """The task's own audio: a part's range, else the file's length; 0 while unknown (sql_fleet.length)."""
+        if self.start_ms is not None and self.end_ms is not None:
+            return (self.end_ms - self.start_ms) / 1000
+        return (self.duration_ms or 0) / 1000
+
 
 @dataclass(frozen=True)
 class TaskView:
