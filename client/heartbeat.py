@@ -32,10 +32,10 @@ class Heartbeat:
             except (Transient, Rejected) as e:  # keep working; a late result is still accepted
                 log.info("heartbeat failed, will retry: %s", e)
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

@@ -39,8 +39,7 @@ class Job:
         work = work_dir / lease.task_id
         work.mkdir(parents=True, exist_ok=True)
         cancel = threading.Event()
-        heartbeat = Heartbeat(api, lease.token, lease.heartbeat_seconds, on_lost=cancel.set)
-        heartbeat.__enter__()
+        heartbeat = Heartbeat(api, lease.token, lease.heartbeat_seconds, on_lost=cancel.set).start()
         return cls(lease, work, heartbeat, cancel)
 
     @property
@@ -75,5 +74,5 @@ class Job:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self.heartbeat.__exit__()
+        self.heartbeat.stop()
         shutil.rmtree(self.work, ignore_errors=True)
