@@ -160,6 +160,22 @@ def client_env(root: Path, server_url: str, model: Path, name: str, **overrides)
     return env
 
 
+def start_transcribing(root: Path, server_url: str, model: Path, name: str, *args: str) -> subprocess.Popen:
+    """`stt-client run ARGS` (one thread) as a process, returned once whisper-cli is at work on a task."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "run", *args],
+        env=client_env(root, server_url, model, name, THREADS=1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not list((root / f"work-{name}").glob("*/input.wav")):  # transcribing now
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    return proc
+
+
 def run_client(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "client.cli", "run", *args],

@@ -4,32 +4,19 @@ a lost lease stops whisper-cli at once; SIGTERM finishes the task first; a secon
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 import requests
 
-from tests.helpers import client_env, copy_audio
+from tests.helpers import copy_audio, start_transcribing
 
 pytestmark = pytest.mark.slow
 
 
 def start_client(tmp_path, srv, shared, *args):
-    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "sig", THREADS=1)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "run", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while not list((tmp_path / "work-sig").glob("*/input.wav")):  # transcribing now
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    proc = start_transcribing(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "sig", *args)
     time.sleep(0.5)
     return proc
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.helpers import client_env, copy_audio
+from tests.helpers import copy_audio, start_transcribing
 
 pytestmark = pytest.mark.slow
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{}\n"
@@ -36,18 +34,7 @@ def test_a_replica_wins_and_the_slow_holder_stops_on_its_409(shared, whisper_cli
     work.mkdir()
     # The holder's own benchmark says it is slow (as `stt-client bench` would have saved it).
     (work / "bench.json").write_text(json.dumps({"model": model.name, "rtf": 0.2}))
-    env = client_env(tmp_path, srv.url, model, "slow", THREADS=1)
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "run", "--once"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while not list(work.glob("*/input.wav")):  # transcribing now
-        assert time.time() < deadline and holder.poll() is None
-        time.sleep(0.05)
+    holder = start_transcribing(tmp_path, srv.url, model, "slow", "--once")
     caps = {"backend": "cuda", "model": model.name, "rtf": 50.0}
     copy = requests.post(f"{srv.url}/api/v1/leases", json={"client": "gpu", "capabilities": caps}).json()
     assert copy["replica"] is True
