@@ -47,7 +47,9 @@ class Assigner:
         fleet, running = self._fleet(c, client, caps, Backlog(count, float(seconds), float(shortest or 0)), now)
         choice = scheduler.choose(fleet)
         if isinstance(choice, scheduler.Longest):
-            task_id = c.execute(sql_fleet.pick_longest[variant], {**params, "max_seconds": choice.max_seconds}).scalar()
+            task_id = c.execute(
+                sql_fleet.pick_longest[variant], {**params, "max_ms": choice.max_seconds * 1000}
+            ).scalar()
         elif isinstance(choice, scheduler.Shortest):
             task_id = c.execute(sql_fleet.pick_shortest[variant], params).scalar()
         else:

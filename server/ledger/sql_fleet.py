@@ -5,16 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Select, String, bindparam, case, func, insert, or_, select, update
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
 from .sql import GRANT_COLUMNS, now, queued, tid
 from .states import AttemptState, TaskState
-from .tables import attempt, client, speed, task
+from .tables import LENGTH_MS, attempt, client, speed, task
 
 cname: BindParameter[str] = bindparam("cname", type_=String)
-# A task's own audio, in seconds: a part's range, a file's length; 0 while unknown (not probed yet).
-length = func.coalesce(task.c.end_ms - task.c.start_ms, task.c.duration_ms, 0) / 1000.0
+# Written as the index ix_task_length has it (unqualified, the 0 a literal), so both databases use it.
+length_ms: ColumnClause[int] = literal_column(LENGTH_MS, Integer)
+length = length_ms / 1000.0  # seconds
 
 
 def _backlog(languages: bool, probed: bool) -> Select[Any]:
@@ -23,11 +37,15 @@ def _backlog(languages: bool, probed: bool) -> Select[Any]:
 
 
 def _by_length(languages: bool, probed: bool, longest: bool) -> Select[Any]:
+    """One index (ix_task_length) walked either way, never a sort of the whole queue: the longest
+    task with ties in path order, or the shortest (the end game's fallback) with ties in reverse."""
     q = queued(select(task.c.id), languages, probed)
     if longest:
-        q = q.where(length <= bindparam("max_seconds", type_=Float))
-    order = length.desc() if longest else length.asc()
-    return q.order_by(order, task.c.path, task.c.start_ms).limit(1).with_for_update(skip_locked=True)
+        q = q.where(length_ms <= bindparam("max_ms", type_=Float))
+        order = (length_ms.desc(), task.c.path.asc(), task.c.start_ms.asc())
+    else:
+        order = (length_ms.asc(), task.c.path.desc(), task.c.start_ms.desc())
+    return q.order_by(*order).limit(1).with_for_update(skip_locked=True)
 
 
 VARIANTS = [(langs, probed) for langs in (False, True) for probed in (False, True)]

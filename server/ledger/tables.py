@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlmodel import Field, SQLModel
 
 from .states import AttemptState, Protocol, TaskState
+
+# A task's own audio in ms: a part's range, a file's length; 0 while unknown (not probed yet).
+LENGTH_MS = "coalesce(end_ms - start_ms, duration_ms, 0)"
 
 
 class Task(SQLModel, table=True):
@@ -44,7 +47,11 @@ class Task(SQLModel, table=True):
     updated_at: float = 0.0
     done_at: Optional[float] = None
 
-    __table_args__ = (Index("ix_task_queue", "state", "path", "start_ms"),)
+    __table_args__ = (
+        Index("ix_task_queue", "state", "path", "start_ms"),
+        # The scheduler's longest / shortest queued task, without sorting the queue (sql_fleet.LENGTH_MS).
+        Index("ix_task_length", "state", text(f"{LENGTH_MS} DESC"), "path", "start_ms"),
+    )
 
 
 class Attempt(SQLModel, table=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+LENGTH_MS = "coalesce(end_ms - start_ms, duration_ms, 0)"  # as tables.LENGTH_MS was at 0004
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -36,6 +38,10 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("client", "model", "backend"),
     )
+    # The scheduler's longest / shortest queued task (tables.LENGTH_MS), without sorting the queue. Last:
+    # SQLite's batch mode cannot reflect an expression index, so a later batch_alter_table("task") must
+    # create it again (tests/integration/test_migrations.py checks that it exists).
+    op.create_index("ix_task_length", "task", ["state", sa.text(f"{LENGTH_MS} DESC"), "path", "start_ms"])
 
 
 def downgrade() -> None:
@@ -47,5 +53,6 @@ def downgrade() -> None:
     with op.batch_alter_table("attempt") as batch:
         batch.drop_column("eta")
         batch.drop_column("replica")
+    op.drop_index("ix_task_length", "task")
     with op.batch_alter_table("task") as batch:
         batch.drop_column("replicas")
