@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Optional
 
@@ -20,3 +22,13 @@ def _die_with_parent() -> None:  # runs in the child, between fork and exec
 
 # Linux only; elsewhere systemd/launchd process groups or the user clean up.
 die_with_parent: Optional[Callable[[], None]] = _die_with_parent if sys.platform.startswith("linux") else None
+
+
+def yield_to_whisper() -> None:
+    """Lower the calling thread's priority (Linux nice is per thread, and its children inherit it):
+    the prefetch thread's downloads and ffmpeg then take only the CPU whisper-cli leaves idle."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass

@@ -7,12 +7,14 @@ Success means: rc 0 AND every requested output file exists and is non-empty AND 
 from __future__ import annotations
 
 import collections
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -27,10 +29,16 @@ _DETECTED = re.compile(r"auto-detected language:\s*([a-z]{2,3})")
 
 
 class TranscribeError(Exception):
-    def __init__(self, message: str, stderr_tail: str = "", retryable: bool = False):
+    def __init__(self, message: str, stderr_tail: str = "", retryable: bool = False, returncode: Optional[int] = None):
         super().__init__(message)
         self.stderr_tail = stderr_tail
         self.retryable = retryable
+        self.returncode = returncode
+
+    @property
+    def crashed(self) -> bool:
+        """Died of a signal (an abort, a segfault): negative from Popen, 128+N through a shell."""
+        return self.returncode is not None and (self.returncode < 0 or self.returncode > 128)
 
 
 class Cancelled(Exception):
@@ -45,6 +53,7 @@ class WhisperConfig:
     vad_model: Optional[Path] = None  # VAD on when set
     beam_size: Optional[int] = None
     extra_args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # GGML_* settings from .env, on top of ours
 
 
 @dataclass
@@ -119,6 +128,7 @@ def run(
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
+        env={**os.environ, **cfg.env} if cfg.env else None,
         preexec_fn=die_with_parent,
     )
 
@@ -135,35 +145,45 @@ def run(
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    while proc.poll() is None:
-        if cancel is not None and cancel.wait(0.2):
+    # The reader ends when whisper-cli exits (its stderr closes): joining it returns at that moment,
+    # where polling the process would add up to a poll interval between every two tasks.
+    while reader.is_alive():
+        reader.join(0.2)
+        if cancel is not None and cancel.is_set() and reader.is_alive():
             proc.kill()
             proc.wait()
             reader.join(5)
             raise Cancelled("whisper-cli stopped")
-        if cancel is None:
-            time.sleep(0.2)
-    reader.join(10)
+    proc.wait()
     stderr_tail = "\n".join(tail)
     errors = [line for line in tail if line.lstrip().lower().startswith("error")]
     missing = [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
     if proc.returncode != 0 or errors or missing:
+        rc = proc.returncode
         reason = (
             errors[-1].strip()
             if errors
-            else f"whisper-cli exited with {proc.returncode}"
-            if proc.returncode
+            else f"whisper-cli died of {_signal_name(-rc)}"
+            if rc < 0
+            else f"whisper-cli exited with {rc}"
+            if rc
             else f"whisper-cli wrote no {', '.join(missing)} output"
         )
         # Crashes (signals, odd codes) may be this machine's fault; a clean "cannot read" is the file's.
-        retryable = proc.returncode not in (0,) and not errors
-        raise TranscribeError(reason, stderr_tail, retryable=retryable)
+        raise TranscribeError(reason, stderr_tail, retryable=rc != 0 and not errors, returncode=rc)
     return Transcript(
         outputs,
         detected[-1] if detected else (language if language != "auto" else None),
         time.monotonic() - started,
         stderr_tail,
     )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def prepare_audio(src: Path, work: Path) -> tuple[Path, float, float]:

@@ -25,6 +25,7 @@ from .job import Job
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
+from .subproc import yield_to_whisper
 
 log = logging.getLogger("batch-stt.worker")
 
@@ -110,7 +111,7 @@ class Worker:
         backoff = Backoff(base=min(2.0, self.s.retry_max_seconds), cap=self.s.retry_max_seconds)
         worked = 0
         ahead: Optional[Future[Optional[Job]]] = None  # the next task, prepared while whisper-cli runs
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        with ThreadPoolExecutor(1, "prefetch", initializer=yield_to_whisper) as pool:
             try:
                 while not self.stopping.is_set() and (max_tasks is None or worked < max_tasks):
                     job = ahead.result() if ahead else None
