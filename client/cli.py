@@ -18,10 +18,12 @@ from rich.table import Table
 
 from . import media, transcribe
 from .api import ServerAPI
-from .outbox import Outbox
+from .guard import whisper_config
+from .notify import Gotify, Notifier, Silent
+from .outbox import Entry, Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError
-from .worker import Worker, bench_file, measured_rtf, whisper_config
+from .worker import Worker, bench_file, measured_rtf
 
 app = typer.Typer(
     help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
@@ -70,7 +72,12 @@ def run(
     """Work for the server: lease, transcribe, upload, repeat. Ctrl-C finishes the current task first."""
     setup_logging(verbose)
     s = load()
-    worker = Worker(s, ServerAPI(s), Outbox(s.outbox_dir), Display())
+    notifier = notifier_for(s)
+
+    def refused(entry: Entry, reason: str) -> None:
+        notifier.send(f"the server refused the {entry.kind} for task {entry.task_id}: {reason}")
+
+    worker = Worker(s, ServerAPI(s), Outbox(s.outbox_dir, on_refused=refused), Display(), notifier)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.request_stop())
     worker.display.info(f"{s.node_name}: serving {s.server_url} with {s.whisper_model.name}, {s.threads} threads")
@@ -118,6 +125,12 @@ def transcribe_files(
             )
             console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
     raise typer.Exit(1 if failed else 0)
+
+
+def notifier_for(s: ClientSettings) -> Notifier:
+    if s.gotify_url and s.gotify_key:
+        return Gotify(s.gotify_url, s.gotify_key, title=s.node_name)
+    return Silent()
 
 
 @app.command()

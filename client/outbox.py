@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -33,8 +34,9 @@ class Entry:
 
 
 class Outbox:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, on_refused: Callable[[Entry, str], None] = lambda entry, reason: None):
         self.root = root
+        self.on_refused = on_refused  # the volunteer hears of it (Gotify)
         self.rejected = root / "rejected"
         root.mkdir(parents=True, exist_ok=True)
         for stale in root.glob(".tmp-*"):  # a kill mid-write: never complete, never acknowledged
@@ -112,3 +114,4 @@ class Outbox:
         (entry.path / "refused.txt").write_text(reason + "\n", encoding="utf-8")
         os.rename(entry.path, self.rejected / entry.path.name)
         log.error("server refused %s for task %s: %s", entry.kind, entry.task_id, reason)
+        self.on_refused(entry, reason)

@@ -1,7 +1,8 @@
 """Client configuration, read once from the environment and `.env`.
 
-Names overlap with existing client deployments where they can (SERVER_URL, AUTH_ENABLED,
-USERNAME, PASSWORD, NODE_NAME, VAD_ENABLED, VAD_MODEL, CRON, PROCESSING_HOURS).
+The original client's `.env` works unchanged: SERVER_URL, AUTH_ENABLED, USERNAME, PASSWORD, CRON,
+PROCESSING_HOURS, NODE_NAME, VAD_ENABLED, VAD_MODEL, GOTIFY_URL, GOTIFY_KEY, and GGML_* variables
+(GGML_VK_VISIBLE_DEVICES and the like), which are passed on to whisper-cli.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,9 @@ class ClientSettings:
     beam_size: Optional[int] = None  # None: whisper-cli's default (5); 1 is greedy, ~1.8x faster
     prefetch: bool = True  # lease, download and transcode the next task while whisper-cli runs
     extra_whisper_args: tuple[str, ...] = ()
+    whisper_env: Mapping[str, str] = field(default_factory=dict)  # GGML_* from .env or the environment
+    gotify_url: str = ""
+    gotify_key: str = ""
 
     @property
     def english_only(self) -> bool:
@@ -81,6 +85,8 @@ class ClientSettings:
         if language and language != "auto" and len(language) != 2:
             raise SettingsError(f"LANGUAGE={language!r} must be 'auto' or a two-letter code")
         auth = truthy(get("AUTH_ENABLED", "false"))
+        if get("GOTIFY_URL") and not get("GOTIFY_URL").startswith(("http://", "https://")):
+            raise SettingsError(f"GOTIFY_URL={get('GOTIFY_URL')!r} must start with http:// or https://")
         if auth and not (get("USERNAME") and get("PASSWORD")) and not get("AUTH_TOKEN"):
             raise SettingsError("AUTH_ENABLED=true needs USERNAME and PASSWORD (or AUTH_TOKEN)")
         try:
@@ -111,4 +117,7 @@ class ClientSettings:
             beam_size=beam,
             extra_whisper_args=tuple(get("WHISPER_ARGS").split()),
             prefetch=truthy(get("PREFETCH", "1")),
+            whisper_env={k: v for k, v in values.items() if k.startswith("GGML_")},
+            gotify_url=get("GOTIFY_URL"),
+            gotify_key=get("GOTIFY_KEY"),
         )

@@ -21,35 +21,15 @@ from typing import Optional
 from . import __version__, media, transcribe
 from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient
 from .backoff import Backoff
+from .guard import Guard
 from .job import Job
+from .notify import Notifier, Silent
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
 from .subproc import yield_to_whisper
 
 log = logging.getLogger("batch-stt.worker")
-
-
-def whisper_config(s: ClientSettings) -> transcribe.WhisperConfig:
-    return transcribe.WhisperConfig(
-        cli=s.whisper_cli,
-        model=s.whisper_model,
-        threads=s.threads,
-        vad_model=s.vad_model if s.vad_enabled else None,
-        beam_size=s.beam_size,
-        extra_args=s.extra_whisper_args,
-    )
-
-
-def detect_backend(s: ClientSettings) -> str:
-    """The backend build.sh recorded next to the binary, unless WHISPER_BACKEND says otherwise."""
-    if s.backend:
-        return s.backend
-    stamp = s.whisper_cli.parent.parent / ".batch-stt-stamp"
-    try:
-        return stamp.read_text().split()[1]
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def bench_file(s: ClientSettings) -> Path:
@@ -70,11 +50,15 @@ def clean_text(data: bytes) -> bytes:
 
 
 class Worker:
-    def __init__(self, settings: ClientSettings, api: ServerAPI, outbox: Outbox, display: Display):
+    def __init__(
+        self, settings: ClientSettings, api: ServerAPI, outbox: Outbox, display: Display, notifier: Notifier = Silent()
+    ):
         self.s = settings
         self.api = api
         self.outbox = outbox
         self.display = display
+        self.notifier = notifier
+        self.guard = Guard(settings, notifier, display.info)
         self.stopping = threading.Event()  # first signal: finish the current task, then exit
         self.aborting = threading.Event()  # second signal: stop now, hand the task back
         self._cancel: Optional[threading.Event] = None  # the running task's
@@ -96,7 +80,7 @@ class Worker:
 
     def capabilities(self) -> dict:
         return {
-            "backend": detect_backend(self.s),
+            "backend": self.guard.backend,
             "model": self.s.whisper_model.name,
             "threads": self.s.threads,
             "rtf": measured_rtf(self.s),
@@ -232,12 +216,12 @@ class Worker:
                 self.display.update(pct, speed)
 
             language = self.s.language or lease.language
-            result = transcribe.run(whisper_config(self.s), job.wav, job.work / "out", language, progress, job.cancel)
+            result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel)
             self.display.finish()
             files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
             meta = {
                 "model": self.s.whisper_model.name,
-                "backend": detect_backend(self.s),
+                **how,  # the backend that made it, and any retry's reason
                 "audio_seconds": round(job.audio_seconds, 3),
                 "processing_seconds": round(result.seconds, 3),
                 "language": result.language,
@@ -281,6 +265,7 @@ class Worker:
         self.display.finish()
         self.display.info(f"task {lease.task_id} failed: {message}")
         self.outbox.put_error(lease.task_id, lease.token, message, stderr_tail, retryable)
+        self.notifier.send(f"task {lease.task_id} ({lease.describe()}) failed: {message}", stderr_tail)
 
     def _hand_back(self, lease: Lease, why: str = "aborted") -> None:
         try:

@@ -1,6 +1,6 @@
 """The protocol existing clients in the field speak. Keep it byte-for-byte compatible.
 
-GET /task -> 200 audio body + X-Task-ID, X-Language | 204;  POST /result {"id","vtt"};  POST /error {"id"}.
+GET /task -> 200 audio body + X-Task-ID, X-Language | 204;  POST /result {"id","vtt"};  POST /error {"id", "error"?}.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from .ledger import TaskView
 from .part_audio import CutError
 from .results import vtt_to_text
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
+
+ERROR_CHARS = 4000  # the end of a long error (ffmpeg's and whisper's last lines) is what explains it
 
 router = APIRouter(
     tags=["legacy"],
@@ -75,5 +77,9 @@ async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTask
 
 @router.post("/error")
 def post_error(body: LegacyErrorIn, ctx: Ctx) -> dict[str, str]:
-    ctx.ledger.legacy.fail(body.id)
+    """The task failed on the client; its `error` text (if sent) becomes the task's error."""
+    if body.error and body.error.strip():
+        ctx.ledger.legacy.fail(body.id, body.error.strip()[-ERROR_CHARS:])
+    else:
+        ctx.ledger.legacy.fail(body.id)
     return {"status": "ok"}

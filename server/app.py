@@ -27,7 +27,7 @@ from .ledger import Assigner, CooldownRule, LeaseLost, Ledger, LedgerError, NotF
 from .limits import BodyLimitMiddleware
 from .part_audio import CutError
 from .paths import UnsafePath
-from .results import remove_stale_temps
+from .results import ResultClash, remove_stale_temps
 from .settings import Settings
 
 log = logging.getLogger("batch-stt.server")
@@ -41,6 +41,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AudioChanged, 409),
     (CutError, 410),
     (UnsafePath, 400),
+    (ResultClash, 409),
 )
 
 

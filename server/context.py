@@ -57,7 +57,7 @@ class Context:
     def scan(self) -> ScanReport:
         """Register new files now; the housekeeping loop is woken to checksum, probe and cut them."""
         s = self.settings
-        report = scanner.scan(self.ledger.catalogue, s.audio_dir, s.results_dir, s.default_language)
+        report = scanner.scan(self.ledger.catalogue, s.audio_dir, s.results, s.languages)
         self.wake()
         return report
 
@@ -109,11 +109,10 @@ class Context:
         return cut.stat.st_size, sha256_file(cut.path)
 
     def write_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> None:
-        """A file's results go to RESULTS_DIR; a part's wait beside its siblings' for the stitch."""
-        root = self.parts_dir if task.parent_id else self.settings.results_dir
-        results.write_result(
-            root, task.result_stem, files, {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
-        )
+        """A file's results go to RESULTS_DIR (RESULT_FORMATS of them); a part's, all of them, wait
+        beside its siblings' for the stitch."""
+        layout = results.ResultLayout(self.parts_dir) if task.parent_id else self.settings.results
+        layout.write(task.result_stem, files, {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts})
 
     def stitch(self, file_id: str) -> bool:
         """Write a split file's results from its parts' results, then mark it done.
@@ -157,7 +156,7 @@ class Context:
                 ],
             }
             joined = stitcher.stitch(loaded, language)
-            results.write_result(self.settings.results_dir, file.result_stem, joined, {**meta, "task_id": file.id})
+            self.settings.results.write(file.result_stem, joined, {**meta, "task_id": file.id})
             if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
                 shutil.rmtree(folder, ignore_errors=True)
             return True

@@ -6,6 +6,11 @@ import os
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+# What the scanner takes for audio or video (and what no result may ever be named).
+MEDIA_EXTENSIONS = frozenset(
+    [".mp3", ".wav", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"]
+)
+
 
 class UnsafePath(ValueError):
     pass

@@ -7,13 +7,14 @@ import os
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stt_common.files import fsync_dir
 from stt_common.formats import RESULT_FORMATS
 
-from .paths import safe_join
+from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
 
 _TIMING = re.compile(r"^\s*(\d+:)?\d+:\d+[.,]\d+\s*-->")
 
@@ -55,33 +56,77 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_result(results_dir: Path, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
-    """Write each format of `results_dir/stem`, then `.meta.json` last: its presence marks a complete set."""
-    meta = {**meta, "formats": sorted(files)}
-    # One check that the set's folder lies inside RESULTS_DIR; the renames below never follow a
-    # symlink planted at a result's name, so the siblings need no check of their own.
-    meta_path = safe_join(results_dir, f"{stem}.meta.json")
-    meta_path.parent.mkdir(parents=True, exist_ok=True)
-    name = meta_path.name[: -len(".meta.json")]
-    written = []
-    for fmt, data in files.items():
-        if fmt not in RESULT_FORMATS:
-            raise ValueError(f"unknown result format {fmt!r}")
-        target = meta_path.with_name(f"{name}.{fmt}")
-        _write_atomic(target, data)
-        written.append(target)
-    _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
-    written.append(meta_path)
-    fsync_dir(meta_path.parent)  # make the renames themselves durable
-    return written
+class ResultClash(ValueError):
+    """A result's name is another file's: beside the audio, `x.meta.json` is the sidecar of `x.meta.mp3`."""
+
+
+META = ".meta.json"
+
+
+@dataclass(frozen=True)
+class ResultLayout:
+    """Where a file's transcripts go and which formats are kept (RESULTS_DIR, RESULT_FORMATS).
+
+    Beside the audio (the original server's layout) the JSON transcript is `x.whisper.json`: `x.json`
+    is the sidecar the language comes from. Nothing is written over a sidecar, and no result format
+    is an audio extension, so nothing is written over audio either.
+    """
+
+    root: Path
+    formats: tuple[str, ...] = RESULT_FORMATS
+    beside_audio: bool = False
+
+    def suffix(self, fmt: str) -> str:
+        return ".whisper.json" if fmt == "json" and self.beside_audio else f".{fmt}"
+
+    def exists(self, stem: str) -> bool:
+        """A configured result is there already (the original server's rule for "done")."""
+        try:
+            return any(safe_join(self.root, stem + self.suffix(f)).is_file() for f in self.formats)
+        except UnsafePath:
+            return False
+
+    def write(self, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
+        """Each kept format, then `.meta.json` last: its presence marks a complete set."""
+        unknown = set(files) - set(RESULT_FORMATS)
+        if unknown:
+            raise ValueError(f"unknown result format {', '.join(sorted(unknown))}")
+        kept = {f: data for f, data in files.items() if f in self.formats}
+        # One check that the set's folder lies inside RESULTS_DIR; the renames below never follow a
+        # symlink planted at a result's name, so the siblings need no check of their own.
+        meta_path = safe_join(self.root, stem + META)
+        base = meta_path.name[: -len(META)]
+        targets = {meta_path.with_name(base + self.suffix(f)): data for f, data in kept.items()}
+        if self.beside_audio:
+            for target in [*targets, meta_path]:
+                _refuse_sidecar(target)
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        for target, data in targets.items():
+            _write_atomic(target, data)
+        _write_atomic(meta_path, json.dumps({**meta, "formats": sorted(kept)}, indent=2, sort_keys=True).encode())
+        fsync_dir(meta_path.parent)  # make the renames themselves durable
+        return [*targets, meta_path]
+
+
+def _refuse_sidecar(target: Path) -> None:
+    if target.suffix != ".json":
+        return
+    stem = target.with_suffix("")
+    for ext in MEDIA_EXTENSIONS:
+        if stem.with_name(stem.name + ext).exists():
+            raise ResultClash(f"{target.name} would overwrite the sidecar of {stem.name}{ext}")
+
+
+_OUR_TEMP = re.compile(r"^\..+\.\d+-\d+\.tmp$")
 
 
 def remove_stale_temps(results_dir: Path) -> int:
-    """Temp files a crash left mid-write were never acknowledged: remove them at start."""
+    """Temp files a crash left mid-write were never acknowledged: remove them at start (only ours:
+    RESULTS_DIR may be the audio tree)."""
     removed = 0
     for dirpath, _, filenames in os.walk(results_dir):
         for name in filenames:
-            if name.startswith(".") and name.endswith(".tmp"):
+            if _OUR_TEMP.match(name):
                 Path(dirpath, name).unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -13,26 +13,15 @@ from stt_common.files import sha256_file
 from stt_common.media import ProbeError, probe_seconds
 
 from . import splitter
-from .languages import WHISPER_LANGUAGES
 from .ledger import FoundFile, ScanReport, TaskView
 from .ledger.catalogue import Catalogue
 from .ledger.parts import Parts
 from .ledger.values import task_id_for
-from .paths import UnsafePath, safe_join
+from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
+from .results import ResultLayout
+from .sidecar import LanguageRule
 
 log = logging.getLogger("batch-stt.scanner")
-
-MEDIA_EXTENSIONS = frozenset(
-    [".mp3", ".wav", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"]
-)
-
-
-def language_for(path: str, default: str) -> str:
-    """The deepest folder named by a language code wins: AUDIO_DIR/de/x.mp3 is German."""
-    for part in reversed(PurePosixPath(path).parts[:-1]):
-        if part.lower() in WHISPER_LANGUAGES:
-            return part.lower()
-    return default
 
 
 def walk(audio_dir: Path) -> Iterator[str]:
@@ -64,30 +53,28 @@ def result_stems(paths: list[str]) -> dict[str, str]:
     return {p: (stem if len(group) == 1 else p) for stem, group in stems.items() for p in group}
 
 
-def has_result(results_dir: Path, stem: str) -> bool:
-    try:
-        return any(safe_join(results_dir, stem + ext).is_file() for ext in (".vtt", ".txt"))
-    except UnsafePath:
-        return False
-
-
-def scan(catalogue: Catalogue, audio_dir: Path, results_dir: Path, default_language: str) -> ScanReport:
-    """Register new files, notice changed and vanished ones. Only stat()s: fast even for huge folders."""
+def scan(catalogue: Catalogue, audio_dir: Path, results: ResultLayout, languages: LanguageRule) -> ScanReport:
+    """Register new files, notice changed and vanished ones. stat()s, and reads sidecars where
+    LANGUAGE_JSON_KEY asks: quick even for huge folders."""
     root = audio_dir.resolve()
     paths = list(walk(audio_dir))
     stems = result_stems(paths)
     found = []
     for rel in paths:
+        language = languages.decide(root, rel)
+        if language is None:
+            continue  # REQUIRE_SIDECAR, and none: not work, as with the original server
         st = (root / rel).stat()
         found.append(
             FoundFile(
                 task_id=task_id_for(rel),
                 path=rel,
                 result_stem=stems[rel],
-                language=language_for(rel, default_language),
+                language=language.code,
                 size=st.st_size,
                 mtime=st.st_mtime,
-                has_result=has_result(results_dir, stems[rel]),
+                has_result=results.exists(stems[rel]),
+                problem=language.problem,
             )
         )
     return catalogue.sync_files(found)

@@ -127,6 +127,7 @@ class LegacyResultIn(Strict):
 
 class LegacyErrorIn(Strict):
     id: str = Field(..., max_length=64)
+    error: Optional[str] = Field(None, max_length=64 * 1024)  # the original server kept it as the task's error
 
 
 class Message(BaseModel):

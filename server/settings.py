@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from stt_common.env import load_env
+from stt_common.env import load_env, truthy
+from stt_common.formats import RESULT_FORMATS
 
+from .results import ResultLayout
 from .scheduler import SchedulerKind
+from .sidecar import LanguageRule
 
 
 class SettingsError(ValueError):
@@ -42,10 +45,23 @@ class Settings:
     replica_budget: float = 0.05  # tail replicas may cost at most this share of the library's audio
     cooldown_strikes: int = 3  # failures others then transcribed, in a row, before a host cools down
     cooldown_seconds: float = 600.0  # the first cool-down; doubles each time in a row; 0: never
+    # The original server's layout: language from x.json beside x.mp3, results beside the audio.
+    language_json_key: str = "sql_params.language"  # "": sidecars are not read
+    require_sidecar: bool = False
+    result_formats: tuple[str, ...] = RESULT_FORMATS
+    results_beside_audio: bool = False
     # Built-in auth (optional; the documented deployment uses Caddy instead).
     auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
     admin_tokens: frozenset[str] = frozenset()
     users_file: Path | None = None
+
+    @property
+    def results(self) -> ResultLayout:
+        return ResultLayout(self.results_dir, self.result_formats, self.results_beside_audio)
+
+    @property
+    def languages(self) -> LanguageRule:
+        return LanguageRule(self.default_language, self.language_json_key, self.require_sidecar)
 
     @property
     def auth_enabled(self) -> bool:
@@ -77,7 +93,17 @@ class Settings:
         audio_dir = Path(audio_raw).expanduser()
         if not audio_dir.is_dir():
             raise SettingsError(f"AUDIO_DIR={audio_raw!r} is not a directory")
-        results_dir = Path(get("RESULTS_DIR", str(data_dir / "results"))).expanduser()
+        beside = truthy(get("RESULTS_BESIDE_AUDIO", "false"))
+        results_dir = audio_dir if beside else Path(get("RESULTS_DIR", str(data_dir / "results"))).expanduser()
+        beside = beside or results_dir.resolve() == audio_dir.resolve()
+        formats = tuple(dict.fromkeys(f.strip().lower() for f in get("RESULT_FORMATS", "txt,vtt,srt,json").split(",")))
+        if not formats or not set(formats) <= set(RESULT_FORMATS) or "" in formats:
+            raise SettingsError(
+                f"RESULT_FORMATS={get('RESULT_FORMATS')!r}: a comma-separated choice of txt,vtt,srt,json"
+            )
+        json_key = get("LANGUAGE_JSON_KEY", "sql_params.language")
+        if json_key and not all(json_key.split(".")):
+            raise SettingsError(f"LANGUAGE_JSON_KEY={json_key!r} must be keys joined by dots, or empty (off)")
         database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'batch-stt.db'}"
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
             raise SettingsError(f"DATABASE_URL={database_url!r}: only sqlite:/// and postgresql:// URLs are supported")
@@ -138,6 +164,10 @@ class Settings:
             replica_budget=replica_budget,
             cooldown_strikes=number("COOLDOWN_STRIKES", 3, minimum=1),
             cooldown_seconds=number("COOLDOWN_SECONDS", 600.0, kind=float),
+            language_json_key=json_key,
+            require_sidecar=truthy(get("REQUIRE_SIDECAR", "false")),
+            result_formats=formats,
+            results_beside_audio=beside,
             auth_tokens=tokens,
             admin_tokens=admin,
             users_file=users_file,

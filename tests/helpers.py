@@ -90,7 +90,7 @@ class ServerProcess:
             return
         unprobed = (
             "SELECT count(*) FROM task WHERE duration_ms IS NULL AND parent_id IS NULL"
-            " AND size > 0 AND state != 'missing'"
+            " AND size > 0 AND state NOT IN ('missing', 'held')"
         )
         while time.monotonic() < deadline:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:

@@ -18,9 +18,21 @@ from .values import FoundFile, ScanReport, TaskView
 _SPLIT_UNFINISHED = (TaskState.SPLIT, TaskState.FAILED)
 
 
+# Not started by anyone: a sidecar to fix holds it; fixed, it is queued again.
+_WAITING = (TaskState.QUEUED, TaskState.HELD)
+
+
 def _fresh_start(size: int) -> tuple[TaskState, Optional[str]]:
     # An empty file has nothing to hand out: say so at once instead of failing N times.
     return (TaskState.FAILED, "empty file (0 bytes)") if size == 0 else (TaskState.QUEUED, None)
+
+
+def _hold(problem: Optional[str], state: TaskState, error: Optional[str]) -> tuple[TaskState, Optional[str]]:
+    if problem and state in _WAITING:
+        return TaskState.HELD, problem
+    if state == TaskState.HELD:
+        return TaskState.QUEUED, None
+    return state, error
 
 
 class Catalogue:
@@ -43,7 +55,8 @@ class Catalogue:
                 seen.add(f.task_id)
                 row = known.get(f.task_id)
                 if row is None:
-                    state, error = (TaskState.DONE, None) if f.has_result else _fresh_start(f.size)
+                    # A result already there makes a new file done (the original server's rule).
+                    state, error = (TaskState.DONE, None) if f.has_result else _hold(f.problem, *_fresh_start(f.size))
                     added.append(
                         {
                             "id": f.task_id,
@@ -57,7 +70,7 @@ class Catalogue:
                             "last_error": error,
                             "created_at": now,
                             "updated_at": now,
-                            "done_at": now if f.has_result else None,
+                            "done_at": now if state == TaskState.DONE else None,
                         }
                     )
                     continue
@@ -82,14 +95,21 @@ class Catalogue:
                     # A finished task keeps its result (requeue it to redo); an unfinished one
                     # starts over with the new file.
                     new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
-                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT):
+                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT, TaskState.HELD):
                         state, new["last_error"] = _fresh_start(f.size)
                         new["state"], new["attempts"] = state.value, 0
                         if row.split_ms is not None:  # its parts were cut from the old file
                             unsplit.append(row.id)
                             new["split_ms"] = None
                     changed += 1
-                if replaced or (new["state"], new["language"]) != (row.state, row.language):
+                if new["state"] in _WAITING:
+                    state, new["last_error"] = _hold(f.problem, TaskState(new["state"]), new["last_error"])
+                    new["state"] = state.value
+                if replaced or (new["state"], new["language"], new["last_error"]) != (
+                    row.state,
+                    row.language,
+                    row.last_error,
+                ):
                     updates.append(new)
             missing = [
                 {"tid": tid, "now": now}

@@ -226,7 +226,12 @@ unhashed_tasks = (
 )
 unprobed_tasks = (
     select(*TASK_VIEW)
-    .where(task.c.duration_ms.is_(None), task.c.state != TaskState.MISSING, task.c.size > 0, task.c.parent_id.is_(None))
+    .where(
+        task.c.duration_ms.is_(None),
+        task.c.state.not_in([TaskState.MISSING, TaskState.HELD]),  # held: probed (and cut) once released
+        task.c.size > 0,
+        task.c.parent_id.is_(None),
+    )
     .order_by(task.c.path)
     .limit(bindparam("limit"))
 )

@@ -6,7 +6,8 @@ from enum import Enum
 
 
 class TaskState(str, Enum):
-    """queued -> leased -> done | failed (after MAX_ATTEMPTS); missing while its file is gone.
+    """queued -> leased -> done | failed (after MAX_ATTEMPTS); missing while its file is gone; held
+    while the operator must fix something first (a broken sidecar): a rescan after the fix queues it.
 
     A long file is `split` while its parts (tasks of their own) are worked on, then `done` once
     stitched, or `failed` when one of its parts failed for good.
@@ -18,6 +19,7 @@ class TaskState(str, Enum):
     FAILED = "failed"
     MISSING = "missing"
     SPLIT = "split"
+    HELD = "held"
 
     def __str__(self) -> str:
         return self.value

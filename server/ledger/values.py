@@ -37,6 +37,7 @@ class FoundFile:
     size: int
     mtime: float
     has_result: bool
+    problem: Optional[str] = None  # the operator must fix something (a broken sidecar) before it is work
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 
+from server.results import ResultLayout
 from server.scanner import probe_pending, scan
+from server.sidecar import LanguageRule
 from tests.helpers import copy_audio, make_ledger
 
 
@@ -13,7 +15,7 @@ def test_durations_are_probed_once_and_again_after_a_change(shared, tmp_path):
     copy_audio(shared, audio, {"jfk.mp3": "jfk.mp3", "long.mp3": "millbrook.mp3", "bad.mp3": "corrupt-garbage.mp3"})
     (audio / "empty.mp3").write_bytes(b"")
     ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
+    scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
     assert {t.duration_ms for t in ledger.reports.tasks()} == {None}
 
     assert probe_pending(ledger.catalogue, audio) == 3  # the empty file is never probed
@@ -25,7 +27,7 @@ def test_durations_are_probed_once_and_again_after_a_change(shared, tmp_path):
     assert probe_pending(ledger.catalogue, audio) == 0
 
     shutil.copy(shared / "audio" / "millbrook.mp3", audio / "jfk.mp3")  # replaced by a longer file
-    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
+    scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
     assert probe_pending(ledger.catalogue, audio) == 1
     again = {t.path: t.duration_ms for t in ledger.reports.tasks()}
     assert again == {**by_path, "jfk.mp3": by_path["long.mp3"]}

@@ -7,7 +7,9 @@ import os
 import pytest
 
 from server.paths import UnsafePath, safe_join
-from server.scanner import checksum_pending, language_for, result_stems, scan, task_id_for, walk
+from server.results import ResultLayout
+from server.scanner import checksum_pending, result_stems, scan, task_id_for, walk
+from server.sidecar import LanguageRule, language_for_folder
 from tests.helpers import Clock, make_ledger
 
 
@@ -48,10 +50,10 @@ def test_walk_finds_media_and_skips_escapes(tmp_path):
 
 
 def test_language_from_folder():
-    assert language_for("de/interviews/x.mp3", "auto") == "de"
-    assert language_for("es/de/x.mp3", "auto") == "de"  # deepest wins
-    assert language_for("talks/x.mp3", "en") == "en"
-    assert language_for("de.mp3", "auto") == "auto"  # a file name is not a folder
+    assert language_for_folder("de/interviews/x.mp3", "auto") == "de"
+    assert language_for_folder("es/de/x.mp3", "auto") == "de"  # deepest wins
+    assert language_for_folder("talks/x.mp3", "en") == "en"
+    assert language_for_folder("de.mp3", "auto") == "auto"  # a file name is not a folder
 
 
 def test_ids_are_stable_and_filesystem_safe():
@@ -76,7 +78,7 @@ def test_scan_lifecycle(tmp_path):
     touch(audio / "empty.mp3", b"")
     touch(results / "old.vtt", b"WEBVTT")
     touch(audio / "old.mp3")
-    r = scan(ledger.catalogue, audio, results, "auto")
+    r = scan(ledger.catalogue, audio, ResultLayout(results), LanguageRule())
     assert r.added == 4
     by_path = {t.path: t for t in ledger.reports.tasks()}
     assert by_path["fr/two.mp3"].language == "fr"
@@ -88,14 +90,14 @@ def test_scan_lifecycle(tmp_path):
 
     (audio / "one.mp3").unlink()
     touch(audio / "fr" / "two.mp3", b"different content")
-    r = scan(ledger.catalogue, audio, results, "auto")
+    r = scan(ledger.catalogue, audio, ResultLayout(results), LanguageRule())
     assert (r.missing, r.changed) == (1, 1)
     by_path = {t.path: t for t in ledger.reports.tasks()}
     assert by_path["one.mp3"].state == "missing"
     assert by_path["fr/two.mp3"].size == len(b"different content")
 
     touch(audio / "one.mp3")
-    assert scan(ledger.catalogue, audio, results, "auto").returned == 1
+    assert scan(ledger.catalogue, audio, ResultLayout(results), LanguageRule()).returned == 1
     assert ledger.reports.task(by_path["one.mp3"].id).state == "queued"
 
 
@@ -104,9 +106,9 @@ def test_rescan_writes_only_what_changed(tmp_path):
     ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock)
     touch(audio / "a.mp3")
     touch(audio / "b.mp3")
-    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
+    scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
     clock.t += 300
     touch(audio / "b.mp3", b"new content")
-    scan(ledger.catalogue, audio, tmp_path / "results", "auto")
+    scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
     updated = {t.path: t.updated_at for t in ledger.reports.tasks()}
     assert updated == {"a.mp3": 1_000_000.0, "b.mp3": 1_000_300.0}
