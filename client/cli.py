@@ -19,7 +19,7 @@ from rich.table import Table
 from . import media, transcribe
 from .api import ServerAPI
 from .guard import whisper_config
-from .notify import Gotify, Notifier, Silent
+from .notify import NotifySetupError, notifier_for
 from .outbox import Entry, Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError
@@ -72,7 +72,11 @@ def run(
     """Work for the server: lease, transcribe, upload, repeat. Ctrl-C finishes the current task first."""
     setup_logging(verbose)
     s = load()
-    notifier = notifier_for(s)
+    try:
+        notifier = notifier_for(s.node_name, s.gotify_url, s.gotify_key, s.notify_urls)
+    except NotifySetupError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
 
     def refused(entry: Entry, reason: str) -> None:
         notifier.send(f"the server refused the {entry.kind} for task {entry.task_id}: {reason}")
@@ -125,12 +129,6 @@ def transcribe_files(
             )
             console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
     raise typer.Exit(1 if failed else 0)
-
-
-def notifier_for(s: ClientSettings) -> Notifier:
-    if s.gotify_url and s.gotify_key:
-        return Gotify(s.gotify_url, s.gotify_key, title=s.node_name)
-    return Silent()
 
 
 @app.command()

@@ -53,6 +53,7 @@ class ClientSettings:
     whisper_env: Mapping[str, str] = field(default_factory=dict)  # GGML_* from .env or the environment
     gotify_url: str = ""
     gotify_key: str = ""
+    notify_urls: tuple[str, ...] = ()  # apprise URLs
 
     @property
     def english_only(self) -> bool:
@@ -120,4 +121,5 @@ class ClientSettings:
             whisper_env={k: v for k, v in values.items() if k.startswith("GGML_")},
             gotify_url=get("GOTIFY_URL"),
             gotify_key=get("GOTIFY_KEY"),
+            notify_urls=tuple(filter(None, (u.strip() for u in get("NOTIFY_URLS").split(",")))),
         )

@@ -23,7 +23,7 @@ from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient
 from .backoff import Backoff
 from .guard import Guard
 from .job import Job
-from .notify import Notifier, Silent
+from .notify import Notifier, Notifiers
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
@@ -51,7 +51,12 @@ def clean_text(data: bytes) -> bytes:
 
 class Worker:
     def __init__(
-        self, settings: ClientSettings, api: ServerAPI, outbox: Outbox, display: Display, notifier: Notifier = Silent()
+        self,
+        settings: ClientSettings,
+        api: ServerAPI,
+        outbox: Outbox,
+        display: Display,
+        notifier: Notifier = Notifiers(),
     ):
         self.s = settings
         self.api = api

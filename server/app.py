@@ -13,18 +13,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO, Any, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from . import api_legacy, api_v1
+from . import api_legacy, api_v1, dashboard
+from .alerts import Alerts
 from .audio import AudioChanged, AudioGone
 from .auth import Authenticator
 from .context import Context
+from .deps import authenticated
 from .events import EventLog
 from .ledger import Assigner, CooldownRule, LeaseLost, Ledger, LedgerError, NotFound
-from .limits import BodyLimitMiddleware
+from .limits import BodyLimitMiddleware, LatencyMiddleware
+from .metrics import CONTENT_TYPE, Metrics
+from .notify import Notifier, Targets
 from .part_audio import CutError
 from .paths import UnsafePath
 from .results import ResultClash, remove_stale_temps
@@ -67,7 +71,12 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
-    return Context(settings, ledger, auth, events, split_ms)
+    metrics = Metrics(ledger)
+    targets = Targets(settings.notify_urls, settings.webhook_url, settings.webhook_secret)
+    notifier = Notifier(settings.data_dir / "notifications", targets, settings.notify_events)
+    events.subscribe(metrics.observe)
+    events.subscribe(Alerts(ledger, notifier).on_event)
+    return Context(settings, ledger, auth, events, metrics, notifier, split_ms)
 
 
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
@@ -120,12 +129,18 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         stop = threading.Event()
         worker = threading.Thread(target=_housekeeping, args=(ctx, stop), name="housekeeping", daemon=True)
         worker.start()
+        sender = threading.Thread(target=ctx.notifier.run, args=(stop,), name="notify", daemon=True)
+        if ctx.notifier.enabled:
+            sender.start()
         try:
             yield
         finally:
             stop.set()
             ctx.wake()
+            ctx.notifier.wake.set()
             worker.join(timeout=5)
+            if sender.is_alive():
+                sender.join(timeout=15)
             ctx.close()
 
     app = FastAPI(
@@ -136,6 +151,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
     )
     app.state.ctx = ctx
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_result_bytes + 64 * 1024)
+    app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
 
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:
         status = next(code for cls, code in STATUS if isinstance(exc, cls))
@@ -169,8 +185,20 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return {"status": "ready"}
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        dependencies=[Depends(authenticated)],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
+    def metrics() -> Response:
+        """Prometheus text format (prometheus-client), behind the API's authentication."""
+        return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE)
+
     app.include_router(api_legacy.router)
     app.include_router(api_v1.router)
+    app.include_router(dashboard.router)
     return app
 
 

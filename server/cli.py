@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -58,9 +60,14 @@ def serve(
     """Start the HTTP server (scans AUDIO_DIR at start and every SCAN_INTERVAL seconds)."""
     import uvicorn
 
+    settings = load_settings()
+    if settings.workers > 1:  # counters shared by the workers, merged at each scrape (server/metrics.py)
+        shared = settings.data_dir / "metrics"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)  # before prometheus-client is imported
     from .app import create_app
 
-    settings = load_settings()
     try:
         api = create_app(settings)
     except (SettingsError, MigrationError) as e:

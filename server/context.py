@@ -20,6 +20,8 @@ from . import audio, part_audio, results, scanner, stitcher
 from .auth import Authenticator
 from .events import EventLog
 from .ledger import Grant, Ledger, ScanReport, TaskState, TaskView
+from .metrics import Metrics
+from .notify import Notifier
 from .paths import safe_join
 from .settings import Settings
 
@@ -33,6 +35,8 @@ class Context:
     ledger: Ledger
     auth: Authenticator
     events: EventLog
+    metrics: Metrics
+    notifier: Notifier
     split_ms: int = 0  # 0: long files stay whole (SPLIT_SECONDS=0, or no ffmpeg on the server)
     _stitching: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)

@@ -11,6 +11,7 @@ from typing import Optional
 from stt_common.env import load_env, truthy
 from stt_common.formats import RESULT_FORMATS
 
+from .notify import DEFAULT_EVENTS, NotifyEvent
 from .results import ResultLayout
 from .scheduler import SchedulerKind
 from .sidecar import LanguageRule
@@ -50,6 +51,11 @@ class Settings:
     require_sidecar: bool = False
     result_formats: tuple[str, ...] = RESULT_FORMATS
     results_beside_audio: bool = False
+    # Telling the operator (server/notify.py): apprise URLs, a signed JSON webhook, which events.
+    notify_urls: tuple[str, ...] = ()
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notify_events: frozenset[NotifyEvent] = DEFAULT_EVENTS
     # Built-in auth (optional; the documented deployment uses Caddy instead).
     auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
     admin_tokens: frozenset[str] = frozenset()
@@ -126,6 +132,25 @@ class Settings:
         if replica_budget > 1:
             raise SettingsError(f"REPLICA_BUDGET={replica_budget} is a share of the library: between 0 and 1")
 
+        urls = tuple(filter(None, (u.strip() for u in get("NOTIFY_URLS").split(","))))
+        if any("://" not in u for u in urls):
+            raise SettingsError(
+                "NOTIFY_URLS must be apprise URLs (gotify://..., ntfys://..., mailto://...), comma-separated"
+            )
+        webhook = get("WEBHOOK_URL")
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise SettingsError(f"WEBHOOK_URL={webhook!r} must start with http:// or https://")
+        try:
+            default_events = ",".join(sorted(e.value for e in DEFAULT_EVENTS))
+            notify_events = frozenset(
+                NotifyEvent(e.strip()) for e in get("NOTIFY_EVENTS", default_events).split(",") if e.strip()
+            )
+        except ValueError:
+            choices = ", ".join(e.value for e in NotifyEvent)
+            raise SettingsError(
+                f"NOTIFY_EVENTS={get('NOTIFY_EVENTS')!r}: a comma-separated choice of {choices}"
+            ) from None
+
         tokens: dict[str, str] = {}
         for item in filter(None, (s.strip() for s in get("AUTH_TOKENS").split(","))):
             name, sep, token = item.partition(":")
@@ -168,6 +193,10 @@ class Settings:
             require_sidecar=truthy(get("REQUIRE_SIDECAR", "false")),
             result_formats=formats,
             results_beside_audio=beside,
+            notify_urls=urls,
+            webhook_url=webhook,
+            webhook_secret=get("WEBHOOK_SECRET"),
+            notify_events=notify_events,
             auth_tokens=tokens,
             admin_tokens=admin,
             users_file=users_file,

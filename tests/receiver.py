@@ -25,6 +25,8 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.status = 200
+        self.gate = threading.Event()  # cleared: requests wait (a receiver that hangs)
+        self.gate.set()
         self.arrived = threading.Condition()
         receiver = self
 
@@ -34,6 +36,7 @@ class Receiver:
                 with receiver.arrived:
                     receiver.received.append(Received(self.path, dict(self.headers), body))
                     receiver.arrived.notify_all()
+                receiver.gate.wait()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -55,5 +58,6 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()

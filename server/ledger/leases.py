@@ -247,7 +247,12 @@ class Leases:
 
     def log_completion(self, c: Completion, client: str) -> None:
         self.events.emit(
-            "duplicate" if c.duplicate else "completed", task=c.task.id, client=client, late=c.late, attempt=c.attempt
+            "duplicate" if c.duplicate else "completed",
+            task=c.task.id,
+            client=client,
+            late=c.late,
+            attempt=c.attempt,
+            audio_seconds=None if c.duplicate else round(c.task.seconds, 3),
         )
         self.fleet.log_cooled(c.cooled)
 

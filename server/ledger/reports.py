@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Optional
 
-from . import sql, sql_fleet
+from . import sql, sql_fleet, sql_overview, sql_parts
 from .database import Database
 from .leases import task_row
 from .states import TaskState
-from .values import Stats, TaskView
+from .values import Overview, SplitFile, Stats, TaskView
 
 
 class Reports:
@@ -44,3 +44,30 @@ class Reports:
         return Stats(
             counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active), replicas, int(won)
         )
+
+    def overview(self, window: float = 3600.0) -> Overview:
+        since = self.clock() - window
+        with self.db.reading() as c:
+            files = dict.fromkeys(TaskState, 0)
+            files.update({TaskState(state): n for state, n in c.execute(sql_overview.files_by_state)})
+            audio = dict.fromkeys(TaskState, 0.0)
+            audio.update({TaskState(state): ms / 1000 for state, ms in c.execute(sql_overview.audio_by_state)})
+            n, ms = c.execute(sql_overview.done_since, {"since": since}).one()
+        return Overview(files, audio, int(n), ms / 1000)
+
+    def split_files(self, limit: int = 50) -> list[SplitFile]:
+        """Long files still in parts (or failed), with how many of their parts are done."""
+        with self.db.reading() as c:
+            rows = c.execute(sql_overview.split_files, {"limit": limit}).all()
+            ids = [r.id for r in rows]
+            progress = {fid: (int(done), int(n)) for fid, n, done in c.execute(sql_parts.file_progress, {"ids": ids})}
+        return [SplitFile(r.id, r.path, TaskState(r.state), r.duration_ms, *progress.get(r.id, (0, 0))) for r in rows]
+
+    def active_work(self) -> dict[str, list[tuple[str, Optional[float]]]]:
+        """host -> [(what it holds: a path, or a part's path and range; its progress %)]"""
+        work: dict[str, list[tuple[str, Optional[float]]]] = {}
+        with self.db.reading() as c:
+            for r in c.execute(sql_overview.active_work):
+                part = f" [{r.start_ms // 1000}-{r.end_ms // 1000} s]" if r.start_ms is not None else ""
+                work.setdefault(r.client, []).append((r.path + part, r.progress))
+        return work

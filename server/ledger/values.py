@@ -60,10 +60,14 @@ class Grant:
 
     @property
     def seconds(self) -> float:
-        """The task's own audio: a part's range, else the file's length; 0 while unknown (sql_fleet.length)."""
-        if self.start_ms is not None and self.end_ms is not None:
-            return (self.end_ms - self.start_ms) / 1000
-        return (self.duration_ms or 0) / 1000
+        return own_seconds(self.start_ms, self.end_ms, self.duration_ms)
+
+
+def own_seconds(start_ms: Optional[int], end_ms: Optional[int], duration_ms: Optional[int]) -> float:
+    """A task's own audio: a part's range, else the file's length; 0 while unknown (tables.LENGTH_MS)."""
+    if start_ms is not None and end_ms is not None:
+        return (end_ms - start_ms) / 1000
+    return (duration_ms or 0) / 1000
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ class TaskView:
     def file_id(self) -> str:
         """The task that stands for the whole file (itself, unless this is a part)."""
         return self.parent_id or self.id
+
+    @property
+    def seconds(self) -> float:
+        return own_seconds(self.start_ms, self.end_ms, self.duration_ms)
 
     @classmethod
     def from_row(cls, row: Any) -> TaskView:
@@ -173,6 +181,37 @@ class Stats:
     active_leases: int
     replicas: int = 0  # tail replicas issued
     replicas_won: int = 0  # of which the replica's result came first
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The batch at a glance: files and audio by state, and the last hour's output for the ETA."""
+
+    files: dict[TaskState, int]
+    audio_seconds: dict[TaskState, float]  # units of work: parts, and files not cut
+    done_last_hour: int
+    audio_last_hour: float
+
+    @property
+    def audio_left(self) -> float:
+        return self.audio_seconds[TaskState.QUEUED] + self.audio_seconds[TaskState.LEASED]
+
+    @property
+    def eta_seconds(self) -> Optional[float]:
+        """At the last hour's pace; None while nothing was finished in it."""
+        if not self.audio_left:
+            return 0.0
+        return self.audio_left * 3600 / self.audio_last_hour if self.audio_last_hour else None
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    id: str
+    path: str
+    state: TaskState
+    duration_ms: Optional[int]
+    parts_done: int
+    parts: int
 
 
 @dataclass(frozen=True)

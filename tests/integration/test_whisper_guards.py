@@ -15,7 +15,7 @@ import requests
 
 from client import transcribe
 from client.guard import ANTI_LOOP, Guard, find_loop
-from client.notify import Silent
+from client.notify import Notifiers
 from client.settings import ClientSettings
 from tests.helpers import client_env, copy_audio, run_client
 from tests.receiver import Receiver
@@ -129,7 +129,7 @@ def test_a_transcript_that_still_loops_is_an_error_with_the_evidence(shared, whi
         dotenv_path=None,
     )
     said: list[str] = []
-    guard = Guard(s, Silent(), said.append)
+    guard = Guard(s, Notifiers(), said.append)
     with pytest.raises(transcribe.TranscribeError) as e:
         guard.run(shared / "audio/jfk.wav", tmp_path / "out", "en", lambda p: None, None)
     assert f"loops on this audio, also with {' '.join(ANTI_LOOP)}" in str(e.value)

@@ -1,0 +1,72 @@
+"""Which lease events the operator hears of: a task that failed for good, a finished file, the end of
+the batch, a host put in cool-down. An EventLog listener; delivery is server/notify.py's job."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .ledger import Ledger, NotFound, TaskState
+from .notify import Notifier, NotifyEvent
+
+# Events after which the queue may have run dry.
+_FINISHING = frozenset({"completed", "failed", "expired", "stitched"})
+
+
+class Alerts:
+    def __init__(self, ledger: Ledger, notifier: Notifier):
+        self.ledger = ledger
+        self.notifier = notifier
+        self._lock = threading.Lock()
+        self._empty_told = False  # queue.empty once per batch: until work is handed out again
+
+    def on_event(self, event: str, record: dict[str, Any]) -> None:
+        if not self.notifier.enabled:
+            return
+        if event in ("granted", "replicated"):
+            with self._lock:
+                self._empty_told = False
+            return
+        if event == "cooldown":
+            self.notifier.enqueue(NotifyEvent.HOST_COOLDOWN, {"host": record["client"], "until": record["until"]})
+        elif event == "failed" and record.get("task_state") == TaskState.FAILED:
+            self._task_failed(record)
+        elif event in ("completed", "stitched"):
+            self._file_done(record["task"])
+        if event in _FINISHING:
+            self._maybe_empty()
+
+    def _task_failed(self, record: dict[str, Any]) -> None:
+        task = self.ledger.reports.task(record["task"])
+        self.notifier.enqueue(
+            NotifyEvent.TASK_FAILED,
+            {
+                "task": task.id,
+                "path": task.path,
+                "part": [task.start_ms, task.end_ms] if task.parent_id else None,
+                "error": task.last_error or record.get("error"),
+                "attempts": task.attempts,
+                "client": record.get("client"),
+            },
+        )
+
+    def _file_done(self, task_id: str) -> None:
+        if NotifyEvent.FILE_DONE not in self.notifier.events:
+            return
+        try:
+            task = self.ledger.reports.task(task_id)
+        except NotFound:
+            return
+        if task.parent_id is None and task.state == TaskState.DONE:  # a part is not a file
+            self.notifier.enqueue(NotifyEvent.FILE_DONE, {"task": task.id, "path": task.path})
+
+    def _maybe_empty(self) -> None:
+        ov = self.ledger.reports.overview()
+        if any(ov.files[s] for s in (TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT)):
+            return
+        with self._lock:
+            if self._empty_told:
+                return
+            self._empty_told = True
+        done, failed = ov.files[TaskState.DONE], ov.files[TaskState.FAILED]
+        self.notifier.enqueue(NotifyEvent.QUEUE_EMPTY, {"files_done": done, "files_failed": failed})

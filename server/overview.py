@@ -1,0 +1,103 @@
+"""What the dashboard shows, gathered from the ledger and put in words and figures a person reads.
+No HTML here (server/templates/), no HTTP (server/dashboard.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .ledger import Ledger, TaskState
+
+# The cards: each the states it adds up.
+GROUPS = {
+    "done": (TaskState.DONE,),
+    "in_progress": (TaskState.LEASED, TaskState.SPLIT),
+    "queued": (TaskState.QUEUED,),
+    "failed": (TaskState.FAILED,),
+    "held": (TaskState.HELD,),
+}
+
+
+def duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
+
+
+def ago(ts: float, now: float) -> str:
+    return f"{duration(max(0.0, now - ts))} ago"
+
+
+@dataclass(frozen=True)
+class Page:
+    files: dict[str, int]
+    hours: dict[str, str]  # audio, as a duration
+    last_hour: str  # audio done in the last hour
+    done_last_hour: int
+    eta: str
+    hosts: list[dict[str, Any]]
+    long_files: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = None) -> Page:
+    now = time.time() if now is None else now
+    ov = ledger.reports.overview()
+    work = ledger.reports.active_work()
+    hosts = [
+        {
+            "name": h.name,
+            "backend": h.backend or "?",
+            "model": h.model or "?",
+            "speed": f"{h.speed:.1f}x" if h.speed else (f"{h.bench_rtf:.1f}x (bench)" if h.bench_rtf else "not yet"),
+            "done": h.tasks_done,
+            "failed": h.tasks_failed,
+            "work": [{"path": p, "progress": round(pr or 0)} for p, pr in work.get(h.name, [])],
+            "last_seen": ago(h.last_seen, now),
+            "cooling": time.strftime("%H:%M", time.localtime(h.cooldown_until))
+            if h.cooldown_until and h.cooldown_until > now
+            else "",
+        }
+        for h in ledger.fleet.hosts()
+    ]
+    long_files = [
+        {
+            "path": f.path,
+            "length": duration(f.duration_ms / 1000 if f.duration_ms else None),
+            "parts_done": f.parts_done,
+            "parts": f.parts,
+            "percent": round(100 * f.parts_done / f.parts) if f.parts else 0,
+        }
+        for f in ledger.reports.split_files()
+    ]
+    failed = [
+        {"id": t.id, "path": t.path, "attempts": t.attempts, "error": (t.last_error or "")[-600:]}
+        for t in ledger.reports.tasks(TaskState.FAILED, limit=50)
+    ]
+    shown = [
+        {
+            "time": time.strftime("%H:%M:%S", time.localtime(e["ts"])),
+            "event": e["event"],
+            "task": e.get("task", ""),
+            "client": e.get("client", ""),
+            "detail": ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("ts", "event", "task", "client")),
+        }
+        for e in reversed(events)
+    ]
+    return Page(
+        files={g: sum(ov.files[s] for s in states) for g, states in GROUPS.items()},
+        hours={g: duration(sum(ov.audio_seconds[s] for s in states)) for g, states in GROUPS.items()},
+        last_hour=duration(ov.audio_last_hour),
+        done_last_hour=ov.done_last_hour,
+        eta=duration(ov.eta_seconds) if ov.eta_seconds else ("done" if ov.eta_seconds == 0 else "unknown"),
+        hosts=hosts,
+        long_files=long_files,
+        failed=failed,
+        events=shown,
+    )
