@@ -23,7 +23,7 @@ from stt_common.formats import RESULT_FORMATS, is_english_only
 from . import media
 from .subproc import die_with_parent
 
-_FLAGS = {"txt": "-otxt", "vtt": "-ovtt", "srt": "-osrt", "json": "-oj"}
+_FLAGS = {"txt": "-otxt", "vtt": "-ovtt", "srt": "-osrt", "json": "-ojf"}  # -ojf: with token timings
 _PROGRESS = re.compile(r"progress\s*=\s*(\d+)%")
 _DETECTED = re.compile(r"auto-detected language:\s*([a-z]{2,3})")
 

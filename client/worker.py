@@ -28,6 +28,7 @@ from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
 from .subproc import yield_to_whisper
+from .words import add_words
 
 log = logging.getLogger("batch-stt.worker")
 
@@ -224,6 +225,8 @@ class Worker:
             result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel)
             self.display.finish()
             files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
+            if "json" in files:
+                files["json"] = add_words(files["json"])
             meta = {
                 "model": self.s.whisper_model.name,
                 **how,  # the backend that made it, and any retry's reason

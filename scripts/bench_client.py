@@ -54,7 +54,7 @@ def bare(files: list[Path], work: Path, model: Path, threads: int) -> float:
     for wav in wavs:
         # fmt: off
         subprocess.run([WHISPER_CLI, "-m", model, "-f", wav, "-t", str(threads), "-l", "en", "-otxt", "-ovtt", "-osrt",
-                        "-oj", "-of", work / wav.stem], check=True, capture_output=True)
+                        "-ojf", "-of", work / wav.stem], check=True, capture_output=True)
         # fmt: on
     return time.monotonic() - started
 

@@ -66,14 +66,19 @@ def cues(text: str) -> list[Segment]:
     return out
 
 
+def segments_of_json(text: str) -> Optional[list[Segment]]:
+    """whisper-cli's JSON's segments; None if it is not whisper's JSON after all."""
+    try:
+        entries = json.loads(text).get("transcription", [])
+        return [Segment(e["offsets"]["from"], e["offsets"]["to"], e["text"], e) for e in entries]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def segments(part: PartResult) -> list[Segment]:
     """The part's segments, on its own timeline (0 = the part's start)."""
-    if "json" in part.files:
-        try:
-            entries = json.loads(part.files["json"]).get("transcription", [])
-            return [Segment(e["offsets"]["from"], e["offsets"]["to"], e["text"], e) for e in entries]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass  # not whisper's JSON after all: fall back on the cues
+    if "json" in part.files and (from_json := segments_of_json(part.files["json"])) is not None:
+        return from_json
     for fmt in ("vtt", "srt"):
         if fmt in part.files:
             return cues(part.files[fmt])
@@ -82,15 +87,19 @@ def segments(part: PartResult) -> list[Segment]:
 
 
 def _shift(entry: dict[str, Any], start: int, end: int, offset: int) -> dict[str, Any]:
-    """A JSON entry (and its tokens) moved to the file's timeline."""
+    """A JSON entry (and its tokens and words) moved to the file's timeline."""
     out = copy.deepcopy(entry)
-    for item in [out, *(t for t in out.get("tokens", []) if isinstance(t, dict))]:
+    inner = [
+        t for key in ("tokens", "words") if isinstance(out.get(key), list) for t in out[key] if isinstance(t, dict)
+    ]
+    for item in [out, *inner]:
         offsets = item.get("offsets")
         if isinstance(offsets, dict) and {"from", "to"} <= offsets.keys():
             a = min(max(int(offsets["from"]), start), end) + offset
             b = min(max(int(offsets["to"]), start), end) + offset
             item["offsets"] = {"from": a, "to": b}
-            item["timestamps"] = {"from": clock(a, ","), "to": clock(b, ",")}
+            if "timestamps" in item:
+                item["timestamps"] = {"from": clock(a, ","), "to": clock(b, ",")}
     return out
 
 

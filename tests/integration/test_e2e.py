@@ -46,7 +46,9 @@ def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_
         stem = results / path.rsplit(".", 1)[0]
         for fmt in ("txt", "vtt", "srt", "json"):
             assert stem.with_suffix(f".{fmt}").stat().st_size > 0, (path, fmt)
-        json.loads(stem.with_suffix(".json").read_text())
+        doc = json.loads(stem.with_suffix(".json").read_text())
+        timed = [w["offsets"]["from"] for seg in doc["transcription"] for w in seg["words"]]
+        assert len(timed) > 15 and timed == sorted(timed), path  # word timings, in order
         assert stem.with_suffix(".vtt").read_text().startswith("WEBVTT")
         wer = wer_percent((shared / "audio" / f"{ref}.txt").read_text(), stem.with_suffix(".txt").read_text())
         report(f"end-to-end WER {path}: {wer:.1f} %")

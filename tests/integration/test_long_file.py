@@ -103,6 +103,8 @@ def test_a_long_file_is_split_transcribed_by_two_clients_and_stitched(
     assert duration_ms - 5000 <= vtt[-1].end_ms <= duration_ms
     entries = json.loads((out / "long.json").read_text())["transcription"]
     assert [(e["offsets"]["from"], e["offsets"]["to"]) for e in entries] == [(c.start_ms, c.end_ms) for c in vtt]
+    timed = [w["offsets"]["from"] for e in entries for w in e["words"]]  # word timings, moved with their part
+    assert len(timed) > 200 and timed == sorted(timed) and timed[-1] <= duration_ms
 
     # No word lost or doubled at a cut.
     bounds = [p["start_ms"] for p in meta["parts"]]

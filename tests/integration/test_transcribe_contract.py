@@ -29,7 +29,7 @@ STAND_IN = textwrap.dedent("""\
     if mode == "abort":
         sys.exit(134)
     print("auto-detected language: de (p = 0.98)", file=sys.stderr)
-    for flag, ext in (("-otxt", "txt"), ("-ovtt", "vtt"), ("-osrt", "srt"), ("-oj", "json")):
+    for flag, ext in (("-otxt", "txt"), ("-ovtt", "vtt"), ("-osrt", "srt"), ("-ojf", "json")):
         if flag in args and not (mode == "no-json" and ext == "json"):
             open(f"{{base}}.{{ext}}", "w").write("hallo\\n")
 """)

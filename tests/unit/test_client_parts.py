@@ -19,7 +19,7 @@ def test_command_line():
     cfg = WhisperConfig(Path("/w"), Path("/m/ggml-tiny.en.bin"), 3, Path("/m/vad.bin"), beam_size=8)
     cmd = command(cfg, Path("a.wav"), Path("/o/out"), "en", ["txt", "json"])
     assert cmd[:9] == ["/w", "-m", "/m/ggml-tiny.en.bin", "-f", "a.wav", "-t", "3", "-l", "en"]
-    assert {"-otxt", "-oj", "-pp", "--vad"} <= set(cmd) and "-p" not in cmd  # -p loses text
+    assert {"-otxt", "-ojf", "-pp", "--vad"} <= set(cmd) and "-p" not in cmd  # -p loses text
     assert cmd[cmd.index("-bs") + 1] == "8"
 
 
