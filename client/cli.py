@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import requests
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +25,7 @@ from .notify import NotifySetupError, notifier_for
 from .outbox import Entry, Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError
+from .submit import SubmitError, Submitter
 from .worker import Worker, bench_file, measured_rtf
 
 app = typer.Typer(
@@ -128,6 +131,54 @@ def transcribe_files(
                 f"[green]{f.name}[/green]: {result.audio_seconds:.0f} s in {result.seconds:.1f} s -> {dest / f.stem}.*"
             )
             console.print(result.files["txt"].read_text(encoding="utf-8", errors="replace").strip(), highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def submit(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="audio or video files"),
+    server: Optional[str] = typer.Option(None, "--server", help="overrides SERVER_URL"),
+    fmt: str = typer.Option("txt", "--format", help="txt, vtt, srt, json or md"),
+    wait: bool = typer.Option(False, "--wait", help="wait for the transcripts and write them"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the transcripts (default: beside each file)"),
+    language: Optional[str] = typer.Option(None, help="auto, or a two-letter code (default: the server's auto)"),
+    model: Optional[str] = typer.Option(None, help="least model tier: base, small, medium or large"),
+    priority: Optional[int] = typer.Option(None, help="higher goes first (server default: before the backlog)"),
+) -> None:
+    """Upload files as jobs to the server; with --wait, follow them and write FILE.FORMAT. Exit 1 if any failed."""
+    if fmt not in ("txt", "vtt", "srt", "json", "md"):
+        raise typer.BadParameter("--format must be txt, vtt, srt, json or md")
+    s = load(need_server=False)
+    api = ServerAPI(dataclasses.replace(s, server_url=(server or s.server_url).rstrip("/")))
+    sub = Submitter(api)
+    try:
+        jobs = [sub.submit(f, language, model, priority) for f in files]
+    except (SubmitError, requests.RequestException) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    for f, j in zip(files, jobs, strict=True):
+        console.print(f"{f.name}: job {j['id']} {j['state']} ({j['status_url']})")
+    if not wait:
+        return
+    display, progress = Display(), {j["id"]: 0.0 for j in jobs}
+
+    def shown(job: dict) -> None:
+        progress[job["id"]] = 100.0 if job["state"] in ("done", "failed", "cancelled") else job["progress"]
+        display.update(sum(progress.values()) / len(progress))
+
+    display.start(f"transcribing {len(jobs)} file(s)")
+    ended = sub.wait(jobs, shown)
+    display.finish()
+    failed = 0
+    for f, j in zip(files, ended, strict=True):
+        if j["state"] != "done":
+            failed += 1
+            console.print(f"[red]{f.name}: {j['state']}: {j.get('error') or ''}[/red]")
+            continue
+        dest = (out or f.parent) / f"{f.stem}.{fmt}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(sub.fetch(j, fmt), encoding="utf-8")
+        console.print(f"[green]{f.name}[/green] -> {dest}")
     raise typer.Exit(1 if failed else 0)
 
 

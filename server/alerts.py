@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .ledger import Ledger, NotFound, TaskState
+from .ledger import JobState, Ledger, NotFound, TaskState
 from .notify import Notifier, NotifyEvent
 
+# Events after which an uploaded job may have ended.
+_JOB_ENDS = frozenset({"completed", "stitched", "failed", "cancelled"})
 # Events after which the queue may have run dry.
 _FINISHING = frozenset({"completed", "failed", "expired", "stitched"})
 
@@ -21,6 +23,8 @@ class Alerts:
         self._empty_told = False  # queue.empty once per batch: until work is handed out again
 
     def on_event(self, event: str, record: dict[str, Any]) -> None:
+        if event in _JOB_ENDS:
+            self._job_callback(record["task"])
         if not self.notifier.enabled:
             return
         if event in ("granted", "replicated"):
@@ -35,6 +39,22 @@ class Alerts:
             self._file_done(record["task"])
         if event in _FINISHING:
             self._maybe_empty()
+
+    def _job_callback(self, task_id: str) -> None:
+        """An uploaded job that ended calls its callback_url once (signed like the webhook)."""
+        try:
+            task = self.ledger.reports.task(task_id)
+        except NotFound:
+            return
+        if not task.job_id:
+            return
+        job = self.ledger.jobs.get(task.job_id)
+        if job.state not in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+            return
+        url = self.ledger.jobs.take_callback(job.id)
+        if url:
+            body = {"event": "job.ended", "id": job.id, "state": job.state.value, "error": job.task.last_error}
+            self.notifier.enqueue_to(url, body)
 
     def _task_failed(self, record: dict[str, Any]) -> None:
         task = self.ledger.reports.task(record["task"])

@@ -15,10 +15,14 @@ from typing import IO, Any, Optional
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from . import api_legacy, api_v1, dashboard
+from . import api_jobs, api_legacy, api_v1, dashboard
 from .alerts import Alerts
 from .audio import AudioChanged, AudioGone
 from .auth import Authenticator
@@ -124,14 +128,15 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        remove_stale_temps(settings.results_dir)
+        for folder in (settings.results_dir, ctx.jobs_dir):
+            if folder.is_dir():
+                remove_stale_temps(folder)
         ctx.scan()  # registering is quick; checksums follow in the housekeeping thread
         stop = threading.Event()
         worker = threading.Thread(target=_housekeeping, args=(ctx, stop), name="housekeeping", daemon=True)
         worker.start()
         sender = threading.Thread(target=ctx.notifier.run, args=(stop,), name="notify", daemon=True)
-        if ctx.notifier.enabled:
-            sender.start()
+        sender.start()  # also for jobs' callback URLs
         try:
             yield
         finally:
@@ -150,7 +155,12 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         description="Volunteer batch transcription: lease a task, transcribe it, upload the result.",
     )
     app.state.ctx = ctx
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_result_bytes + 64 * 1024)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_result_bytes + 64 * 1024,
+        upload_limit=settings.max_upload_bytes + 64 * 1024,
+        upload_path="/api/v1/jobs",
+    )
     app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
 
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:
@@ -159,6 +169,17 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
 
     for cls, _ in STATUS:
         app.add_exception_handler(cls, domain_error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A 405 names every method the path has (Starlette names only the first route's)."""
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        allowed: set[str] = set()
+        for route in app.routes:
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+                allowed |= route.methods or set()
+        return JSONResponse({"detail": exc.detail}, 405, headers={"Allow": ", ".join(sorted(allowed))})
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -198,6 +219,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
 
     app.include_router(api_legacy.router)
     app.include_router(api_v1.router)
+    app.include_router(api_jobs.router)
     app.include_router(dashboard.router)
     return app
 

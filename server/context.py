@@ -54,6 +54,23 @@ class Context:
         return await run_in_threadpool(operation, *args)
 
     @property
+    def jobs_dir(self) -> Path:
+        """Uploaded jobs: each its audio and, once done, its results, in a folder of its own."""
+        return self.settings.data_dir / "jobs"
+
+    def root_of(self, task: TaskView) -> Path:
+        return self.jobs_dir if task.job_id else self.settings.audio_dir
+
+    def results_of(self, task: TaskView) -> results.ResultLayout:
+        """A part's results wait beside its siblings' for the stitch (every format); a job's go to its
+        folder (every format: the caller picks one when fetching); a file's to RESULTS_DIR."""
+        if task.parent_id:
+            return results.ResultLayout(self.parts_dir)
+        if task.job_id:
+            return results.ResultLayout(self.jobs_dir)
+        return self.settings.results
+
+    @property
     def parts_dir(self) -> Path:
         """Parts' cut audio and own results, per file, until the file is stitched."""
         return self.settings.results_dir / ".parts"
@@ -74,20 +91,20 @@ class Context:
         self._wake.clear()
 
     def checksum(self) -> int:
-        return scanner.checksum_pending(self.ledger.catalogue, self.settings.audio_dir)
+        return scanner.checksum_pending(self.ledger.catalogue, self.root_of)
 
     def probe(self) -> int:
         """Durations of new files; long ones are cut into parts as they are probed."""
-        return scanner.probe_pending(self.ledger.catalogue, self.settings.audio_dir, self.ledger.parts, self.split_ms)
+        return scanner.probe_pending(self.ledger.catalogue, self.root_of, self.ledger.parts, self.split_ms)
 
     def apply_split_seconds(self) -> int:
         """At start (settings are read once): files nobody has started follow this SPLIT_SECONDS."""
-        return scanner.split_pending(self.ledger.parts, self.settings.audio_dir, self.split_ms)
+        return scanner.split_pending(self.ledger.parts, self.root_of, self.split_ms)
 
     def audio(self, task: TaskView, check_unchanged: bool = True) -> audio.AudioFile:
         """The task's audio (a part's own range), recording in the ledger what a failed look tells."""
         try:
-            found = audio.locate(self.settings.audio_dir, task, check_unchanged)
+            found = audio.locate(self.root_of(task), task, check_unchanged)
         except audio.AudioGone:
             self.ledger.catalogue.mark_missing(task.file_id)
             raise
@@ -113,10 +130,15 @@ class Context:
         return cut.stat.st_size, sha256_file(cut.path)
 
     def write_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> None:
-        """A file's results go to RESULTS_DIR (RESULT_FORMATS of them); a part's, all of them, wait
-        beside its siblings' for the stitch."""
-        layout = results.ResultLayout(self.parts_dir) if task.parent_id else self.settings.results
-        layout.write(task.result_stem, files, {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts})
+        meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
+        self.results_of(task).write(task.result_stem, files, meta)
+
+    def delete_job(self, job_id: str) -> None:
+        """Stop its work, forget it, and remove its upload, results and any parts' files."""
+        self.ledger.jobs.cancel(job_id)
+        self.ledger.jobs.delete(job_id)
+        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+        shutil.rmtree(self.parts_dir / job_id, ignore_errors=True)
 
     def stitch(self, file_id: str) -> bool:
         """Write a split file's results from its parts' results, then mark it done.
@@ -160,7 +182,7 @@ class Context:
                 ],
             }
             joined = stitcher.stitch(loaded, language)
-            self.settings.results.write(file.result_stem, joined, {**meta, "task_id": file.id})
+            self.results_of(file).write(file.result_stem, joined, {**meta, "task_id": file.id})
             if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
                 shutil.rmtree(folder, ignore_errors=True)
             return True

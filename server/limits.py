@@ -13,25 +13,35 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
-        super().__init__(413, f"request body over the limit of {limit} bytes (MAX_RESULT_BYTES)")
+        super().__init__(
+            413, f"request body over the limit of {limit} bytes (MAX_RESULT_BYTES; uploads: MAX_UPLOAD_BYTES)"
+        )
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, limit: int):
+    """`limit` for every request body, `upload_limit` for uploads (POST `upload_path`)."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int = 0, upload_path: str = ""):
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit
+        self.upload_path = upload_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        upload = scope["method"] == "POST" and scope["path"] == self.upload_path and self.upload_limit
+        return await self._limited(scope, receive, send, self.upload_limit if upload else self.limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.limit
+                too_big = int(declared) > limit
             except ValueError:
                 return await JSONResponse({"detail": "invalid Content-Length"}, 400)(scope, receive, send)
             if too_big:
-                err = BodyTooLarge(self.limit)
+                err = BodyTooLarge(limit)
                 return await JSONResponse({"detail": err.detail}, 413, headers={"Connection": "close"})(
                     scope, receive, send
                 )
@@ -42,8 +52,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -90,6 +90,12 @@ class Notifier:
             self._write(self.outbox / f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.json", entry)
         self.wake.set()
 
+    def enqueue_to(self, url: str, body: dict[str, Any]) -> None:
+        """A one-off webhook (a job's callback_url), signed and retried like WEBHOOK_URL."""
+        entry = {"target": f"webhook:{url}", "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
+        self._write(self.outbox / f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.json", entry)
+        self.wake.set()
+
     def deliver_due(self) -> int:
         """Send what is due, oldest first; returns how many were delivered."""
         delivered = 0

@@ -24,6 +24,14 @@ from .sidecar import LanguageRule
 log = logging.getLogger("batch-stt.scanner")
 
 
+# Where a task's audio lives: AUDIO_DIR, or (uploaded jobs) a folder chosen per task.
+Roots = Path | Callable[[TaskView], Path]
+
+
+def base(roots: Roots, task: TaskView) -> Path:
+    return roots(task) if callable(roots) else roots
+
+
 def walk(audio_dir: Path) -> Iterator[str]:
     """Relative POSIX paths of media files, never following anything out of audio_dir."""
     root = audio_dir.resolve()
@@ -89,13 +97,13 @@ def _pending(fetch: Callable[[], list[TaskView]]) -> Iterator[TaskView]:
             yield t
 
 
-def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
+def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
     """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
     done = 0
     for t in _pending(catalogue.unhashed):
         done += 1
         try:
-            full = safe_join(audio_dir, t.path)
+            full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
             catalogue.set_hash(t.id, size, sha256_file(full))
         except (OSError, UnsafePath) as e:
@@ -104,7 +112,7 @@ def checksum_pending(catalogue: Catalogue, audio_dir: Path) -> int:
     return done
 
 
-def probe_pending(catalogue: Catalogue, audio_dir: Path, parts: Optional[Parts] = None, split_ms: int = 0) -> int:
+def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts] = None, split_ms: int = 0) -> int:
     """Each new or changed file's duration (ffprobe reads headers only: quick even for hours of audio).
 
     A file longer than `split_ms` that nobody has started is cut into parts in the same step, so it
@@ -115,7 +123,7 @@ def probe_pending(catalogue: Catalogue, audio_dir: Path, parts: Optional[Parts] 
     done = 0
     for t in _pending(catalogue.unprobed):
         try:
-            full = safe_join(audio_dir, t.path)
+            full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
             seconds = probe_seconds(full)
         except FileNotFoundError as e:
@@ -145,7 +153,7 @@ def _split(parts: Parts, t: TaskView, full: Path, size: int, duration_ms: int, s
     return parts.split(t, size, duration_ms, split_ms, splitter.plan(full, duration_ms, split_ms))
 
 
-def split_pending(parts: Parts, audio_dir: Path, split_ms: int) -> int:
+def split_pending(parts: Parts, audio_dir: Roots, split_ms: int) -> int:
     """Apply SPLIT_SECONDS to probed files nobody has started (new files are cut as they are probed):
     make whole again what was cut for another value, and cut what is now too long. Returns how many
     files were cut."""
@@ -156,7 +164,7 @@ def split_pending(parts: Parts, audio_dir: Path, split_ms: int) -> int:
     done = 0
     for t in _pending(lambda: parts.to_split(split_ms)):
         try:
-            full = safe_join(audio_dir, t.path)
+            full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
         except (OSError, UnsafePath):
             continue  # gone: the next scan marks it missing

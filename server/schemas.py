@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .ledger import HostView, TaskState
+from .ledger import HostView, JobState, TaskState
 
 TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
@@ -132,3 +132,17 @@ class LegacyErrorIn(Strict):
 
 class Message(BaseModel):
     detail: str
+
+
+class JobOut(BaseModel):
+    id: str
+    state: JobState
+    filename: str
+    progress: float = Field(description="percent: parts done, and the running attempts' own progress")
+    eta_seconds: Optional[float] = Field(None, description="at the pace so far; null until there is one")
+    language: str = Field(description="as asked (auto: detected by whisper)")
+    detected_language: Optional[str] = Field(None, description="the transcript's language, once done")
+    error: Optional[str] = None
+    created_at: float
+    status_url: str
+    result_url: str = Field(description="add ?format=txt|vtt|srt|json|md")

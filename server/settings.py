@@ -40,6 +40,8 @@ class Settings:
     scan_interval: float = 300.0
     log_file: Path | None = None
     max_result_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024**3  # POST /api/v1/jobs
+    job_priority: int = 10  # uploaded jobs go before the directory backlog (priority 0)
     sqlite_synchronous: str = "FULL"
     split_seconds: int = 600  # files longer than this become parts of about this length; 0: never
     scheduler: SchedulerKind = SchedulerKind.SPEED
@@ -183,6 +185,8 @@ class Settings:
             scan_interval=number("SCAN_INTERVAL", 300.0, kind=float, minimum=0),
             log_file=Path(get("LOG_FILE")).expanduser() if get("LOG_FILE") else None,
             max_result_bytes=number("MAX_RESULT_BYTES", 20 * 1024 * 1024, minimum=1024),
+            max_upload_bytes=number("MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1024),
+            job_priority=number("JOB_PRIORITY", 10, minimum=-1000),
             sqlite_synchronous=synchronous,
             split_seconds=split_seconds,
             scheduler=scheduler,

@@ -24,6 +24,7 @@ from .catalogue import Catalogue
 from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
 from .fleet import CooldownRule, Fleet
+from .jobs import Jobs, JobState, JobView
 from .leases import Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
@@ -40,6 +41,9 @@ __all__ = [
     "FoundFile",
     "Grant",
     "HostView",
+    "JobState",
+    "JobView",
+    "Jobs",
     "LeaseLost",
     "Ledger",
     "LedgerError",
@@ -65,6 +69,7 @@ class Ledger:
     parts: Parts
     fleet: Fleet
     reports: Reports
+    jobs: Jobs
 
     @classmethod
     def open(
@@ -107,4 +112,5 @@ class Ledger:
             Parts(db, events, clock),
             fleet,
             Reports(db, clock),
+            Jobs(db, events, clock),
         )

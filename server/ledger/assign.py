@@ -12,6 +12,7 @@ from ..scheduler import Backlog, Fleet, Host, Running, SchedulerKind
 from . import sql, sql_fleet
 from .fleet import capabilities, learned_speeds, speed_key
 from .statements import Tx
+from .tiers import model_tier
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ class Assigner:
         now: float,
     ) -> Optional[Pick]:
         variant = (languages is not None, probed)
-        params: dict[str, Any] = {} if languages is None else {"langs": list(languages)}
+        params: dict[str, Any] = {"tier": model_tier((caps or {}).get("model"))}
+        if languages is not None:
+            params["langs"] = list(languages)
+        params["priority"] = c.execute(sql.top_priority[variant], params).scalar() or 0
         if self.kind == SchedulerKind.FIFO:
             task_id = c.execute(sql.pick_queued[variant], params).scalar()
             return Pick(task_id, False) if task_id else None

@@ -178,6 +178,8 @@ class Leases:
         task = task_row(c, attempt.task_id)
         if task.state == TaskState.DONE:
             return Completion(task, True, False, task.attempts)
+        if task.state == TaskState.CANCELLED:
+            raise LeaseLost(f"task {task.id} was cancelled")
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)
         audio_seconds = timing.audio_seconds if timing else None

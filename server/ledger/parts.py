@@ -66,6 +66,9 @@ class Parts:
                         "sha256": file.sha256,
                         "state": TaskState.QUEUED.value,
                         "attempts": 0,
+                        "job_id": file.job_id,  # an uploaded job's parts are the job's too
+                        "priority": file.priority,
+                        "min_tier": file.min_tier,
                         "created_at": now,
                         "updated_at": now,
                     }

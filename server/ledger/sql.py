@@ -66,11 +66,14 @@ touch_client = (
 insert_client = insert(client)
 
 
-def queued(q: Select[Any], languages: bool, probed: bool) -> Select[Any]:
-    """`q` over the queued tasks a claim may take. `languages`: only those (`:langs`). `probed`: while
-    splitting is on, a file goes out only once its length is known, so a long one is never handed
-    out whole by accident."""
-    q = q.where(task.c.state == TaskState.QUEUED)
+def queued(q: Select[Any], languages: bool, probed: bool, level: bool = True) -> Select[Any]:
+    """`q` over the queued tasks a claim may take: none that asks for a better model than the
+    claimer's (`:tier`), and (`level`) only those of the highest priority there is (`:priority`).
+    `languages`: only those (`:langs`). `probed`: while splitting is on, a file goes out only once
+    its length is known, so a long one is never handed out whole by accident."""
+    q = q.where(task.c.state == TaskState.QUEUED, task.c.min_tier <= bindparam("tier"))
+    if level:
+        q = q.where(task.c.priority == bindparam("priority"))
     if languages:
         q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
     if probed:
@@ -86,6 +89,12 @@ def _pick(languages: bool, probed: bool) -> Select[Any]:
 
 
 pick_queued = {(langs, probed): _pick(langs, probed) for langs in (False, True) for probed in (False, True)}
+# Uploaded jobs go before the directory backlog: the priority level a claim picks from.
+top_priority = {
+    (langs, probed): queued(select(func.max(task.c.priority)), langs, probed, level=False)
+    for langs in (False, True)
+    for probed in (False, True)
+}
 # What a grant tells the client about its task (values.Grant's fields).
 GRANT_COLUMNS = (
     task.c.path,
@@ -200,7 +209,7 @@ catalogue = select(
     task.c.sha256,
     task.c.duration_ms,
     task.c.split_ms,
-).where(task.c.parent_id.is_(None))
+).where(task.c.parent_id.is_(None), task.c.job_id.is_(None))  # uploaded jobs are not in AUDIO_DIR
 insert_task = insert(task)
 update_task_from_scan = (
     update(task)

@@ -20,6 +20,7 @@ class TaskState(str, Enum):
     MISSING = "missing"
     SPLIT = "split"
     HELD = "held"
+    CANCELLED = "cancelled"  # an uploaded job its owner called off
 
     def __str__(self) -> str:
         return self.value

@@ -41,6 +41,9 @@ class Task(SQLModel, table=True):
     state: TaskState = Field(default=TaskState.QUEUED, sa_type=String)
     attempts: int = 0
     replicas: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # extra copies handed out
+    job_id: Optional[str] = Field(default=None, index=True, max_length=32)  # an uploaded job's (and its parts')
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # higher goes first
+    min_tier: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # least model tier (jobs.TIERS)
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None
     created_at: float = 0.0
@@ -49,6 +52,7 @@ class Task(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_task_queue", "state", "path", "start_ms"),
+        Index("ix_task_priority", "state", "priority"),
         # The scheduler's longest / shortest queued task, without sorting the queue (sql_fleet.LENGTH_MS).
         Index("ix_task_length", "state", text(f"{LENGTH_MS} DESC"), "path", "start_ms"),
     )
@@ -102,7 +106,20 @@ class Speed(SQLModel, table=True):
     updated_at: float = 0.0
 
 
+class Job(SQLModel, table=True):
+    """A file uploaded over HTTP (POST /api/v1/jobs): its task (and parts) do the work."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    task_id: str = Field(max_length=32)
+    filename: str  # as uploaded (its safe form is the task's path)
+    model_tier: int
+    callback_url: Optional[str] = None
+    callback_sent: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    created_at: float
+
+
 task = Task.__table__  # type: ignore[attr-defined]
+job = Job.__table__  # type: ignore[attr-defined]
 attempt = Attempt.__table__  # type: ignore[attr-defined]
 client = Client.__table__  # type: ignore[attr-defined]
 speed = Speed.__table__  # type: ignore[attr-defined]

@@ -90,6 +90,9 @@ class TaskView:
     start_ms: Optional[int]  # a part's range of its file
     end_ms: Optional[int]
     note: Optional[str]  # a part: how its start was cut
+    job_id: Optional[str]  # uploaded over HTTP (its audio and results live under DATA_DIR/jobs/)
+    priority: int
+    min_tier: int
 
     @property
     def file_id(self) -> str:

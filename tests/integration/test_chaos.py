@@ -165,15 +165,7 @@ def test_chaos(shared, whisper_cli, server_process, tmp_path, report):
 
     # --- nothing lost, nothing done twice -----------------------------------------------------
     stats = requests.get(f"{srv.url}/api/v1/stats").json()
-    assert stats["counts"] == {
-        "queued": 0,
-        "leased": 0,
-        "done": 30,
-        "failed": 2,
-        "missing": 0,
-        "split": 0,
-        "held": 0,
-    }, stats
+    assert {state: n for state, n in stats["counts"].items() if n} == {"done": 30, "failed": 2}, stats
     assert stats["active_leases"] == 0
     assert exit_codes == [0] * CLIENTS
     results = tmp_path / "data" / "results"

@@ -59,7 +59,7 @@ def test_end_to_end_real_transcription(shared, whisper_cli, server_process, tmp_
     failed = srv.cli("tasks", "--state", "failed")
     assert "corrupt-garbage.mp3" in failed.stdout and "ffprobe cannot read" in failed.stdout, failed.stdout
     status = requests.get(f"{srv.url}/api/v1/stats").json()
-    assert status["counts"] == {"queued": 0, "leased": 0, "done": 3, "failed": 1, "missing": 0, "split": 0, "held": 0}
+    assert {state: n for state, n in status["counts"].items() if n} == {"done": 3, "failed": 1}
     for env in (english, multi):
         outbox = tmp_path / f"work-{env['NODE_NAME']}" / "outbox"
         assert [p.name for p in outbox.iterdir()] == [], "outbox must end empty"

@@ -145,6 +145,12 @@ def test_a_release_0_1_database_is_adopted_and_upgraded_without_loss(db, tmp_pat
         ledger.leases.heartbeat(LIVE_TOKEN)
     stats = ledger.reports.stats()
     assert stats.counts[TaskState.DONE] == 2 and stats.counts[TaskState.FAILED] == 2
+    # 0005: the directory's tasks are no job's, of the base priority, for any model; still claimable.
+    queued = views["queuedqueuedqueu"]
+    assert (queued.job_id, queued.priority, queued.min_tier) == (None, 0, 0)
+    grant = ledger.leases.claim("after-upgrade", capabilities={"model": "ggml-tiny.en.bin"})
+    assert grant is not None and grant.task_id == "queuedqueuedqueu"
+    assert ledger.jobs.page() == []
     ledger.db.dispose()
 
     again = server.cli("migrate")

@@ -1,0 +1,157 @@
+"""Uploaded jobs: a file sent over HTTP becomes a task like any other (probed, cut into parts,
+scheduled, retried), marked with its job, a priority over the directory backlog and the least model
+tier it asks for. This module owns what concerns a job as a whole: create, follow, cancel, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+from ..events import EventLog
+from . import sql, sql_jobs
+from .database import Database
+from .errors import NotFound
+from .states import TaskState
+from .values import TaskView
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_FROM_TASK = {
+    TaskState.QUEUED: JobState.QUEUED,
+    TaskState.HELD: JobState.QUEUED,
+    TaskState.LEASED: JobState.RUNNING,
+    TaskState.SPLIT: JobState.RUNNING,
+    TaskState.DONE: JobState.DONE,
+    TaskState.FAILED: JobState.FAILED,
+    TaskState.MISSING: JobState.FAILED,
+    TaskState.CANCELLED: JobState.CANCELLED,
+}
+STATES_OF = {js: [ts for ts, j in _FROM_TASK.items() if j == js] for js in JobState}
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    filename: str
+    state: JobState
+    progress: float  # percent: parts done and the live attempts' own progress
+    created_at: float
+    task: TaskView
+    model_tier: int
+    callback_url: Optional[str]
+
+
+class Jobs:
+    def __init__(self, db: Database, events: EventLog, clock: Callable[[], float]):
+        self.db = db
+        self.events = events
+        self.clock = clock
+
+    def create(
+        self,
+        job_id: str,
+        filename: str,
+        stored_as: str,
+        size: int,
+        mtime: float,
+        language: str,
+        model_tier: int,
+        priority: int,
+        callback_url: Optional[str],
+    ) -> JobView:
+        """`stored_as`: the upload's path under the jobs folder. Probing (and cutting) follows in the
+        housekeeping thread, as for any new file."""
+        now = self.clock()
+        with self.db.writing() as c:
+            c.execute(
+                sql.insert_task,
+                {
+                    "id": job_id,
+                    "path": stored_as,
+                    "result_stem": f"{job_id}/result",
+                    "language": language,
+                    "size": size,
+                    "mtime": mtime,
+                    "state": TaskState.QUEUED.value,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "job_id": job_id,
+                    "priority": priority,
+                    "min_tier": model_tier,
+                },
+            )
+            c.execute(
+                sql_jobs.insert_job,
+                {
+                    "id": job_id,
+                    "task_id": job_id,
+                    "filename": filename,
+                    "model_tier": model_tier,
+                    "callback_url": callback_url,
+                    "created_at": now,
+                },
+            )
+        self.events.emit("job", task=job_id, priority=priority, min_tier=model_tier)
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobView:
+        with self.db.reading() as c:
+            row = c.execute(sql_jobs.job_by_id, {"jid": job_id}).first()
+            if row is None:
+                raise NotFound(f"no such job: {job_id}")
+            tasks = [TaskView.from_row(r) for r in c.execute(sql_jobs.tasks_of_job, {"jid": job_id})]
+            live = dict(c.execute(sql_jobs.live_progress, {"jid": job_id}).all())
+        own, parts = tasks[0], tasks[1:]
+        work = parts or [own]
+        done = sum(100.0 if t.state == TaskState.DONE else float(live.get(t.id) or 0) for t in work)
+        state = _FROM_TASK[own.state]
+        progress = 100.0 if state == JobState.DONE else round(done / len(work), 1)
+        return JobView(row.id, row.filename, state, progress, row.created_at, own, row.model_tier, row.callback_url)
+
+    def page(self, state: Optional[JobState] = None, limit: int = 100, offset: int = 0) -> list[JobView]:
+        params = {"limit": limit, "offset": offset}
+        with self.db.reading() as c:
+            if state is None:
+                ids = list(c.execute(sql_jobs.jobs_page, params).scalars())
+            else:
+                states = [s.value for s in STATES_OF[state]]
+                ids = list(c.execute(sql_jobs.jobs_in_states_page, {**params, "states": states}).scalars())
+        return [self.get(i) for i in ids]
+
+    def cancel(self, job_id: str) -> JobView:
+        """Unfinished work stops: nobody gets it again, and its holders hear 409 at their next heartbeat."""
+        self.get(job_id)
+        now = self.clock()
+        with self.db.writing() as c:
+            c.execute(sql_jobs.stop_attempts, {"jid": job_id, "now": now})
+            cancelled = c.execute(sql_jobs.cancel_tasks, {"jid": job_id, "now": now}).rowcount
+        if cancelled:
+            self.events.emit("cancelled", task=job_id)
+        return self.get(job_id)
+
+    def take_callback(self, job_id: str) -> Optional[str]:
+        """The job's callback URL the first time it is asked for after the job ended; then None."""
+        with self.db.writing() as c:
+            return c.execute(sql_jobs.claim_callback, {"jid": job_id}).scalar()
+
+    def delete(self, job_id: str) -> None:
+        """Forget the job, its task, parts and attempts (the caller removes its files)."""
+        self.get(job_id)
+        with self.db.writing() as c:
+            c.execute(sql_jobs.drop_attempts, {"jid": job_id})
+            c.execute(sql_jobs.drop_tasks, {"jid": job_id})
+            c.execute(sql_jobs.drop_job, {"jid": job_id})
+        self.events.emit("deleted", task=job_id)

@@ -1,0 +1,77 @@
+"""Uploaded jobs on disk: the upload stored in its own folder (streamed, never whole in memory) and
+checked with ffprobe, and a finished job's transcript in the format asked for."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Any, Optional
+
+from stt_common.files import fsync_dir
+from stt_common.media import ProbeError, probe_seconds
+
+from . import markdown
+from .ledger.values import task_id_for
+
+FORMATS = ("txt", "vtt", "srt", "json", "md")
+_UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
+
+
+class NotMedia(Exception):
+    """The upload is not audio or video (ffprobe's reason in the message)."""
+
+
+def new_job_id() -> str:
+    return task_id_for(f"jobs/{uuid.uuid4().hex}")
+
+
+def safe_name(filename: Optional[str]) -> str:
+    """The uploaded name as a plain file name: no folders, no control or shell characters."""
+    name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).strip(" .")
+    return name[:200] or "upload"
+
+
+def store(jobs_dir: Path, job_id: str, filename: str, source: IO[bytes]) -> tuple[Path, float]:
+    """Copy the spooled upload into jobs_dir/job_id/, then probe it: (path, seconds). Not media ->
+    NotMedia, and nothing is kept."""
+    folder = jobs_dir / job_id
+    folder.mkdir(parents=True)
+    dest = folder / filename
+    try:
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+        fsync_dir(folder)
+        try:
+            seconds = probe_seconds(dest)
+        except ProbeError as e:
+            raise NotMedia(f"{e}: {e.stderr_tail.strip()}" if e.stderr_tail.strip() else str(e)) from None
+        if seconds <= 0:
+            raise NotMedia(f"{filename} has no audio (ffprobe reports no duration)")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return dest, seconds
+
+
+def meta(jobs_dir: Path, job_id: str) -> dict[str, Any]:
+    try:
+        data = json.loads((jobs_dir / job_id / "result.meta.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def transcript(jobs_dir: Path, job_id: str, filename: str, fmt: str) -> str:
+    """A done job's transcript; `md` is made from the JSON (or the VTT)."""
+    folder = jobs_dir / job_id
+    if fmt != "md":
+        return (folder / f"result.{fmt}").read_text(encoding="utf-8")
+    files = {
+        f: (folder / f"result.{f}").read_text(encoding="utf-8")
+        for f in ("json", "vtt")
+        if (folder / f"result.{f}").is_file()
+    }
+    return markdown.to_markdown(markdown.title_of(filename), files)

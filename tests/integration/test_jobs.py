@@ -1,0 +1,178 @@
+"""Transcription as a service over HTTP, with a real server, a real client and real whisper-cli."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import psutil
+import requests
+
+from server.notify import sign
+from tests.helpers import REPO, client_env, copy_audio, run_client, start_transcribing
+from tests.receiver import Receiver
+
+
+def submit(url: str, path, **fields) -> requests.Response:
+    with open(path, "rb") as f:
+        return requests.post(f"{url}/api/v1/jobs", files={"file": (path.name, f)}, data=fields, timeout=60)
+
+
+def test_a_submitted_file_comes_back_in_every_format(shared, whisper_cli, server_process, tmp_path):
+    copy_audio(shared, tmp_path / "audio", {"backlog.mp3": "millbrook.mp3"})
+    hook = Receiver().__enter__()
+    srv = server_process(WEBHOOK_SECRET="s" * 20).start()
+    r = submit(srv.url, shared / "audio" / "jfk.mp3", language="en", callback_url=hook.url + "/done")
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["status_url"].endswith(f"/api/v1/jobs/{job['id']}")
+    assert requests.get(f"{job['status_url']}/result?format=srt", timeout=10).status_code == 409
+
+    # Priority over the backlog: the next lease is the job, though the backlog was there first.
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "laptop")
+    assert run_client(env, "--max-tasks", "1").returncode == 0
+    status = requests.get(job["status_url"], timeout=10).json()
+    assert (status["state"], status["progress"], status["detected_language"]) == ("done", 100.0, "en")
+
+    def result(fmt: str) -> str:
+        r = requests.get(f"{job['status_url']}/result", params={"format": fmt}, timeout=10)
+        assert r.status_code == 200, (fmt, r.text)
+        return r.text
+
+    assert "fellow Americans" in result("txt")
+    assert result("vtt").startswith("WEBVTT") and "fellow Americans" in result("vtt")
+    assert result("srt").startswith("1\n00:00:00,000 --> ")
+    segments = json.loads(result("json"))["transcription"]
+    words = [w["word"] for s in segments for w in s["words"]]
+    assert "fellow" in words and "Americans," in words  # word timings
+    md = result("md")
+    assert md.startswith("# jfk\n\n**[00:00:00]** ") and "ask what you can do for your country" in md
+    (called,) = hook.wait_for(1)  # the callback, once, signed like the operator's webhook
+    hook.__exit__()
+    assert called.path == "/done" and called.json() == {
+        "event": "job.ended",
+        "id": job["id"],
+        "state": "done",
+        "error": None,
+    }
+    assert called.headers["X-Batch-STT-Signature"] == sign("s" * 20, called.body)
+    backlog = [t for t in requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json() if t["path"] == "backlog.mp3"]
+    assert backlog[0]["state"] == "queued"  # still waiting: the job went first
+
+    assert requests.delete(job["status_url"], timeout=10).status_code == 204
+    assert requests.get(job["status_url"], timeout=10).status_code == 404
+    assert not (tmp_path / "data" / "jobs" / job["id"]).exists()
+
+
+def test_uploads_that_are_not_audio_or_too_big_are_refused(shared, server_process, tmp_path):
+    srv = server_process(MAX_UPLOAD_BYTES=5_000_000).start()
+    text = tmp_path / "notes.mp3"
+    text.write_text("these are not the sounds you are looking for\n" * 100)
+    r = submit(srv.url, text)
+    assert r.status_code == 415 and "ffprobe cannot read notes.mp3" in r.json()["detail"]
+    assert submit(srv.url, shared / "audio" / "jfk.mp3", language="english").status_code == 422
+    assert submit(srv.url, shared / "audio" / "jfk.mp3", model="huge").status_code == 422
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []  # nothing kept
+    assert requests.get(f"{srv.url}/api/v1/jobs", timeout=10).json() == []
+
+    server = psutil.Process(srv.proc.pid)
+    before = server.memory_info().rss
+
+    def stream():  # 200 MB that never ends up anywhere
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp3"\r\n\r\n'
+        for _ in range(200):
+            yield b"\0" * 1_000_000
+
+    try:
+        r = requests.post(
+            f"{srv.url}/api/v1/jobs",
+            data=stream(),
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+            timeout=60,
+        )
+        assert r.status_code == 413
+    except requests.ConnectionError:
+        pass  # the server may close the connection while the body still streams in: refused either way
+    assert (server.memory_info().rss - before) < 30_000_000
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+def test_model_tier_and_cancel(shared, whisper_cli, server_process, tmp_path):
+    srv = server_process(LEASE_SECONDS=5).start()  # heartbeats every 1.25 s: the cancel is heard at once
+    medium = submit(srv.url, shared / "audio" / "jfk.mp3", model="medium").json()
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "tiny-laptop")
+    r = run_client(env, "--until-idle")
+    assert "no task available" in r.stderr and "worked on 0 task" in r.stderr  # tiny never gets a medium job
+    assert requests.get(medium["status_url"], timeout=10).json()["state"] == "queued"
+
+    long = submit(srv.url, shared / "audio" / "millbrook.mp3").json()
+    proc = start_transcribing(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "canceller", "--once")
+    cancelled = requests.post(f"{long['status_url']}/cancel", timeout=10).json()
+    assert cancelled["state"] == "cancelled"
+    out, _ = proc.communicate(timeout=120)
+    assert "taken back by the server" in out or "lease lost" in out, out
+    assert requests.get(long["status_url"], timeout=10).json()["state"] == "cancelled"
+    assert requests.get(f"{long['status_url']}/result", timeout=10).status_code == 409
+
+
+def test_jobs_survive_a_restart(shared, server_process, tmp_path):
+    srv = server_process().start()
+    job = submit(srv.url, shared / "audio" / "jfk.mp3").json()
+    srv.stop()
+    srv.start()
+    deadline = time.time() + 10
+    while (state := requests.get(job["status_url"], timeout=10).json()["state"]) != "queued" and time.time() < deadline:
+        time.sleep(0.1)
+    assert state == "queued"
+    assert [j["id"] for j in requests.get(f"{srv.url}/api/v1/jobs?state=queued", timeout=10).json()] == [job["id"]]
+    assert requests.get(f"{srv.url}/task", timeout=10).headers["X-Task-ID"] == job["id"]  # old clients take jobs too
+
+
+def test_stt_client_submit_waits_and_writes_the_transcript(shared, whisper_cli, server_process, tmp_path):
+    srv = server_process().start()
+    volunteer = subprocess.Popen(  # keeps asking until it has done one task
+        [sys.executable, "-m", "client.cli", "run", "--max-tasks", "1"],
+        env=client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "volunteer"),
+        cwd=tmp_path,
+    )
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "submitter")
+    audio = tmp_path / "talk.mp3"
+    audio.write_bytes((shared / "audio" / "jfk.mp3").read_bytes())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "client.cli", "submit", str(audio), "--format", "srt", "--wait", "--out", str(out)]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    volunteer.wait(timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    srt = (out / "talk.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> ") and "fellow Americans" in srt
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("not audio")
+    command = [sys.executable, "-m", "client.cli", "submit", str(bad)]
+    refused = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "HTTP 415" in refused.stdout
+
+
+def test_a_long_upload_is_cut_into_parts_and_stitched(shared, whisper_cli, server_process, tmp_path):
+    srv = server_process(SPLIT_SECONDS=30).start()
+    job = submit(srv.url, shared / "audio" / "millbrook.mp3", language="en").json()  # 62 s: cut in pauses
+    deadline = time.time() + 30
+    while len(parts := [t for t in srv_tasks(srv) if t["parent_id"] == job["id"]]) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(parts) >= 2 and all(p["priority"] == 10 for p in parts)  # the job's priority goes with them
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "laptop")
+    assert run_client(env, "--max-tasks", "1").returncode == 0
+    assert requests.get(job["status_url"], timeout=10).json()["progress"] == round(100 / len(parts), 1)  # one part
+    assert run_client(env, "--until-idle").returncode == 0
+    assert requests.get(job["status_url"], timeout=10).json()["state"] == "done"
+    segments = json.loads(requests.get(f"{job['status_url']}/result?format=json", timeout=10).text)["transcription"]
+    starts = [w["offsets"]["from"] for s in segments for w in s["words"]]
+    assert starts == sorted(starts) and starts[-1] > 30_000  # the second part's words, on the file's timeline
+    assert (tmp_path / "data" / "results" / ".parts" / job["id"]).exists() is False  # stitched, cleaned up
+    assert requests.delete(job["status_url"], timeout=10).status_code == 204
+    assert srv_tasks(srv) == []
+
+
+def srv_tasks(srv) -> list[dict]:
+    return requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json()
