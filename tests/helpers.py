@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -269,3 +270,19 @@ def build_long_speech(shared: Path, dest: Path, pause: float = 1.5) -> str:
     )
     shutil.rmtree(work)
     return " ".join(text.strip() for _, text in clips)
+
+
+def post_endless_multipart(url: str, field: str, megabytes: int = 200) -> Optional[int]:
+    """POST a multipart body of `megabytes` MB, chunked (no Content-Length: the server cannot refuse
+    it up front). The status, or None when the server closed the connection mid-body (also a refusal)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield f'--zz\r\nContent-Disposition: form-data; name="{field}"; filename="big"\r\n\r\n'.encode()
+        for _ in range(megabytes):
+            yield b"x" * 1024 * 1024
+
+    headers = {"Content-Type": "multipart/form-data; boundary=zz"}
+    try:
+        return requests.post(url, data=chunks(), headers=headers, timeout=60).status_code
+    except requests.ConnectionError:
+        return None
