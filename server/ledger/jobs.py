@@ -110,9 +110,9 @@ class Jobs:
     def get(self, job_id: str) -> JobView:
         with self.db.reading() as c:
             row = c.execute(sql_jobs.job_by_id, {"jid": job_id}).first()
-            if row is None:
-                raise NotFound(f"no such job: {job_id}")
             tasks = [TaskView.from_row(r) for r in c.execute(sql_jobs.tasks_of_job, {"jid": job_id})]
+            if row is None or not tasks:  # (not tasks: being deleted right now)
+                raise NotFound(f"no such job: {job_id}")
             live = dict(c.execute(sql_jobs.live_progress, {"jid": job_id}).all())
         own, parts = tasks[0], tasks[1:]
         work = parts or [own]
