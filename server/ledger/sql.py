@@ -66,14 +66,19 @@ touch_client = (
 insert_client = insert(client)
 
 
-def queued(q: Select[Any], languages: bool, probed: bool, level: bool = True) -> Select[Any]:
+def queued(q: Select[Any], languages: bool, probed: bool, level: str = "==") -> Select[Any]:
     """`q` over the queued tasks a claim may take: none that asks for a better model than the
-    claimer's (`:tier`), and (`level`) only those of the highest priority there is (`:priority`).
-    `languages`: only those (`:langs`). `probed`: while splitting is on, a file goes out only once
-    its length is known, so a long one is never handed out whole by accident."""
+    claimer's (`:tier`), and (`level`) only those of the highest priority there is (`:priority`):
+    "==" for the picks, which walk one level of the index in order; ">=", the same rows since
+    `:priority` is the top, for a sum over the level that the planner should not walk row by row
+    through the (state, priority, path) index; "" for any level. `languages`: only those (`:langs`).
+    `probed`: while splitting is on, a file goes out only once its length is known, so a long one
+    is never handed out whole by accident."""
     q = q.where(task.c.state == TaskState.QUEUED, task.c.min_tier <= bindparam("tier"))
-    if level:
+    if level == "==":
         q = q.where(task.c.priority == bindparam("priority"))
+    elif level == ">=":
+        q = q.where(task.c.priority >= bindparam("priority"))
     if languages:
         q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
     if probed:
@@ -89,9 +94,10 @@ def _pick(languages: bool, probed: bool) -> Select[Any]:
 
 
 pick_queued = {(langs, probed): _pick(langs, probed) for langs in (False, True) for probed in (False, True)}
-# Uploaded jobs go before the directory backlog: the priority level a claim picks from.
+# Uploaded jobs go before the directory backlog: the priority level a claim picks from. ORDER BY +
+# LIMIT (not max()) so the (state, priority) index is walked from the top and stops at the first fit.
 top_priority = {
-    (langs, probed): queued(select(func.max(task.c.priority)), langs, probed, level=False)
+    (langs, probed): queued(select(task.c.priority), langs, probed, level="").order_by(task.c.priority.desc()).limit(1)
     for langs in (False, True)
     for probed in (False, True)
 }

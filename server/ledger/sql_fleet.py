@@ -33,7 +33,7 @@ length = length_ms / 1000.0  # seconds
 
 def _backlog(languages: bool, probed: bool) -> Select[Any]:
     totals: Select[Any] = select(func.count(), func.coalesce(func.sum(length), 0.0), func.min(length))  # type: ignore[assignment]
-    return queued(totals, languages, probed)
+    return queued(totals, languages, probed, level=">=")
 
 
 def _by_length(languages: bool, probed: bool, longest: bool) -> Select[Any]:

@@ -51,10 +51,14 @@ class Task(SQLModel, table=True):
     done_at: Optional[float] = None
 
     __table_args__ = (
-        Index("ix_task_queue", "state", "path", "start_ms"),
-        Index("ix_task_priority", "state", "priority"),
-        # The scheduler's longest / shortest queued task, without sorting the queue (sql_fleet.LENGTH_MS).
-        Index("ix_task_length", "state", text(f"{LENGTH_MS} DESC"), "path", "start_ms"),
+        # A claim's level (the top priority), then its task within the level without sorting the queue:
+        # FIFO in path order, the scheduler's longest or shortest (sql_fleet.LENGTH_MS). The trailing
+        # columns make ix_task_length cover the scheduler's sum over the level (no table reads).
+        Index("ix_task_queue", "state", "priority", "path", "start_ms"),
+        Index(
+            "ix_task_length",
+            *("state", "priority", text(f"{LENGTH_MS} DESC"), "path", "start_ms", "min_tier", "duration_ms", "end_ms"),
+        ),
     )
 
 

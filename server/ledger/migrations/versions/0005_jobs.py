@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+LENGTH_MS = "coalesce(end_ms - start_ms, duration_ms, 0)"  # as tables.LENGTH_MS was at 0005
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -17,12 +19,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Plain ADD COLUMN (no batch copy on SQLite): the expression index ix_task_length stays as it is.
+    # Plain ADD COLUMN and CREATE/DROP INDEX (no batch copy on SQLite, which cannot reflect the
+    # expression index). A claim walks one priority level: both queue indexes gain the priority.
     op.add_column("task", sa.Column("job_id", sa.String(length=32), nullable=True))
     op.add_column("task", sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
     op.add_column("task", sa.Column("min_tier", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_task_job_id", "task", ["job_id"])
-    op.create_index("ix_task_priority", "task", ["state", "priority"])
+    op.drop_index("ix_task_queue", "task")
+    op.create_index("ix_task_queue", "task", ["state", "priority", "path", "start_ms"])
+    op.drop_index("ix_task_length", "task")
+    length_desc = sa.text(f"{LENGTH_MS} DESC")
+    op.create_index(
+        "ix_task_length",
+        "task",
+        ["state", "priority", length_desc, "path", "start_ms", "min_tier", "duration_ms", "end_ms"],
+    )
     op.create_table(
         "job",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -38,7 +49,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("job")
-    op.drop_index("ix_task_priority", "task")
+    op.drop_index("ix_task_length", "task")
+    op.create_index("ix_task_length", "task", ["state", sa.text(f"{LENGTH_MS} DESC"), "path", "start_ms"])
+    op.drop_index("ix_task_queue", "task")
+    op.create_index("ix_task_queue", "task", ["state", "path", "start_ms"])
     op.drop_index("ix_task_job_id", "task")
     with op.batch_alter_table("task") as batch:
         batch.drop_column("min_tier")
