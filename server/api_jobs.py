@@ -64,7 +64,13 @@ def _field(form: Any, name: str) -> Optional[str]:
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses={400: {"model": Message}, 413: {"model": Message}, 415: {"model": Message}, 422: {"model": Message}},
+    responses={
+        400: {"model": Message},
+        413: {"model": Message},
+        415: {"model": Message},
+        422: {"model": Message},
+        503: {"model": Message},
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -115,6 +121,8 @@ async def submit(request: Request, ctx: Ctx) -> JobOut:
             stored, _ = await run_in_threadpool(uploads.store, ctx.jobs_dir, job_id, name, upload.file)
         except uploads.NotMedia as e:
             raise HTTPException(415, str(e)) from None
+        except FileNotFoundError:  # the server itself lacks ffprobe: not the client's mistake, but no 500
+            raise HTTPException(503, "this server cannot check uploads: ffprobe is not installed") from None
         st = stored.stat()
         tier = TIERS.get(model, 0)
         job = await run_in_threadpool(
