@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import transcribe
-from .notify import Notifier
+from .notify import Notifiers
 from .settings import ClientSettings
 
 NO_GPU = ("--no-gpu",)
@@ -86,7 +86,7 @@ def _text(result: transcribe.Transcript) -> str:
 class Guard:
     """Runs whisper-cli for the worker; remembers, for this run, whether the GPU build can be trusted."""
 
-    def __init__(self, s: ClientSettings, notifier: Notifier, say: Callable[[str], None]):
+    def __init__(self, s: ClientSettings, notifier: Notifiers, say: Callable[[str], None]):
         self.cfg = whisper_config(s)
         self.built = built_backend(s)
         self.notifier = notifier

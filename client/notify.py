@@ -70,9 +70,6 @@ class Notifiers:
         return all([n.send(message, details) for n in self.each]) and bool(self.each)
 
 
-Notifier = Notifiers | Gotify | Apprise
-
-
 class NotifySetupError(Exception):
     pass
 

@@ -23,7 +23,7 @@ from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient
 from .backoff import Backoff
 from .guard import Guard
 from .job import Job
-from .notify import Notifier, Notifiers
+from .notify import Notifiers
 from .outbox import Outbox
 from .progress import Display
 from .settings import ClientSettings
@@ -57,7 +57,7 @@ class Worker:
         api: ServerAPI,
         outbox: Outbox,
         display: Display,
-        notifier: Notifier = Notifiers(),
+        notifier: Notifiers = Notifiers(),
     ):
         self.s = settings
         self.api = api

@@ -4,7 +4,7 @@ the batch, a host put in cool-down. An EventLog listener; delivery is server/not
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Optional
 
 from .ledger import JobState, Ledger, NotFound, TaskState
 from .notify import Notifier, NotifyEvent
@@ -23,8 +23,10 @@ class Alerts:
         self._empty_told = False  # queue.empty once per batch: until work is handed out again
 
     def on_event(self, event: str, record: dict[str, Any]) -> None:
-        if event in _JOB_ENDS:
-            self._job_callback(record["task"])
+        if event in _JOB_ENDS:  # the events name their job; a stitched file is looked up (once per file)
+            job_id = self._job_of(record["task"]) if event == "stitched" else record.get("job")
+            if job_id:
+                self._job_callback(job_id)
         if not self.notifier.enabled:
             return
         if event in ("granted", "replicated"):
@@ -40,15 +42,15 @@ class Alerts:
         if event in _FINISHING:
             self._maybe_empty()
 
-    def _job_callback(self, task_id: str) -> None:
-        """An uploaded job that ended calls its callback_url once (signed like the webhook)."""
+    def _job_of(self, task_id: str) -> Optional[str]:
         try:
-            task = self.ledger.reports.task(task_id)
+            return self.ledger.reports.task(task_id).job_id
         except NotFound:
-            return
-        if not task.job_id:
-            return
-        job = self.ledger.jobs.get(task.job_id)
+            return None
+
+    def _job_callback(self, job_id: str) -> None:
+        """An uploaded job that ended calls its callback_url once (signed like the webhook)."""
+        job = self.ledger.jobs.get(job_id)
         if job.state not in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
             return
         url = self.ledger.jobs.take_callback(job.id)
@@ -81,12 +83,13 @@ class Alerts:
             self.notifier.enqueue(NotifyEvent.FILE_DONE, {"task": task.id, "path": task.path})
 
     def _maybe_empty(self) -> None:
-        ov = self.ledger.reports.overview()
-        if any(ov.files[s] for s in (TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT)):
+        """Asked after every result: one indexed row; the totals only once the batch is finished."""
+        if self.ledger.reports.work_left():
             return
         with self._lock:
             if self._empty_told:
                 return
             self._empty_told = True
+        ov = self.ledger.reports.overview()
         done, failed = ov.files[TaskState.DONE], ov.files[TaskState.FAILED]
         self.notifier.enqueue(NotifyEvent.QUEUE_EMPTY, {"files_done": done, "files_failed": failed})

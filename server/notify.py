@@ -86,13 +86,14 @@ class Notifier:
             return
         body = {"event": event.value, "ts": round(self.clock(), 3), **payload}
         for target in self.targets.names():
-            entry = {"target": target, "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
-            self._write(self.outbox / f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.json", entry)
-        self.wake.set()
+            self._put(target, body)
 
     def enqueue_to(self, url: str, body: dict[str, Any]) -> None:
         """A one-off webhook (a job's callback_url), signed and retried like WEBHOOK_URL."""
-        entry = {"target": f"webhook:{url}", "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
+        self._put(f"webhook:{url}", body)
+
+    def _put(self, target: str, body: dict[str, Any]) -> None:
+        entry = {"target": target, "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
         self._write(self.outbox / f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.json", entry)
         self.wake.set()
 

@@ -48,9 +48,7 @@ class JobView:
     state: JobState
     progress: float  # percent: parts done and the live attempts' own progress
     created_at: float
-    task: TaskView
-    model_tier: int
-    callback_url: Optional[str]
+    task: TaskView  # the job's own task: its language, tier (min_tier), priority, error
 
 
 class Jobs:
@@ -99,7 +97,6 @@ class Jobs:
                     "id": job_id,
                     "task_id": job_id,
                     "filename": filename,
-                    "model_tier": model_tier,
                     "callback_url": callback_url,
                     "created_at": now,
                 },
@@ -119,7 +116,7 @@ class Jobs:
         done = sum(100.0 if t.state == TaskState.DONE else float(live.get(t.id) or 0) for t in work)
         state = _FROM_TASK[own.state]
         progress = 100.0 if state == JobState.DONE else round(done / len(work), 1)
-        return JobView(row.id, row.filename, state, progress, row.created_at, own, row.model_tier, row.callback_url)
+        return JobView(row.id, row.filename, state, progress, row.created_at, own)
 
     def page(self, state: Optional[JobState] = None, limit: int = 100, offset: int = 0) -> list[JobView]:
         params = {"limit": limit, "offset": offset}
@@ -139,7 +136,7 @@ class Jobs:
             c.execute(sql_jobs.stop_attempts, {"jid": job_id, "now": now})
             cancelled = c.execute(sql_jobs.cancel_tasks, {"jid": job_id, "now": now}).rowcount
         if cancelled:
-            self.events.emit("cancelled", task=job_id)
+            self.events.emit("cancelled", task=job_id, job=job_id)
         return self.get(job_id)
 
     def take_callback(self, job_id: str) -> Optional[str]:

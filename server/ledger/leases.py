@@ -255,6 +255,7 @@ class Leases:
             late=c.late,
             attempt=c.attempt,
             audio_seconds=None if c.duplicate else round(c.task.seconds, 3),
+            job=c.task.job_id,
         )
         self.fleet.log_cooled(c.cooled)
 
@@ -267,6 +268,7 @@ class Leases:
             retryable=retryable,
             task_state=view.state.value,
             attempts=view.attempts,
+            job=view.job_id,
         )
 
 

@@ -55,6 +55,11 @@ class Reports:
             n, ms = c.execute(sql_overview.done_since, {"since": since}).one()
         return Overview(files, audio, int(n), ms / 1000)
 
+    def work_left(self) -> bool:
+        """Any task queued, leased or in parts: cheap enough to ask after every result."""
+        with self.db.reading() as c:
+            return c.execute(sql_overview.work_left).first() is not None
+
     def split_files(self, limit: int = 50) -> list[SplitFile]:
         """Long files still in parts (or failed), with how many of their parts are done."""
         with self.db.reading() as c:

@@ -115,8 +115,7 @@ class Job(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     task_id: str = Field(max_length=32)
-    filename: str  # as uploaded (its safe form is the task's path)
-    model_tier: int
+    filename: str  # as uploaded (its safe form is the task's path); tier and priority are the task's
     callback_url: Optional[str] = None
     callback_sent: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     created_at: float

@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("task_id", sa.String(length=32), nullable=False),
         sa.Column("filename", sa.String(), nullable=False),
-        sa.Column("model_tier", sa.Integer(), nullable=False),
         sa.Column("callback_url", sa.String(), nullable=True),
         sa.Column("callback_sent", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", sa.Float(), nullable=False),
