@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import partial
 from typing import Annotated, Any, Optional
 
@@ -14,7 +15,7 @@ from stt_common.formats import RESULT_FORMATS
 
 from . import audio
 from .deps import Ctx, admin, authenticated
-from .ledger import NotFound, TaskState, TaskView, Timing
+from .ledger import NotFound, TaskState, TaskView, Timing, Wait
 from .schemas import (
     CLIENT_NAME,
     TASK_ID,
@@ -43,27 +44,22 @@ router = APIRouter(
         422: {"description": "invalid request"},
     },
 )
+WAIT_REASON = "X-Wait-Reason"
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-def _languages(req: LeaseRequest) -> Optional[list[str]]:
-    caps = req.capabilities
-    if caps.english_only:
-        return ["en", "auto"]
-    if caps.languages is not None:
-        return sorted({*caps.languages, "auto"})
-    return None
 
 
 @router.post(
     "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
 )
 async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
-    """Lease the next task that fits this client's capabilities."""
-    claim = partial(
-        ctx.ledger.leases.claim, req.client, languages=_languages(req), capabilities=req.capabilities.model_dump()
-    )
+    """Lease the next task that fits this client's capabilities. 204 with `Retry-After` and
+    `X-Wait-Reason`: work it may take is queued but not for it now (ask again then); a plain 204:
+    nothing is queued for it."""
+    claim = partial(ctx.ledger.leases.claim, req.client, capabilities=req.capabilities.model_dump())
     grant = await ctx.write(claim)
+    if isinstance(grant, Wait):
+        headers = {"Retry-After": str(math.ceil(grant.retry_after)), WAIT_REASON: grant.reason.value}
+        return Response(status_code=204, headers=headers)
     if grant is None:
         return Response(status_code=204)
     size, sha256 = grant.size, grant.sha256

@@ -1,28 +1,41 @@
-"""Which task a host gets: the scheduling policy, in one place, free of SQL and HTTP.
+"""Which task a host gets: the scheduling policy, in one place, free of SQL, HTTP and clocks.
 
-The goal is the batch's makespan. Its physical lower bound is the work left divided by the fleet's
-summed speed; with hosts 10x apart, handing out tasks in path order misses it by 2-6x, because a
-slow host that takes a long task near the end makes everyone wait for it.
+The goal is the batch's makespan. Its lower bound is the larger of the work left divided by the
+fleet's summed speed, and each group's work divided by the speed of the hosts that may take it: a
+library with French files and fast English-only hosts ends when the multilingual hosts are through
+with the French. With hosts 10x apart, handing out tasks in path order misses it by 2-6x, because
+a slow host that takes a long task near the end makes everyone wait for it.
 
-The policy (`SCHEDULER=speed`, the default):
+Queued tasks come in groups that the same hosts may take (one language, one least model tier, one
+priority); hosts in classes that may take the same groups (`Reach`: languages and model tier).
+Every step counts only the hosts that may take the tasks in question (`SCHEDULER=speed`):
 
-1. Project when the batch would end if the work were perfectly balanced: every host works until
-   the same moment T, so T = now + (queued seconds + work the hosts already hold) / (sum of speeds).
+1. A group's end: now + (the work that only its eligible hosts may take + what they hold) / their
+   summed speed. The batch's end T is the latest of these and of the whole fleet's (all work over
+   all speeds).
 2. A host's capacity is what it can transcribe between the moment it is free (a prefetching client
-   is still busy with its current task) and T. It gets the longest queued task that fits. Early on
-   everything fits, so long work goes out first (LPT); near the end, slow hosts can only fit short
-   tasks, and fast hosts get the long ones.
-3. When nothing fits, the host gets the shortest task only if it would finish it before any other
-   host could (each other host's own free time plus the task at its speed). Otherwise it waits:
-   an idle slow host costs nothing, a slow host holding the last long task costs the batch.
-4. Tail replication: when nothing is queued, an idle host takes a second copy of a running task
-   if it would finish at least a fifth sooner than the holder is predicted to (heartbeat progress,
-   or the prediction made at grant). At most one extra copy per task, within REPLICA_BUDGET.
-   The first result wins; the other holder learns it from its next heartbeat (409).
+   is still busy with its current task) and T. Among the groups it may take (the highest priority
+   first), the one that ends latest goes first: a multilingual host takes the French that nobody
+   else can take before the English that fast hosts will. From it, the longest task that fits.
+   Early on everything fits, so long work goes out first (LPT); near the end slow hosts fit only
+   short tasks, and fast hosts get the long ones.
+3. When nothing fits, the host gets a group's shortest task only if no other host that may take it
+   would finish it sooner (each rival's own free time plus the task at its speed). Otherwise it
+   waits (`Wait`, with a reason and when to ask again): an idle slow host costs nothing, a slow host
+   holding the last long task costs the batch. A rival counts only while it asks (ledger:
+   `host_window`), so a task waits at most that window plus one `Retry-After` after the last faster
+   eligible host stops asking; with no eligible rival, an idle host always gets it.
+4. Tail replication: when nothing is queued for it, an idle host takes a second copy of a running
+   task it may take if it would finish at least a fifth sooner than the holder is predicted to
+   (heartbeat progress, or the prediction made at grant). At most one extra copy per task, within
+   REPLICA_BUDGET, never of a legacy client's task (it cannot be told to stop). The first result
+   wins; the other holder learns it from its next heartbeat (409).
 
-Speeds are audio seconds per second, learned from results (fleet.py); a host not measured yet
-counts at its benchmark (`rtf`), else at the fleet's median. Files not probed yet count as 0 s,
-so they go out last among longest-first picks, first among shortest-first ones.
+Speeds are audio seconds per second, measured by the server (ledger/fleet.py); a host not measured
+yet counts at its benchmark (`rtf`, clamped), else at the fleet's median. Files not probed yet
+count as 0 s. The ledger keeps the classes' sums in a snapshot (ledger/snapshot.py), so a claim
+costs the same with ten hosts or ten thousand: each rival class is represented by its few hosts
+that no other host of the class beats on both free time and speed (`frontier`).
 
 `SCHEDULER=fifo` hands out the next task in path order to whoever asks, for comparison (the ledger
 does that without asking this module: ledger/assign.py).
@@ -30,13 +43,14 @@ does that without asking this module: ledger/assign.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Optional, Union
 
 # A replica must beat its holder by this share of the holder's remaining time, or it is waste.
 REPLICA_MIN_GAIN = 0.2
+FRONTIER = 32  # rivals kept per class for step 3: the best on (free time, speed), no more
 
 
 class SchedulerKind(str, Enum):
@@ -48,19 +62,55 @@ class SchedulerKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class Reach:
+    """What a host may take: these languages (None: all) and tasks asking for at most this tier."""
+
+    languages: Optional[frozenset[str]] = None
+    tier: int = 0
+
+    def takes(self, language: str, min_tier: int) -> bool:
+        return (self.languages is None or language in self.languages) and self.tier >= min_tier
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     speed: float  # audio seconds per second
     free_at: float  # when the work it already holds is predicted done (<= now: idle)
+    reach: Reach = Reach()
 
 
 @dataclass(frozen=True)
-class Backlog:
-    """The queued tasks this host may take (its languages; probed ones while splitting is on)."""
+class Group:
+    """Queued tasks the same hosts may take."""
 
+    language: str
+    min_tier: int
+    priority: int
     count: int
     seconds: float
     shortest: float
+
+    def open_to(self, reach: Reach) -> bool:
+        return reach.takes(self.language, self.min_tier)
+
+
+@dataclass(frozen=True)
+class Class:
+    """The hosts of one reach: summed speed, the work they hold (audio seconds), their best rivals."""
+
+    reach: Reach
+    speed: float
+    held: float
+    frontier: tuple[Host, ...]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    now: float
+    me: Host
+    classes: tuple[Class, ...]  # the whole fleet, me included
+    groups: tuple[Group, ...]  # every queued group, also those `me` may not take
 
 
 @dataclass(frozen=True)
@@ -70,65 +120,106 @@ class Running:
     task_id: str
     seconds: float
     finish_at: float  # its holder's predicted finish
-
-
-@dataclass(frozen=True)
-class Fleet:
-    now: float
-    me: Host
-    others: tuple[Host, ...]
-    backlog: Backlog
+    language: str = "auto"
+    min_tier: int = 0
 
 
 @dataclass(frozen=True)
 class Longest:
-    """The longest queued task of at most `max_seconds`."""
+    """The longest queued task of `group` of at most `max_seconds`."""
 
+    group: Group
     max_seconds: float
 
 
 @dataclass(frozen=True)
 class Shortest:
-    """The shortest queued task."""
+    """The shortest queued task of `group`."""
+
+    group: Group
 
 
 Choice = Union[Longest, Shortest]
 
 
+def group_end(fleet: Fleet, group: Group) -> float:
+    """When `group` could end at the earliest (step 1): its eligible hosts must also do every group
+    that only they may take (French and German both wait for the multilingual hosts)."""
+    eligible = _eligible(fleet, group)
+    speed = sum(fleet.classes[i].speed for i in eligible)
+    if speed <= 0:
+        return fleet.now  # nobody may take it now: it sets no pace
+    work = sum(g.seconds for g in fleet.groups if _eligible(fleet, g) <= eligible)
+    return fleet.now + (work + sum(fleet.classes[i].held for i in eligible)) / speed
+
+
+def _eligible(fleet: Fleet, group: Group) -> frozenset[int]:
+    return frozenset(i for i, c in enumerate(fleet.classes) if group.open_to(c.reach))
+
+
 def projected_end(fleet: Fleet) -> float:
-    """When the batch ends if every host works until the same moment (step 1)."""
-    hosts = (fleet.me, *fleet.others)
-    held = sum(h.speed * max(0.0, h.free_at - fleet.now) for h in hosts)
-    return fleet.now + (fleet.backlog.seconds + held) / sum(h.speed for h in hosts)
+    """The batch's end if every host works until the same moment, bounded by each group's (step 1)."""
+    speed = sum(c.speed for c in fleet.classes)
+    overall = fleet.now + (sum(g.seconds for g in fleet.groups) + sum(c.held for c in fleet.classes)) / speed
+    return max([overall, *(group_end(fleet, g) for g in fleet.groups)])
 
 
 def finish_at(host: Host, seconds: float, now: float) -> float:
     return max(now, host.free_at) + seconds / host.speed
 
 
-def choose(fleet: Fleet) -> Optional[Choice]:
-    """What `fleet.me` should get now; None: nothing, for now (steps 2 and 3)."""
-    if fleet.backlog.count == 0:
-        return None
+def mine(fleet: Fleet) -> list[Group]:
+    """The groups `fleet.me` may take, of the highest priority among them."""
+    groups = [g for g in fleet.groups if g.count > 0 and g.open_to(fleet.me.reach)]
+    top = max((g.priority for g in groups), default=0)
+    return [g for g in groups if g.priority == top]
+
+
+def choose(fleet: Fleet) -> list[Choice]:
+    """What `fleet.me` should get, in the order to try (the ledger's rows may have moved since the
+    snapshot: the next choice is tried when one finds nothing). Empty: wait (steps 2 and 3)."""
+    groups = mine(fleet)
+    if not groups:
+        return []
     me, now = fleet.me, fleet.now
+    ends = {id(g): group_end(fleet, g) for g in groups}
+    groups.sort(key=lambda g: (-ends[id(g)], g.language, g.min_tier))
     capacity = me.speed * (projected_end(fleet) - max(now, me.free_at))
-    if capacity >= fleet.backlog.shortest:
-        return Longest(capacity)
-    shortest = fleet.backlog.shortest
-    mine = finish_at(me, shortest, now)
-    if all(mine <= finish_at(other, shortest, now) for other in fleet.others):
-        return Shortest()
-    return None
+    choices: list[Choice] = [Longest(g, capacity) for g in groups if capacity >= g.shortest]
+    choices += [Shortest(g) for g in groups if first_to_finish(fleet, g)]
+    return choices
+
+
+def rivals(fleet: Fleet, group: Group) -> Iterable[Host]:
+    """The other hosts that may take `group` and could beat `me` to it."""
+    for c in fleet.classes:
+        if group.open_to(c.reach):
+            yield from (h for h in c.frontier if h.name != fleet.me.name)
+
+
+def first_to_finish(fleet: Fleet, group: Group) -> bool:
+    """No eligible rival would finish the group's shortest task before `me` (ties go to `me`)."""
+    mine_at = finish_at(fleet.me, group.shortest, fleet.now)
+    return all(mine_at <= finish_at(h, group.shortest, fleet.now) for h in rivals(fleet, group))
+
+
+def frontier(hosts: Iterable[Host], now: float) -> tuple[Host, ...]:
+    """The hosts no other beats on both free time and speed: only these can finish a task first."""
+    best: list[Host] = []
+    for h in sorted(hosts, key=lambda h: (max(now, h.free_at), -h.speed, h.name)):
+        if not best or h.speed > best[-1].speed:
+            best.append(h)
+    return tuple(best[:FRONTIER])
 
 
 def replica(fleet: Fleet, running: Sequence[Running], budget_seconds: float) -> Optional[str]:
     """The running task an idle host should copy (step 4), or None."""
     me, now = fleet.me, fleet.now
-    if fleet.backlog.count or me.free_at > now:
+    if mine(fleet) or me.free_at > now:
         return None
     best, best_gain = None, 0.0
     for r in running:
-        if r.seconds > budget_seconds:
+        if r.seconds > budget_seconds or not me.reach.takes(r.language, r.min_tier):
             continue
         left = r.finish_at - now
         gain = left - r.seconds / me.speed

@@ -217,6 +217,7 @@ def make_ledger(
         clock=clock or Clock(),
         assigner=assigner,
         cooldown=options.pop("cooldown", CooldownRule()),
+        snapshot_seconds=options.pop("snapshot_seconds", 0.0),  # each claim sees the fleet as it is
         **options,
     )
 

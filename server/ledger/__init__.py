@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..events import EventLog
-from .assign import Assigner
+from .assign import Assigner, Wait, WaitReason
 from .catalogue import Catalogue
 from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
@@ -57,6 +57,8 @@ __all__ = [
     "TaskState",
     "TaskView",
     "Timing",
+    "Wait",
+    "WaitReason",
 ]
 
 
@@ -85,10 +87,12 @@ class Ledger:
         assigner: Assigner = Assigner(),
         cooldown: CooldownRule = CooldownRule(),
         clock: Callable[[], float] = time.time,
+        snapshot_seconds: float = 1.0,
     ) -> Ledger:
         """Connect, bring the schema to this release's (MigrationError if it cannot), and wire the parts.
 
         `splitting`: long files are cut into parts, so no file goes out before its length is known.
+        `snapshot_seconds`: how old the claims' shared view of the fleet may get (snapshot.py).
         """
         engine = make_engine(url, sqlite_synchronous)
         upgrade(engine)
@@ -103,6 +107,7 @@ class Ledger:
             fleet=fleet,
             assigner=assigner,
             probed_only=splitting,
+            snapshot_seconds=snapshot_seconds,
         )
         return cls(
             db,

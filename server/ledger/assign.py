@@ -1,18 +1,20 @@
-"""The scheduler's view of the ledger: read the fleet inside a claim's transaction, let the policy
-(server/scheduler.py) choose, and find the task it chose. The claim itself stays in leases.py."""
+"""The scheduler's view of the ledger: the fleet from the shared snapshot (snapshot.py), the policy
+(server/scheduler.py) chooses, and one index walk finds the task it chose. The grant itself stays
+in leases.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from enum import Enum
+from typing import Any, Optional, Union
 
 from .. import scheduler
-from ..scheduler import Backlog, Fleet, Host, Running, SchedulerKind
+from ..scheduler import Host, Reach, SchedulerKind
 from . import sql, sql_fleet
-from .fleet import capabilities, learned_speeds, speed_key
+from .fleet import reach
+from .snapshot import GroupKey, Snapshots, View
 from .statements import Tx
-from .tiers import model_tier
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,27 @@ class Pick:
     task_id: str
     replica: bool  # a second copy of a running task
     host: Optional[Host] = None  # the claiming host as the policy saw it (None: FIFO)
+    group: Optional[GroupKey] = None
+
+
+class WaitReason(str, Enum):
+    """Why a host that asked gets nothing though work it may take is queued."""
+
+    FASTER_HOST = "faster-host"  # another host that may take it would finish it sooner
+    TAKEN = "taken"  # what the snapshot offered was taken a moment ago: ask again at once
+    PROBING = "probing"  # its work waits for the server to read the files' lengths
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Wait:
+    reason: WaitReason
+    retry_after: float  # seconds
+
+
+Outcome = Union[Pick, Wait, None]  # None: nothing is queued for this host
 
 
 @dataclass(frozen=True)
@@ -29,71 +52,69 @@ class Assigner:
     # An idle host counts as part of the fleet this long after it asked (two polls at POLL_SECONDS=30):
     # work is held back for it only while it is likely to ask again.
     host_window: float = 60.0
+    # A host told to wait asks again after this long: soon enough that work held back for a faster
+    # host that stopped asking goes out within host_window + retry_after.
+    retry_after: float = 15.0
 
     def pick(
         self,
         c: Tx,
-        client: str,
+        snapshots: Optional[Snapshots],
+        view: Optional[View],
         caps: Optional[dict[str, Any]],
         languages: Optional[Sequence[str]],
         probed: bool,
-        now: float,
-    ) -> Optional[Pick]:
-        variant = (languages is not None, probed)
-        params: dict[str, Any] = {"tier": model_tier((caps or {}).get("model"))}
-        if languages is not None:
-            params["langs"] = list(languages)
+    ) -> Outcome:
+        """`view`: the fleet as the snapshot had it before this transaction (None: FIFO, which needs
+        none). The snapshot may be up to a second old: what it offers is checked by the picks, and
+        a "nothing" is checked against the queue itself (one index probe) before it is believed."""
+        if view is None or snapshots is None:
+            return self._fifo(c, caps, languages, probed)
+        outcome = self._from_queue(c, view, probed)
+        if isinstance(outcome, Pick) or (isinstance(outcome, Wait) and outcome.reason == WaitReason.FASTER_HOST):
+            return outcome
+        if self._first_queued(c, view.fleet.me.reach, probed) is not None:  # the snapshot missed it
+            view = snapshots.regroup(c, view)
+            outcome = self._from_queue(c, view, probed)
+            return outcome if outcome is not None else Wait(WaitReason.TAKEN, 1.0)
+        if view.probing:
+            return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
+        if self.replica_budget:
+            budget = self.replica_budget * view.library - view.replica_spent
+            if copy := scheduler.replica(view.fleet, view.running, budget):
+                return Pick(copy, True, view.fleet.me)
+        return None
+
+    def _from_queue(self, c: Tx, view: View, probed: bool) -> Outcome:
+        fleet = view.fleet
+        choices = scheduler.choose(fleet)
+        for choice in choices:
+            g = choice.group
+            params = {"priority": g.priority, "lang": g.language, "min_tier": g.min_tier}
+            if isinstance(choice, scheduler.Longest):
+                q, params["max_ms"] = sql_fleet.pick_longest[probed], choice.max_seconds * 1000
+            else:
+                q = sql_fleet.pick_shortest[probed]
+            if task_id := c.execute(q, params).scalar():
+                return Pick(task_id, False, fleet.me, (g.priority, g.language, g.min_tier))
+        if choices:
+            return Wait(WaitReason.TAKEN, 1.0)
+        if scheduler.mine(fleet):
+            return Wait(WaitReason.FASTER_HOST, self.retry_after)
+        return None
+
+    @staticmethod
+    def _first_queued(c: Tx, r: Reach, probed: bool) -> Optional[str]:
+        """The next queued task `r` may take in path order (FIFO's pick), or None."""
+        variant = (r.languages is not None, probed)
+        params: dict[str, Any] = {"tier": r.tier}
+        if r.languages is not None:
+            params["langs"] = sorted(r.languages)
         params["priority"] = c.execute(sql.top_priority[variant], params).scalar() or 0
-        if self.kind == SchedulerKind.FIFO:
-            task_id = c.execute(sql.pick_queued[variant], params).scalar()
-            return Pick(task_id, False) if task_id else None
-        count, seconds, shortest = c.execute(sql_fleet.backlog[variant], params).one()
-        fleet, running = self._fleet(c, client, caps, Backlog(count, float(seconds), float(shortest or 0)), now)
-        choice = scheduler.choose(fleet)
-        if isinstance(choice, scheduler.Longest):
-            task_id = c.execute(
-                sql_fleet.pick_longest[variant], {**params, "max_ms": choice.max_seconds * 1000}
-            ).scalar()
-        elif isinstance(choice, scheduler.Shortest):
-            task_id = c.execute(sql_fleet.pick_shortest[variant], params).scalar()
-        else:
-            task_id = None
-        if task_id:
-            return Pick(task_id, False, fleet.me)
-        if count or not self.replica_budget:
-            return None
-        spent, library = c.execute(sql_fleet.replica_budget).one()
-        copy = scheduler.replica(fleet, running, self.replica_budget * float(library) - float(spent))
-        return Pick(copy, True, fleet.me) if copy else None
+        return c.execute(sql.pick_queued[variant], params).scalar()
 
-    def _fleet(
-        self, c: Tx, client: str, caps: Optional[dict[str, Any]], backlog: Backlog, now: float
-    ) -> tuple[Fleet, list[Running]]:
-        """The hosts (speed, when each is free) and the tasks a replica could overtake."""
-        learned = {key: speed for key, (speed, _) in learned_speeds(c).items()}
-        hosts = {
-            r.name: capabilities(r.capabilities)
-            for r in c.execute(sql_fleet.hosts, {"since": now - self.host_window, "now": now})
-        }
-        hosts[client] = caps or {}
-        rows = c.execute(sql_fleet.running).all()
-        for r in rows:
-            hosts.setdefault(r.client, {})  # a legacy client holding a lease still works
-        guesses = {name: learned.get(speed_key(name, h)) or _positive(h.get("rtf")) for name, h in hosts.items()}
-        default = scheduler.fleet_speed([s for s in guesses.values() if s])
-        speeds = {name: s or default for name, s in guesses.items()}
-        free_at: dict[str, float] = {}
-        running = []
-        for r in rows:
-            finish = scheduler.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
-            free_at[r.client] = max(free_at.get(r.client, now), finish)
-            # No copy yet means one holder: a task is granted once, and copied at most once (replicas).
-            if r.replicas == 0 and r.client != client and r.seconds > 0:
-                running.append(Running(r.task_id, float(r.seconds), finish))
-        me = Host(client, speeds[client], free_at.get(client, now))
-        others = tuple(Host(name, speeds[name], free_at.get(name, now)) for name in sorted(hosts) if name != client)
-        return Fleet(now, me, others, backlog), running
-
-
-def _positive(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    def _fifo(
+        self, c: Tx, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]], probed: bool
+    ) -> Optional[Pick]:
+        task_id = self._first_queued(c, reach(caps, languages), probed)
+        return Pick(task_id, False) if task_id else None

@@ -1,8 +1,12 @@
 """What the ledger knows about hosts: how fast each one is, and which are cooling down.
 
-Speeds are learned from results (audio seconds / processing seconds, per model and backend), as
-decayed sums, so a long task weighs more than a short one whose model load dominates, and a
-machine that got slower (a laptop on battery) is believed within a few results.
+Speeds are measured by the server, never taken from the client's word (a volunteer must not be
+able to claim to be fastest to attract work and replicas): the task's probed length over the time
+from its grant (or from the host's previous result, for a task it prefetched) to its result, per
+model and backend as the result names them (a client that fell back from GPU to CPU says cpu). They
+are decayed sums, so a long task weighs more than a short one whose model load dominates, and a
+machine that got slower (a laptop on battery) is believed within a few results. A host's benchmark
+(`rtf`) is only a first guess, clamped to twice the fastest speed measured in the fleet.
 
 A host earns a strike when another host transcribes a task on which its attempt failed or expired:
 failing a file that nobody can read is the file's fault, not the host's. After COOLDOWN_STRIKES
@@ -13,18 +17,22 @@ day at most); each success earns back one doubling. An operator can clear it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..events import EventLog
+from ..scheduler import Reach
 from . import sql, sql_fleet
 from .database import Database
 from .statements import Tx
-from .values import HostView, Timing
+from .tiers import model_tier
+from .values import HostView
 
 DECAY = 0.7  # each older result counts this much less than the next one
 MAX_COOLDOWN = 24 * 3600.0
+# A benchmark nobody has checked yet: at most this, or twice the fastest speed measured.
+MIN_GUESS, MAX_GUESS = 0.05, 1000.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,26 @@ def capabilities(raw: Optional[str]) -> dict[str, Any]:
     except ValueError:
         return {}
     return caps if isinstance(caps, dict) else {}
+
+
+def reach(caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]] = None) -> Reach:
+    """What a host may take, from what it sent with its lease request (None: a legacy client, which
+    names no model: tier 0). English-only models take English and undetected-language tasks."""
+    caps = caps or {}
+    if languages is None:
+        if caps.get("english_only"):
+            languages = ("en",)
+        elif isinstance(caps.get("languages"), list):
+            languages = caps["languages"]
+    langs = None if languages is None else frozenset({*languages, "auto"})
+    return Reach(langs, model_tier(caps.get("model")))
+
+
+def first_guess(rtf: Any, fastest_measured: float) -> Optional[float]:
+    """A benchmark's speed as the scheduler may believe it before any result is measured."""
+    if not isinstance(rtf, (int, float)) or not rtf > 0:
+        return None
+    return max(MIN_GUESS, min(float(rtf), 2 * fastest_measured if fastest_measured else MAX_GUESS))
 
 
 def speed_key(name: str, caps: dict[str, Any]) -> tuple[str, str, str]:
@@ -79,20 +107,24 @@ class Fleet:
         c.execute(sql.insert_client, {"name": name, **values})
         return None
 
-    def learn(self, c: Tx, client: str, timing: Timing, now: float) -> None:
-        if timing.audio_seconds <= 0 or timing.processing_seconds <= 0:
+    def learn(self, c: Tx, client: str, model: str, backend: str, audio_seconds: float, granted_at: float, now: float):
+        """Measure `client` on a result: `audio_seconds` of the task's own probed length, done between
+        its grant (or the host's previous result, if later) and now."""
+        key = {"cname": client, "m": model, "b": backend}
+        previous = c.execute(sql_fleet.last_result_at, key).scalar()
+        processing = now - max(granted_at, previous or 0.0)
+        if audio_seconds <= 0 or processing <= 0:
             return
-        key = {"cname": client, "m": timing.model, "b": timing.backend}
-        sums = {"audio": timing.audio_seconds, "processing": timing.processing_seconds}
+        sums = {"audio": audio_seconds, "processing": processing}
         if not c.execute(sql_fleet.learn_speed, {**key, **sums, "decay": DECAY, "now": now}).rowcount:
             c.execute(
                 sql_fleet.insert_speed,
                 {
                     "client": client,
-                    "model": timing.model,
-                    "backend": timing.backend,
-                    "audio_seconds": timing.audio_seconds,
-                    "processing_seconds": timing.processing_seconds,
+                    "model": model,
+                    "backend": backend,
+                    "audio_seconds": audio_seconds,
+                    "processing_seconds": processing,
                     "samples": 1,
                     "updated_at": now,
                 },

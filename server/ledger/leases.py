@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from stt_common.formats import hms
 
 from ..events import EventLog
-from ..scheduler import finish_at
+from ..scheduler import SchedulerKind, finish_at
 from . import sql, sql_fleet, sql_parts
-from .assign import Assigner
+from .assign import Assigner, Outcome, Pick, Wait
 from .database import Database
 from .errors import LeaseLost, NotFound
 from .fleet import Fleet
+from .snapshot import Snapshots
 from .statements import Tx
 from .states import AttemptState, Protocol, TaskState
 from .values import AttemptView, Completion, Grant, TaskView, Timing
@@ -40,7 +41,11 @@ class Leases:
         fleet: Fleet,
         assigner: Assigner,
         probed_only: bool = False,
+        snapshot_seconds: float = 1.0,
     ):
+        self.snapshots = Snapshots(
+            db, clock, host_window=assigner.host_window, probed_only=probed_only, max_age=snapshot_seconds
+        )
         self.db = db
         self.fleet = fleet
         self.assigner = assigner
@@ -58,23 +63,30 @@ class Leases:
         capabilities: Optional[dict[str, Any]] = None,
         protocol: Protocol = Protocol.V1,
         lease_seconds: Optional[int] = None,
-    ) -> Optional[Grant]:
-        """Grant `client` the task the scheduler picks for it, or None: nothing fits, or it is cooling down."""
-        now = self.clock()
+    ) -> Union[Grant, Wait, None]:
+        """Grant `client` the task the scheduler picks for it; Wait: work it may take is queued, but
+        not for it now; None: nothing is queued for it (or it is cooling down)."""
         seconds = lease_seconds or self.lease_seconds
-        grant = None
+        speed_aware = self.assigner.kind == SchedulerKind.SPEED
+        # Read (at most once a second) before the write transaction, which it would otherwise hold up.
+        view = self.snapshots.view(client, capabilities, languages) if speed_aware else None
+        now = self.clock()
+        grant: Optional[Grant] = None
+        outcome: Outcome = None
         with self.db.writing() as c:
             expired = self._expire_due(c, now)
             cooling = self.fleet.touch(c, client, now, capabilities)
             for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again
-                pick = self.assigner.pick(c, client, capabilities, languages, self.probed_only, now)
-                if pick is None:
+                outcome = self.assigner.pick(c, self.snapshots, view, capabilities, languages, self.probed_only)
+                if not isinstance(outcome, Pick):
                     break
-                take = sql_fleet.take_replica if pick.replica else sql.take_task
-                row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
+                take = sql_fleet.take_replica if outcome.replica else sql.take_task
+                row = c.execute(take, {"tid": outcome.task_id, "now": now}).first()
                 if row is None:
+                    outcome = None
                     continue
-                grant = Grant(pick.task_id, secrets.token_urlsafe(24), now + seconds, pick.replica, **row._mapping)
+                token = secrets.token_urlsafe(24)
+                grant = Grant(outcome.task_id, token, now + seconds, outcome.replica, **row._mapping)
                 c.execute(
                     sql.insert_attempt,
                     {
@@ -86,20 +98,23 @@ class Leases:
                         "granted_at": now,
                         "deadline": grant.deadline,
                         "replica": grant.replica,
-                        "eta": finish_at(pick.host, grant.seconds, now) if pick.host else None,
+                        "eta": finish_at(outcome.host, grant.seconds, now) if outcome.host else None,
                     },
                 )
                 break
         self._log_expired(expired)
-        if grant:
-            self.events.emit(
-                "replicated" if grant.replica else "granted",
-                task=grant.task_id,
-                client=client,
-                protocol=protocol.value,
-                attempt=grant.attempt,
-                deadline=round(grant.deadline, 3),
-            )
+        if grant is None:
+            return outcome if isinstance(outcome, Wait) else None
+        if isinstance(outcome, Pick) and outcome.host:
+            self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, grant.replica)
+        self.events.emit(
+            "replicated" if grant.replica else "granted",
+            task=grant.task_id,
+            client=client,
+            protocol=protocol.value,
+            attempt=grant.attempt,
+            deadline=round(grant.deadline, 3),
+        )
         return grant
 
     def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
@@ -188,8 +203,9 @@ class Leases:
         # Anyone else still working on it should stop at their next heartbeat.
         c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
-        if timing:
-            self.fleet.learn(c, attempt.client, timing, now)
+        if task.seconds > 0:  # measured here: the client's own figures are not believed
+            model, backend = (timing.model, timing.backend) if timing else ("", "")
+            self.fleet.learn(c, attempt.client, model, backend, task.seconds, attempt.granted_at, now)
         cooled = self.fleet.succeeded(c, task.id, attempt.client, now)
         ready = None
         if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():

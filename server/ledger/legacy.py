@@ -22,7 +22,9 @@ class LegacyLeases:
         self.lease_seconds = lease_seconds
 
     def claim(self, client: str) -> Optional[Grant]:
-        return self.leases.claim(client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds)
+        """The protocol has no way to say "ask again later": a policy wait is a plain "nothing"."""
+        grant = self.leases.claim(client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds)
+        return grant if isinstance(grant, Grant) else None
 
     def complete(self, task_id: str, write_result: WriteResult) -> Completion:
         with self.leases.db.writing() as c:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
-from .sql import GRANT_COLUMNS, now, queued, tid
+from .sql import GRANT_COLUMNS, now, tid
 from .states import AttemptState, TaskState
 from .tables import LENGTH_MS, attempt, client, speed, task
 
@@ -31,15 +31,18 @@ length_ms: ColumnClause[int] = literal_column(LENGTH_MS, Integer)
 length = length_ms / 1000.0  # seconds
 
 
-def _backlog(languages: bool, probed: bool) -> Select[Any]:
-    totals: Select[Any] = select(func.count(), func.coalesce(func.sum(length), 0.0), func.min(length))  # type: ignore[assignment]
-    return queued(totals, languages, probed, level=">=")
-
-
-def _by_length(languages: bool, probed: bool, longest: bool) -> Select[Any]:
-    """One index (ix_task_length) walked either way, never a sort of the whole queue: the longest
-    task with ties in path order, or the shortest (the end game's fallback) with ties in reverse."""
-    q = queued(select(task.c.id), languages, probed)
+def _by_length(probed: bool, longest: bool) -> Select[Any]:
+    """One index (ix_task_length) walked either way within one group (priority, language, least
+    tier), never a sort of the queue: the longest task that fits with ties in path order, or the
+    shortest (the end game's fallback) with ties in reverse."""
+    q = select(task.c.id).where(
+        task.c.state == TaskState.QUEUED,
+        task.c.priority == bindparam("priority"),
+        task.c.language == bindparam("lang"),
+        task.c.min_tier == bindparam("min_tier"),
+    )
+    if probed:
+        q = q.where(task.c.duration_ms.is_not(None))
     if longest:
         q = q.where(length_ms <= bindparam("max_ms", type_=Float))
         order = (length_ms.desc(), task.c.path.asc(), task.c.start_ms.asc())
@@ -48,10 +51,24 @@ def _by_length(languages: bool, probed: bool, longest: bool) -> Select[Any]:
     return q.order_by(*order).limit(1).with_for_update(skip_locked=True)
 
 
-VARIANTS = [(langs, probed) for langs in (False, True) for probed in (False, True)]
-backlog = {v: _backlog(*v) for v in VARIANTS}
-pick_longest = {v: _by_length(*v, longest=True) for v in VARIANTS}
-pick_shortest = {v: _by_length(*v, longest=False) for v in VARIANTS}
+pick_longest = {probed: _by_length(probed, longest=True) for probed in (False, True)}
+pick_shortest = {probed: _by_length(probed, longest=False) for probed in (False, True)}
+
+# The queue by who may take it, for the fleet snapshot (once a second, not per claim).
+probed_col = case((task.c.duration_ms.is_(None), 0), else_=1).label("probed")
+queue_groups = (
+    select(
+        task.c.priority,
+        task.c.language,
+        task.c.min_tier,
+        probed_col,
+        func.count().label("count"),
+        func.coalesce(func.sum(length), 0.0).label("seconds"),
+        func.min(length).label("shortest"),
+    )
+    .where(task.c.state == TaskState.QUEUED)
+    .group_by(task.c.priority, task.c.language, task.c.min_tier, probed_col)
+)
 
 # Every lease in progress, with what predicting its finish needs.
 running = (
@@ -61,7 +78,10 @@ running = (
         attempt.c.eta,
         attempt.c.progress,
         attempt.c.heartbeat_at,
+        attempt.c.protocol,
         task.c.replicas,
+        task.c.language,
+        task.c.min_tier,
         length.label("seconds"),
     )
     .join(task, task.c.id == attempt.c.task_id)
@@ -105,6 +125,11 @@ learn_speed = (
     )
 )
 insert_speed = insert(speed)
+# When the host's last result with this model and backend came in: a prefetched task's clock starts
+# then, not at its grant.
+last_result_at = select(speed.c.updated_at).where(
+    speed.c.client == cname, speed.c.model == bindparam("m"), speed.c.backend == bindparam("b")
+)
 
 # --- cool-down ------------------------------------------------------------------------------
 cooldown_of = select(client.c.cooldown_until).where(client.c.name == cname)

@@ -52,12 +52,14 @@ class Task(SQLModel, table=True):
 
     __table_args__ = (
         # A claim's level (the top priority), then its task within the level without sorting the queue:
-        # FIFO in path order, the scheduler's longest or shortest (sql_fleet.LENGTH_MS). The trailing
-        # columns make ix_task_length cover the scheduler's sum over the level (no table reads).
+        # FIFO in path order; the scheduler's longest or shortest (LENGTH_MS) within one group of the
+        # level (language, least tier), so a rare language is found without walking the common one.
+        # The trailing columns let the snapshot's sums per group read the index alone.
         Index("ix_task_queue", "state", "priority", "path", "start_ms"),
         Index(
             "ix_task_length",
-            *("state", "priority", text(f"{LENGTH_MS} DESC"), "path", "start_ms", "min_tier", "duration_ms", "end_ms"),
+            *("state", "priority", "language", "min_tier", text(f"{LENGTH_MS} DESC"), "path", "start_ms"),
+            *("duration_ms", "end_ms"),
         ),
     )
 

@@ -118,6 +118,7 @@ class AttemptView:
     client: str
     state: AttemptState
     deadline: float
+    granted_at: float
 
     @classmethod
     def from_row(cls, row: Any) -> AttemptView:

@@ -38,13 +38,17 @@ def add_files(ledger, seconds: list[float]) -> list[str]:
     return [f.task_id for f in files]
 
 
-def test_speeds_are_learned_from_results_per_model_and_backend(db):
-    ledger = make_ledger(db)
-    add_files(ledger, [60.0, 60.0, 60.0])
+def test_speeds_are_measured_by_the_server_per_model_and_backend_whatever_the_client_claims(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock)
+    add_files(ledger, [60.0, 60.0, 60.0, 60.0])
     for processing in (10.0, 20.0):
         g = ledger.leases.claim("box", capabilities=caps(9.0))
-        ledger.leases.complete(g.token, nothing, Timing(MODEL, "cpu", 60.0, processing))
+        clock.t += processing
+        # The client claims 0.1 s (it wants to look fastest): the server's own clock decides.
+        ledger.leases.complete(g.token, nothing, Timing(MODEL, "cpu", 600.0, 0.1))
     g = ledger.leases.claim("box", capabilities={**caps(9.0), "backend": "cuda"})
+    clock.t += 2.0
     ledger.leases.complete(g.token, nothing, Timing(MODEL, "cuda", 60.0, 2.0))
     [host] = ledger.fleet.hosts()
     # The last capabilities (cuda) pick the speed shown; its one sample says 30x.
@@ -52,6 +56,29 @@ def test_speeds_are_learned_from_results_per_model_and_backend(db):
     ledger.leases.claim("box", capabilities=caps(9.0))
     [host] = ledger.fleet.hosts()
     assert host.samples == 2 and host.speed == round((60 * 0.7 + 60) / (10 * 0.7 + 20), 3)
+
+
+def test_a_prefetched_task_is_timed_from_the_hosts_previous_result_not_its_grant(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock)
+    add_files(ledger, [60.0, 60.0])
+    first = ledger.leases.claim("box", capabilities=caps(5.0))
+    ahead = ledger.leases.claim("box", capabilities=caps(5.0))  # prefetched while the first runs
+    clock.t += 12.0
+    ledger.leases.complete(first.token, nothing, Timing(MODEL, "cpu", 60.0, 12.0))
+    clock.t += 6.0  # 18 s after its grant, but only 6 s of work
+    ledger.leases.complete(ahead.token, nothing, Timing(MODEL, "cpu", 60.0, 6.0))
+    [host] = ledger.fleet.hosts()
+    assert host.speed == round((60 * 0.7 + 60) / (12 * 0.7 + 6), 3)
+
+
+def test_a_benchmark_is_a_first_guess_clamped_to_twice_the_fastest_measured(db):
+    from server.ledger.fleet import first_guess
+
+    assert first_guess(1e6, fastest_measured=0.0) == 1000.0
+    assert first_guess(1e6, fastest_measured=12.0) == 24.0
+    assert first_guess(8.0, fastest_measured=12.0) == 8.0
+    assert first_guess(None, 12.0) is None and first_guess(-3, 12.0) is None and first_guess("9", 12.0) is None
 
 
 def test_the_long_task_goes_to_the_fast_host_at_the_end(db):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.ledger import FoundFile, PlannedPart, TaskState, Timing
+from server.ledger import FoundFile, PlannedPart, TaskState, Timing, Wait, WaitReason
 from server.scanner import task_id_for
 from server.scheduler import SchedulerKind
 from tests.helpers import Clock, make_ledger
@@ -91,7 +91,7 @@ def test_while_splitting_a_file_goes_out_only_once_probed(tmp_path):
     )
     fid = task_id_for("a.mp3")
     ledger.catalogue.sync_files([FoundFile(fid, "a.mp3", "a", "en", 10, 1.0, False)])
-    assert ledger.leases.claim("c") is None
+    assert ledger.leases.claim("c") == Wait(WaitReason.PROBING, 5.0)  # not "nothing": ask again soon
     ledger.catalogue.set_duration(fid, 10, 5000)
     assert ledger.leases.claim("c").task_id == fid
 
