@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import requests
 
@@ -61,6 +61,20 @@ class Lease:
         return f"{self.path} [{span} of {hms(self.file_duration_seconds or self.end_seconds)}]"
 
 
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+    reason: str
+
+
+def _wait(r: requests.Response) -> Optional[Wait]:
+    try:
+        seconds = float(r.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return Wait(min(max(seconds, 1.0), 600.0), r.headers.get("X-Wait-Reason", "busy"))
+
+
 def _detail(r: requests.Response) -> str:
     try:
         return str(r.json().get("detail", r.text))[:500]
@@ -98,10 +112,12 @@ class ServerAPI:
     def stats(self) -> dict:
         return self._call("GET", "/api/v1/stats").json()
 
-    def lease(self, client: str, capabilities: dict) -> Optional[Lease]:
+    def lease(self, client: str, capabilities: dict) -> Union[Lease, Wait, None]:
+        """A task; Wait: work for us is queued but the server holds it back for now (ask again
+        after `seconds`); None: nothing is queued for us."""
         r = self._call("POST", "/api/v1/leases", ok=(200, 204), json={"client": client, "capabilities": capabilities})
         if r.status_code == 204:
-            return None
+            return _wait(r)
         return Lease(**{k: v for k, v in r.json().items() if k in Lease.__dataclass_fields__})
 
     def download(

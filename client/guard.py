@@ -5,7 +5,9 @@
   crashes this client stays on `--no-gpu` for the rest of the run and says so.
 - A repetition loop (whisper.cpp #1507): one line printed dozens of times. Run again with
   `--max-context 64 --entropy-thold 2.8` (the maintainers' advice, the original client's flags);
-  still looping, it is an error with the evidence, never an upload of garbage.
+  still looping, it is an error with the evidence, never an upload of garbage. Whisper's markers
+  for what is not speech ([BLANK_AUDIO], [Music], (music), [SOUND], ♪ ...) repeat on silence and
+  music by design: they are left out before looking for a loop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ WINDOW = 200  # words; fewer than WINDOW * MIN_DISTINCT distinct ones in any suc
 MIN_DISTINCT = 0.1
 
 _WORD = re.compile(r"\w+")
+# What whisper writes for sound that is not speech: bracketed or starred tags, music notes.
+_NOT_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*\n]*\*|[♪♫]")
 
 
 def whisper_config(s: ClientSettings) -> transcribe.WhisperConfig:
@@ -57,6 +61,7 @@ def built_backend(s: ClientSettings) -> str:
 
 def find_loop(text: str) -> Optional[str]:
     """What shows that whisper looped, or None. Lines are whisper's segments."""
+    text = _NOT_SPEECH.sub(" ", text)
     lines = [" ".join(_WORD.findall(line.lower())) for line in text.splitlines()]
     lines = [line for line in lines if line]
     run, longest, line_of_longest = 1, 1, lines[0] if lines else ""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__, media, transcribe
-from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient
+from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient, Wait
 from .backoff import Backoff
 from .guard import Guard
 from .job import Job
@@ -121,6 +121,10 @@ class Worker:
                             self._sleep(delay)
                             continue
                         backoff.reset()
+                        if isinstance(lease, Wait):  # work for us is queued: keep going, also --until-idle
+                            self.display.info(f"server: wait ({lease.reason}); again in {lease.seconds:.0f} s")
+                            self._sleep(lease.seconds * random.uniform(0.9, 1.1))
+                            continue
                         if lease is None:
                             if once or until_idle:
                                 self.display.info("no task available")
@@ -147,7 +151,7 @@ class Worker:
         except (Transient, Rejected) as e:
             log.info("prefetch: server unavailable (%s)", e)
             return None
-        if lease is None:
+        if not isinstance(lease, Lease):  # nothing, or a wait: the main loop asks again when free
             return None
         job = self._ahead = Job.open(self.api, lease, self.s.work_dir)
         log.info("prefetching %s", lease.describe())

@@ -7,6 +7,10 @@ checks that no task was completed twice or lost, and prints cycles/s and lease l
     python scripts/loadtest.py --clients 64 --seconds 20 --tasks 5000 [--workers 2] [--sync NORMAL]
     python scripts/loadtest.py --ceiling    # first the same generator against a trivial app
                                             # (scripts/ceiling_app.py), then the server; prints the ratio
+    python scripts/loadtest.py --ceiling --hosts 10,1000,10000
+        # the fleet the claims must consider: N distinct hosts with learned speeds, a quarter of them
+        # holding a lease, every third English-only, a third of the files French, every length known;
+        # one server per N, server CPU per cycle each and its ratio to the smallest fleet's
 
 The machine is shared and noisy: compare figures from one run, never across runs.
 """
@@ -14,8 +18,10 @@ The machine is shared and noisy: compare figures from one run, never across runs
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
+import random
 import socket
 import sqlite3
 import statistics
@@ -25,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import requests
 
@@ -35,7 +42,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The load's own clients: the fleet's fastest (a benchmark clamped to twice the fastest measured), so
+# the policy gives them work and every claim is a cycle, not a wait.
+LOAD_CAPS = {"backend": "load", "model": "ggml-base.bin", "rtf": 1000}
+
+
 def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Queue) -> None:
+    """A plain 204 (nothing queued for this client) ends its loop; a wait (Retry-After) does not."""
     """One OS process running `threads` simulated clients (spreads the load generator over cores)."""
     results: list[tuple[str, float, str]] = []  # (task_id, lease latency s, outcome)
     lock = threading.Lock()
@@ -55,8 +68,11 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
                 ok = s.post(f"{url}/result", json={"id": tid, "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"})
                 outcome = "accepted" if ok.status_code == 200 else f"http {ok.status_code}"
             else:
-                r = s.post(f"{url}/api/v1/leases", json={"client": name, "capabilities": {"backend": "load"}})
+                r = s.post(f"{url}/api/v1/leases", json={"client": name, "capabilities": LOAD_CAPS})
                 latency = time.perf_counter() - t0
+                if r.status_code == 204 and "Retry-After" in r.headers:
+                    time.sleep(0.2)  # work is queued but held back (being probed, or for a faster host)
+                    continue
                 if r.status_code == 204:
                     break
                 lease = r.json()
@@ -111,10 +127,10 @@ def generate(url: str, args) -> tuple[list, float]:
     return rows, time.time() - start
 
 
-def print_figures(rows: list, elapsed: float, args) -> None:
+def print_figures(rows: list, elapsed: float, args, tasks: Optional[int] = None) -> None:
     lat = sorted(latency for _, latency, _ in rows)
     print(
-        f"clients={args.clients} seconds={elapsed:.1f} tasks={args.tasks} workers={args.workers} "
+        f"clients={args.clients} seconds={elapsed:.1f} tasks={tasks or args.tasks} workers={args.workers} "
         f"sync={args.sync} protocol={args.protocol}"
     )
     print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
@@ -186,6 +202,7 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="load-generator processes")
     ap.add_argument("--sync", default="FULL", help="SQLITE_SYNCHRONOUS")
     ap.add_argument("--protocol", choices=["v1", "legacy"], default="v1")
+    ap.add_argument("--hosts", help="comma-separated fleet sizes to seed, one server each (e.g. 10,1000,10000)")
     ap.add_argument("--url", help="drive this already running server instead (no checks then)")
     ap.add_argument(
         "--ceiling",
@@ -202,9 +219,63 @@ def main() -> int:
         rows, elapsed = generate(args.url, args)
         print_figures(rows, elapsed, args)
         return 0
+    fleets = [int(n) for n in args.hosts.split(",")] if args.hosts else [0]
+    per_cycle = {}
+    ok = True
+    for hosts in fleets:
+        rate, cpu_per_cycle, good = run_server(args, hosts)
+        per_cycle[hosts] = cpu_per_cycle
+        ok = ok and good
+        if ceiling:
+            print(f"ratio server / ceiling: {rate / ceiling:.2f}")
+    if len(fleets) > 1:
+        base = fleets[0]
+        for n in fleets[1:]:
+            print(f"server CPU per cycle, {n} hosts / {base} hosts: {per_cycle[n] / per_cycle[base]:.2f}")
+    return 0 if ok else 1
+
+
+def seed_fleet(db: Path, hosts: int, rng: random.Random) -> int:
+    """`hosts` hosts seen now with learned speeds, a quarter holding a lease; every file's length
+    known (1-60 min), a third of them French. Returns how many tasks the fleet holds."""
+    now = time.time()
+    with sqlite3.connect(db, timeout=30) as c:
+        ids = [r[0] for r in c.execute("select id from task order by path desc")]
+        c.executemany(
+            "update task set duration_ms = ?, language = ? where id = ?",
+            [(rng.randint(60, 3600) * 1000, "fr" if i % 3 == 0 else "en", tid) for i, tid in enumerate(ids)],
+        )
+        caps = [
+            json.dumps({"backend": "cpu", "model": "ggml-base.bin", "rtf": 5, "english_only": i % 3 == 0})
+            for i in range(hosts)
+        ]
+        c.executemany(
+            "insert into client (name, capabilities, first_seen, last_seen, tasks_done, tasks_failed, strikes,"
+            " cooldowns) values (?, ?, ?, ?, 0, 0, 0, 0)",
+            [(f"host-{i:05}", caps[i], now, now) for i in range(hosts)],
+        )
+        c.executemany(
+            "insert into speed (client, model, backend, audio_seconds, processing_seconds, samples, updated_at)"
+            " values (?, 'ggml-base.bin', 'cpu', ?, 100, 5, ?)",
+            [(f"host-{i:05}", 100 * rng.uniform(1, 30), now) for i in range(hosts)],
+        )
+        held = ids[: hosts // 4]
+        c.executemany("update task set state = 'leased', attempts = 1 where id = ?", [(t,) for t in held])
+        c.executemany(
+            "insert into attempt (task_id, client, protocol, token, state, granted_at, deadline, replica, eta)"
+            " values (?, ?, 'v1', ?, 'active', ?, ?, 0, ?)",
+            [(t, f"host-{i:05}", f"seed-{i:05}-token", now, now + 3600, now + 600) for i, t in enumerate(held)],
+        )
+    return len(held)
+
+
+def run_server(args, hosts: int) -> tuple[float, float, bool]:
+    """One server over a fresh library (and `hosts` seeded hosts): cycles/s, server CPU s per cycle,
+    checks passed."""
+    tasks = max(args.tasks, hosts // 4 + 8000) if hosts else args.tasks
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
     audio = root / "audio"
-    for i in range(args.tasks):
+    for i in range(tasks):
         d = audio / f"d{i // 500:03}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
@@ -234,8 +305,9 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_ready(url, server, root / "server.err"):
-            return 1
+            raise SystemExit(1)
         wait_for_housekeeping(root / "data" / "batch-stt.db")  # start-up hashing is not the hot path
+        held = seed_fleet(root / "data" / "batch-stt.db", hosts, random.Random(hosts)) if hosts else 0
         cpu0 = cpu_seconds(server)
         rows, elapsed = generate(url, args)
         cpu = cpu_seconds(server) - cpu0
@@ -257,19 +329,18 @@ def main() -> int:
     results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
     leased = states.get("leased", 0)
 
-    print_figures(rows, elapsed, args)
+    print(f"--- hosts={hosts} (a quarter holding a lease)" if hosts else "---")
+    print_figures(rows, elapsed, args, tasks)
     print(f"task states: {states}; result sets on disk: {results}")
     ok = (
         len(accepted) == len(set(accepted)) == len(done_ids) == results
         and twice == 0
         and not problems
         and set(accepted) == done_ids
-        and total == args.tasks
-        and leased <= args.clients
+        and total == tasks
+        and leased <= args.clients + held
     )
     print(f"server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
-    if ceiling:
-        print(f"ratio server / ceiling: {len(rows) / elapsed / ceiling:.2f}")
     print(
         "CHECK",
         "OK: no task completed twice, none lost"
@@ -277,7 +348,7 @@ def main() -> int:
         else f"FAILED: accepted={len(accepted)} unique={len(set(accepted))} done={len(done_ids)} twice={twice} "
         f"problems={problems[:5]} leased={leased}",
     )
-    return 0 if ok else 1
+    return len(rows) / elapsed, cpu / max(len(rows), 1), ok
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
 
 
 def _housekeeping(ctx: Context, stop: threading.Event) -> None:
-    """Re-cut unstarted files for this SPLIT_SECONDS once, then: checksum, probe and cut new files,
+    """Re-cut unstarted files for this SPLIT_SECONDS once, then: probe, cut and checksum new files,
     stitch finished ones, rescan every SCAN_INTERVAL, sweep expired leases (claims also do it).
     A scan wakes it early."""
     sweep = max(1.0, min(30.0, ctx.settings.lease_seconds / 4))
@@ -96,8 +96,8 @@ def _housekeeping(ctx: Context, stop: threading.Event) -> None:
         log.exception("applying SPLIT_SECONDS to files not yet started failed")
     while not stop.is_set():
         try:
+            ctx.probe()  # first: while splitting is on, no file goes out before its length is known
             ctx.checksum()
-            ctx.probe()
             ctx.stitch_ready()
             ctx.nap(sweep)
             now = time.monotonic()

@@ -10,9 +10,9 @@ from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from stt_common.files import sha256_file
-from stt_common.media import ProbeError, probe_seconds
+from stt_common.media import ProbeError
 
-from . import splitter
+from . import durations, splitter
 from .ledger import FoundFile, ScanReport, TaskView
 from .ledger.catalogue import Catalogue
 from .ledger.parts import Parts
@@ -23,6 +23,8 @@ from .sidecar import LanguageRule
 
 log = logging.getLogger("batch-stt.scanner")
 
+
+PROBE_BATCH = 200  # lengths written per transaction while probing
 
 # Where a task's audio lives: AUDIO_DIR, or (uploaded jobs) a folder chosen per task.
 Roots = Path | Callable[[TaskView], Path]
@@ -113,39 +115,46 @@ def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
 
 
 def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts] = None, split_ms: int = 0) -> int:
-    """Each new or changed file's duration (ffprobe reads headers only: quick even for hours of audio).
+    """Each new or changed file's duration, in path order: from its headers in this process, else
+    ffprobe (durations.py). Lengths are written a batch at a time, so a fresh library goes out
+    within seconds, and never a request waits on a probe.
 
     A file longer than `split_ms` that nobody has started is cut into parts in the same step, so it
-    is never handed out whole in between. A file ffprobe cannot read gets 0, so it is not probed
-    again until it changes; the clients will report its real error. Without ffprobe on the server
-    nothing is probed (one warning a pass).
+    is never handed out whole in between. A file nothing can read gets 0, so it is not probed again
+    until it changes; the clients will report its real error. Without ffprobe on the server, files
+    whose headers do not tell are not probed (one warning a pass).
     """
     done = 0
-    for t in _pending(catalogue.unprobed):
-        try:
-            full = safe_join(base(audio_dir, t), t.path)
-            size = full.stat().st_size
-            seconds = probe_seconds(full)
-        except FileNotFoundError as e:
-            if e.filename is None:  # ffprobe itself is missing
-                log.warning("cannot probe durations: %s", e)
-                return done
-            continue  # the file vanished: the next scan marks it missing
-        except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
-            log.warning("cannot probe %s: %s", t.path, e)
-            continue
-        except ProbeError:
-            seconds = 0.0
-        duration_ms = round(seconds * 1000)
-        if not (
-            parts
-            and split_ms
-            and duration_ms > split_ms
-            and t.attempts == 0
-            and _split(parts, t, full, size, duration_ms, split_ms)
-        ):
-            catalogue.set_duration(t.id, size, duration_ms)
-        done += 1
+    tried: set[str] = set()
+    while batch := [t for t in catalogue.unprobed() if t.id not in tried]:
+        probed: list[tuple[str, int, int]] = []
+        for t in batch:
+            tried.add(t.id)
+            try:
+                full = safe_join(base(audio_dir, t), t.path)
+                size = full.stat().st_size
+                seconds = durations.duration(full)
+            except FileNotFoundError as e:
+                if e.filename is None:  # ffprobe itself is missing
+                    log.warning("cannot probe durations: %s", e)
+                    catalogue.set_durations(probed)
+                    return done
+                continue  # the file vanished: the next scan marks it missing
+            except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
+                log.warning("cannot probe %s: %s", t.path, e)
+                continue
+            except ProbeError:
+                seconds = 0.0
+            duration_ms = round(seconds * 1000)
+            done += 1
+            unstarted_long = split_ms and duration_ms > split_ms and t.attempts == 0
+            if unstarted_long and parts is not None and _split(parts, t, full, size, duration_ms, split_ms):
+                continue
+            probed.append((t.id, size, duration_ms))
+            if len(probed) >= PROBE_BATCH:
+                catalogue.set_durations(probed)
+                probed = []
+        catalogue.set_durations(probed)
     return done
 
 

@@ -12,6 +12,7 @@ about who holds a task, only (for under a second) about how busy the others are.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
@@ -80,14 +81,30 @@ class Snapshots:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._state: Optional[_State] = None
+        self._reading = False  # a claim is reading a new snapshot
+        self._age = max_age  # how old it may get: max_age, or longer where reading is slow
 
     def view(self, client: str, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]]) -> View:
-        """The fleet for `client`'s claim: read anew when the snapshot is over `max_age` old."""
+        """The fleet for `client`'s claim: read anew when the snapshot is too old. One claim reads;
+        the others go on with the old snapshot meanwhile rather than queue behind it."""
+        now = self.clock()
         with self._lock:
-            now = self.clock()
             st = self._state
-            if st is None or now - st.taken_at >= self.max_age or now < st.taken_at:
-                st = self._state = self._read(now)
+            read = (st is None or not 0 <= now - st.taken_at < self._age) and (st is None or not self._reading)
+            self._reading = self._reading or read
+        if read:
+            try:
+                started = time.perf_counter()
+                fresh = self._read(now)
+                if self.max_age:  # reading costs at most a twentieth of one core, however large the fleet
+                    self._age = max(self.max_age, 20 * (time.perf_counter() - started))
+                with self._lock:
+                    self._state = fresh
+            finally:
+                self._reading = False
+        with self._lock:
+            st = self._state
+            assert st is not None
             me = self._me(st, client, caps, languages, now)
             classes = tuple(
                 Class(r, k.speed, max(0.0, k.held), tuple(st.hosts.get(h.name, h) for h in k.frontier))
@@ -154,11 +171,15 @@ class Snapshots:
             spent, library = c.execute(sql_fleet.replica_budget).one()
         learned = {key: s for key, (s, _) in learned_rows.items()}
         fastest = max(learned.values(), default=0.0)
-        caps = {r.name: capabilities(r.capabilities) for r in host_rows}
+        parsed: dict[str, tuple[dict[str, Any], Reach]] = {}  # most hosts send the same capabilities
+        for raw in {r.capabilities for r in host_rows}:
+            sent = capabilities(raw)
+            parsed[raw] = (sent, reach(sent or None))
+        caps = {r.name: parsed[r.capabilities] for r in host_rows}
         for r in running_rows:
-            caps.setdefault(r.client, {})  # a legacy client holding a lease works too
+            caps.setdefault(r.client, ({}, Reach()))  # a legacy client holding a lease works too
         guesses = {
-            name: learned.get(speed_key(name, h)) or first_guess(h.get("rtf"), fastest) for name, h in caps.items()
+            name: learned.get(speed_key(name, h)) or first_guess(h.get("rtf"), fastest) for name, (h, _) in caps.items()
         }
         default = scheduler.fleet_speed([s for s in guesses.values() if s])
         speeds = {name: s or default for name, s in guesses.items()}
@@ -170,10 +191,10 @@ class Snapshots:
             # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be stopped.
             if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY:
                 running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier))
-        hosts = {name: Host(name, speeds[name], free_at.get(name, now), reach(h or None)) for name, h in caps.items()}
+        hosts = {name: Host(name, speeds[name], free_at.get(name, now), r) for name, (_, r) in caps.items()}
         members: dict[Reach, list[Host]] = {}
-        for h in hosts.values():
-            members.setdefault(h.reach, []).append(h)
+        for host in hosts.values():
+            members.setdefault(host.reach, []).append(host)
         classes = {
             r: _Class(
                 sum(h.speed for h in hs),

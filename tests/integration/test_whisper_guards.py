@@ -164,6 +164,10 @@ def test_real_speech_is_not_taken_for_a_loop(shared, name):
         ("Thank you.\n" * 7 + "Goodbye.\n", None),
         ("la " * 300, "only 1 distinct words in 200"),
         ("we will go to the place and we will go to the place " * 20, "only 7 distinct words"),
+        # Not speech: whisper's own markers repeat on silence and music by design.
+        ("[BLANK_AUDIO]\n" * 40, None),
+        ("[Music]\n(music)\n[SOUND]\n♪ ♪\n*music playing*\n" * 20, None),
+        ("[Music]\n" * 10 + "Thank you.\n" * 8, "'thank you' 8 times in a row"),
     ],
 )
 def test_find_loop(text, evidence):
