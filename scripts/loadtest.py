@@ -269,6 +269,32 @@ def seed_fleet(db: Path, hosts: int, rng: random.Random) -> int:
     return len(held)
 
 
+def start_server(root: Path, args, **env: str) -> tuple[subprocess.Popen, str]:
+    """`stt-server serve` on 127.0.0.1 over root/audio, its data in root/data (not yet ready)."""
+    port = free_port()
+    full = {
+        **os.environ,
+        "AUDIO_DIR": str(root / "audio"),
+        "DATA_DIR": str(root / "data"),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "SCAN_INTERVAL": "0",
+        "LEASE_SECONDS": "600",
+        "SQLITE_SYNCHRONOUS": args.sync,
+        "WORKERS": str(args.workers),
+        "LOG_FILE": str(root / "data" / "events.log"),
+        **env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=full,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.err", "ab"),
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
 def run_server(args, hosts: int) -> tuple[float, float, bool]:
     """One server over a fresh library (and `hosts` seeded hosts): cycles/s, server CPU s per cycle,
     checks passed."""
@@ -279,30 +305,8 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
         d = audio / f"d{i // 500:03}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
-    port = free_port()
-    env = {
-        **os.environ,
-        "AUDIO_DIR": str(audio),
-        "DATA_DIR": str(root / "data"),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "SCAN_INTERVAL": "0",
-        "LEASE_SECONDS": "600",
-        "SQLITE_SYNCHRONOUS": args.sync,
-        "WORKERS": str(args.workers),
-        "LOG_FILE": str(root / "data" / "events.log"),
-        # No ffprobe on the server's PATH: probing durations (one process a file, ~25 files/s here)
-        # would run beside the load and be counted in its CPU. This measures the lease path only.
-        "PATH": str(root),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=env,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.err", "wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
+    # No ffprobe on the server's PATH: the files are not audio, and this measures the lease path only.
+    server, url = start_server(root, args, PATH=str(root))
     try:
         if not wait_ready(url, server, root / "server.err"):
             raise SystemExit(1)

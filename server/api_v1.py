@@ -15,7 +15,7 @@ from stt_common.formats import RESULT_FORMATS
 
 from . import audio
 from .deps import Ctx, admin, authenticated
-from .ledger import NotFound, TaskState, TaskView, Timing, Wait
+from .ledger import Made, NotFound, TaskState, TaskView, Wait
 from .schemas import (
     CLIENT_NAME,
     TASK_ID,
@@ -183,10 +183,8 @@ async def upload_result(token: Token, ctx: Ctx, request: Request, background: Ba
     def write(task: TaskView) -> None:
         ctx.write_result(task, files, {**info.model_dump(), "protocol": "v1"})
 
-    timing = None
-    if info.audio_seconds is not None:
-        timing = Timing(info.model, info.backend, info.audio_seconds, info.processing_seconds or 0.0)
-    done = await ctx.write(ctx.ledger.leases.complete, token, write, timing)
+    made = Made(info.model, info.backend, info.audio_seconds)
+    done = await ctx.write(ctx.ledger.leases.complete, token, write, made)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
         background.add_task(ctx.try_stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)

@@ -31,7 +31,7 @@ from .migrate import upgrade
 from .parts import Parts
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
-from .values import Completion, FoundFile, Grant, HostView, PartView, PlannedPart, ScanReport, Stats, TaskView, Timing
+from .values import Completion, FoundFile, Grant, HostView, Made, PartView, PlannedPart, ScanReport, Stats, TaskView
 
 __all__ = [
     "Assigner",
@@ -47,6 +47,7 @@ __all__ = [
     "LeaseLost",
     "Ledger",
     "LedgerError",
+    "Made",
     "MigrationError",
     "NotFound",
     "PartView",
@@ -56,7 +57,6 @@ __all__ = [
     "Stats",
     "TaskState",
     "TaskView",
-    "Timing",
     "Wait",
     "WaitReason",
 ]

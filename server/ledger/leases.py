@@ -24,7 +24,7 @@ from .fleet import Fleet
 from .snapshot import Snapshots
 from .statements import Tx
 from .states import AttemptState, Protocol, TaskState
-from .values import AttemptView, Completion, Grant, TaskView, Timing
+from .values import AttemptView, Completion, Grant, Made, TaskView
 
 WriteResult = Callable[[TaskView], None]
 
@@ -134,7 +134,7 @@ class Leases:
         self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
         return deadline
 
-    def complete(self, token: str, write_result: WriteResult, timing: Optional[Timing] = None) -> Completion:
+    def complete(self, token: str, write_result: WriteResult, made: Optional[Made] = None) -> Completion:
         """Accept a result for the lease `token`.
 
         `write_result` runs inside the transaction, so two results racing for one task never
@@ -142,7 +142,7 @@ class Leases:
         """
         with self.db.writing() as c:
             attempt = _attempt(c, token)
-            completion = self.complete_attempt(c, attempt, write_result, timing)
+            completion = self.complete_attempt(c, attempt, write_result, made)
         self.log_completion(completion, attempt.client)
         return completion
 
@@ -187,7 +187,7 @@ class Leases:
     # --- steps shared with the legacy adapter (inside the caller's transaction) ----------------
 
     def complete_attempt(
-        self, c: Tx, attempt: AttemptView, write_result: WriteResult, timing: Optional[Timing]
+        self, c: Tx, attempt: AttemptView, write_result: WriteResult, made: Optional[Made]
     ) -> Completion:
         now = self.clock()
         task = task_row(c, attempt.task_id)
@@ -197,14 +197,14 @@ class Leases:
             raise LeaseLost(f"task {task.id} was cancelled")
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)
-        audio_seconds = timing.audio_seconds if timing else None
+        audio_seconds = made.audio_seconds if made else None
         c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
         c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
         c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
         if task.seconds > 0:  # measured here: the client's own figures are not believed
-            model, backend = (timing.model, timing.backend) if timing else ("", "")
+            model, backend = (made.model, made.backend) if made else ("", "")
             self.fleet.learn(c, attempt.client, model, backend, task.seconds, attempt.granted_at, now)
         cooled = self.fleet.succeeded(c, task.id, attempt.client, now)
         ready = None

@@ -219,13 +219,14 @@ class SplitFile:
 
 
 @dataclass(frozen=True)
-class Timing:
-    """What a result says about its host's speed (from the result's metadata)."""
+class Made:
+    """What a result says of how it was made. The model and backend label the speed the server
+    measures (a client that fell back from its GPU says cpu); `audio_seconds` is kept as what was
+    transcribed. The client's own processing time is not believed, so it is not here."""
 
     model: str
     backend: str
-    audio_seconds: float
-    processing_seconds: float
+    audio_seconds: Optional[float] = None
 
 
 @dataclass(frozen=True)

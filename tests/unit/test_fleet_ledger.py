@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.ledger import CooldownRule, FoundFile, LeaseLost, TaskState, Timing
+from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState
 from server.scanner import task_id_for
 from server.scheduler import SchedulerKind
 from tests.helpers import Clock, make_ledger
@@ -46,10 +46,10 @@ def test_speeds_are_measured_by_the_server_per_model_and_backend_whatever_the_cl
         g = ledger.leases.claim("box", capabilities=caps(9.0))
         clock.t += processing
         # The client claims 0.1 s (it wants to look fastest): the server's own clock decides.
-        ledger.leases.complete(g.token, nothing, Timing(MODEL, "cpu", 600.0, 0.1))
+        ledger.leases.complete(g.token, nothing, Made(MODEL, "cpu", 600.0))
     g = ledger.leases.claim("box", capabilities={**caps(9.0), "backend": "cuda"})
     clock.t += 2.0
-    ledger.leases.complete(g.token, nothing, Timing(MODEL, "cuda", 60.0, 2.0))
+    ledger.leases.complete(g.token, nothing, Made(MODEL, "cuda", 60.0))
     [host] = ledger.fleet.hosts()
     # The last capabilities (cuda) pick the speed shown; its one sample says 30x.
     assert (host.backend, host.speed, host.samples, host.bench_rtf) == ("cuda", 30.0, 1, 9.0)
@@ -65,11 +65,26 @@ def test_a_prefetched_task_is_timed_from_the_hosts_previous_result_not_its_grant
     first = ledger.leases.claim("box", capabilities=caps(5.0))
     ahead = ledger.leases.claim("box", capabilities=caps(5.0))  # prefetched while the first runs
     clock.t += 12.0
-    ledger.leases.complete(first.token, nothing, Timing(MODEL, "cpu", 60.0, 12.0))
+    ledger.leases.complete(first.token, nothing, Made(MODEL, "cpu", 60.0))
     clock.t += 6.0  # 18 s after its grant, but only 6 s of work
-    ledger.leases.complete(ahead.token, nothing, Timing(MODEL, "cpu", 60.0, 6.0))
+    ledger.leases.complete(ahead.token, nothing, Made(MODEL, "cpu", 60.0))
     [host] = ledger.fleet.hosts()
     assert host.speed == round((60 * 0.7 + 60) / (12 * 0.7 + 6), 3)
+
+
+def test_a_result_made_on_the_cpu_after_a_gpu_crash_is_measured_as_cpu(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock)
+    add_files(ledger, [60.0, 60.0])
+    cuda = {**caps(40.0), "backend": "cuda"}
+    g = ledger.leases.claim("box", capabilities=cuda)
+    clock.t += 20.0  # the GPU build crashed; the task ran again with --no-gpu
+    ledger.leases.complete(g.token, nothing, Made(MODEL, "cpu", 60.0))
+    [host] = ledger.fleet.hosts()
+    assert (host.backend, host.speed) == ("cuda", None)  # nothing measured on the GPU
+    ledger.leases.claim("box", capabilities=caps(40.0))  # the client stays on the CPU now, and says so
+    [host] = ledger.fleet.hosts()
+    assert (host.backend, host.speed, host.samples) == ("cpu", 3.0, 1)
 
 
 def test_a_benchmark_is_a_first_guess_clamped_to_twice_the_fastest_measured(db):
@@ -109,7 +124,7 @@ def test_a_replica_goes_to_an_idle_fast_host_and_the_first_result_wins(db):
     copy = ledger.leases.claim("gpu", capabilities=caps(30.0))
     assert copy.task_id == tid and copy.replica and not slow.replica
     assert ledger.leases.claim("gpu2", capabilities=caps(30.0)) is None  # one extra copy at most
-    ledger.leases.complete(copy.token, nothing, Timing(MODEL, "cpu", 600.0, 20.0))
+    ledger.leases.complete(copy.token, nothing, Made(MODEL, "cpu", 600.0))
     with pytest.raises(LeaseLost):
         ledger.leases.heartbeat(slow.token, 40.0)  # the holder learns it at its next heartbeat
     assert ledger.leases.complete(slow.token, nothing).duplicate

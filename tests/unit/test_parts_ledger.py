@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.ledger import FoundFile, PlannedPart, TaskState, Timing, Wait, WaitReason
+from server.ledger import FoundFile, Made, PlannedPart, TaskState, Wait, WaitReason
 from server.scanner import task_id_for
 from server.scheduler import SchedulerKind
 from tests.helpers import Clock, make_ledger
@@ -21,7 +21,7 @@ def nothing(_task):
     pass
 
 
-SECOND = Timing("ggml-tiny.en.bin", "cpu", 1.0, 0.5)
+SECOND = Made("ggml-tiny.en.bin", "cpu", 1.0)
 
 
 PLAN = [

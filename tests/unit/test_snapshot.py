@@ -1,0 +1,73 @@
+"""The claims' shared view of the fleet (server/ledger/snapshot.py): stale by design for up to a
+second, so what it offers is checked by the picks and a "nothing" against the queue itself; and a
+claim's work does not grow with the fleet."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import event, text
+
+from server.ledger import Grant
+from tests.helpers import Clock, add_tasks, make_ledger
+
+CAPS = {"backend": "cpu", "model": "ggml-base.bin", "rtf": 5.0}
+
+
+def test_a_stale_snapshot_never_answers_nothing_while_work_is_queued_for_the_host(tmp_path):
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", Clock(), snapshot_seconds=3600)
+    assert ledger.leases.claim("box", capabilities=CAPS) is None  # read now: an empty queue
+    add_tasks(ledger, 3, lang="fr")
+    assert isinstance(ledger.leases.claim("box", capabilities=CAPS), Grant)  # the snapshot is an hour "fresh"
+    english_only = {**CAPS, "english_only": True}
+    assert ledger.leases.claim("en-box", capabilities=english_only) is None  # French is not for it
+
+
+def test_two_servers_each_with_its_own_snapshot_never_grant_a_task_twice(tmp_path):
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    clock = Clock()
+    servers = [make_ledger(db, clock, snapshot_seconds=3600) for _ in range(2)]
+    ids = add_tasks(servers[0], 40)
+    granted = []
+    for i in range(60):
+        g = servers[i % 2].leases.claim(f"host-{i % 10}", capabilities=CAPS)
+        if isinstance(g, Grant):
+            granted.append(g.task_id)
+    assert sorted(granted) == sorted(ids)  # every task once, none twice, none left behind
+
+
+def seed_hosts(db: str, n: int, now: float) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db)
+    with engine.begin() as c:
+        for i in range(n):
+            c.execute(
+                text(
+                    "insert into client (name, capabilities, first_seen, last_seen, tasks_done, tasks_failed,"
+                    " strikes, cooldowns) values (:n, :caps, :t, :t, 0, 0, 0, 0)"
+                ),
+                {"n": f"seen-{i:05}", "caps": json.dumps({**CAPS, "english_only": i % 2 == 0}), "t": now},
+            )
+    engine.dispose()
+
+
+def statements_per_claim(tmp_path, hosts: int) -> list[str]:
+    db = f"sqlite:///{tmp_path / f'db-{hosts}.sqlite'}"
+    clock = Clock()
+    ledger = make_ledger(db, clock, snapshot_seconds=3600)
+    add_tasks(ledger, 50)
+    seed_hosts(db, hosts, clock.t)
+    assert isinstance(ledger.leases.claim("warm-up", capabilities=CAPS), Grant)  # reads the snapshot
+    seen: list[str] = []
+    listener = lambda conn, cursor, statement, *rest: seen.append(statement.split()[0])  # noqa: E731
+    event.listen(ledger.db.engine, "before_cursor_execute", listener)
+    g = ledger.leases.claim("box", capabilities=CAPS)
+    event.remove(ledger.db.engine, "before_cursor_execute", listener)
+    assert isinstance(g, Grant)
+    return seen
+
+
+def test_a_claim_runs_the_same_statements_with_ten_hosts_as_with_two_thousand(tmp_path):
+    few, many = statements_per_claim(tmp_path, 10), statements_per_claim(tmp_path, 2000)
+    assert few == many and len(few) <= 12, (few, many)
