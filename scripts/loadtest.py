@@ -23,7 +23,6 @@ import multiprocessing as mp
 import os
 import random
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,9 +30,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import requests
+from sqlalchemy import Engine, create_engine, text
 
 
 def free_port() -> int:
@@ -94,11 +94,11 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
     out.put(results)
 
 
-def wait_for_housekeeping(db: Path, timeout: float = 120) -> None:
+def wait_for_housekeeping(db: Engine, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with sqlite3.connect(db) as c:
-            if c.execute("select count(*) from task where sha256 is null").fetchone()[0] == 0:
+        with db.connect() as c:
+            if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
                 return
         time.sleep(0.2)
 
@@ -112,12 +112,16 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
-def generate(url: str, args) -> tuple[list, float]:
+def generate(url: Union[str, list[str]], args) -> tuple[list, float]:
+    """The load from args.procs processes; with several servers, each process drives one of them."""
+    urls = [url] if isinstance(url, str) else url
     queue: mp.Queue = mp.Queue()
     per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
     start = time.time()
     procs = [
-        mp.Process(target=client_proc, args=(url, n, start + args.seconds, args.protocol, queue)) for n in per_proc if n
+        mp.Process(target=client_proc, args=(urls[i % len(urls)], n, start + args.seconds, args.protocol, queue))
+        for i, n in enumerate(per_proc)
+        if n
     ]
     for p in procs:
         p.start()
@@ -202,6 +206,8 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="load-generator processes")
     ap.add_argument("--sync", default="FULL", help="SQLITE_SYNCHRONOUS")
     ap.add_argument("--protocol", choices=["v1", "legacy"], default="v1")
+    ap.add_argument("--database-url", help="PostgreSQL (its public schema is reset for each run!); default SQLite")
+    ap.add_argument("--servers", type=int, default=1, help="servers on one database (PostgreSQL)")
     ap.add_argument("--hosts", help="comma-separated fleet sizes to seed, one server each (e.g. 10,1000,10000)")
     ap.add_argument("--url", help="drive this already running server instead (no checks then)")
     ap.add_argument(
@@ -235,38 +241,64 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def seed_fleet(db: Path, hosts: int, rng: random.Random) -> int:
+def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
     """`hosts` hosts seen now with learned speeds, a quarter holding a lease; every file's length
     known (1-60 min), a third of them French. Returns how many tasks the fleet holds."""
     now = time.time()
-    with sqlite3.connect(db, timeout=30) as c:
-        ids = [r[0] for r in c.execute("select id from task order by path desc")]
-        c.executemany(
-            "update task set duration_ms = ?, language = ? where id = ?",
-            [(rng.randint(60, 3600) * 1000, "fr" if i % 3 == 0 else "en", tid) for i, tid in enumerate(ids)],
+    with db.begin() as c:
+        ids = [r[0] for r in c.execute(text("select id from task order by path desc"))]
+        c.execute(
+            text("update task set duration_ms = :d, language = :lang where id = :id"),
+            [
+                {"d": rng.randint(60, 3600) * 1000, "lang": "fr" if i % 3 == 0 else "en", "id": t}
+                for i, t in enumerate(ids)
+            ],
         )
         caps = [
             json.dumps({"backend": "cpu", "model": "ggml-base.bin", "rtf": 5, "english_only": i % 3 == 0})
             for i in range(hosts)
         ]
-        c.executemany(
-            "insert into client (name, capabilities, first_seen, last_seen, tasks_done, tasks_failed, strikes,"
-            " cooldowns) values (?, ?, ?, ?, 0, 0, 0, 0)",
-            [(f"host-{i:05}", caps[i], now, now) for i in range(hosts)],
+        c.execute(
+            text(
+                "insert into client (name, capabilities, first_seen, last_seen, tasks_done, tasks_failed, strikes,"
+                " cooldowns) values (:n, :caps, :now, :now, 0, 0, 0, 0)"
+            ),
+            [{"n": f"host-{i:05}", "caps": caps[i], "now": now} for i in range(hosts)],
         )
-        c.executemany(
-            "insert into speed (client, model, backend, audio_seconds, processing_seconds, samples, updated_at)"
-            " values (?, 'ggml-base.bin', 'cpu', ?, 100, 5, ?)",
-            [(f"host-{i:05}", 100 * rng.uniform(1, 30), now) for i in range(hosts)],
+        c.execute(
+            text(
+                "insert into speed (client, model, backend, audio_seconds, processing_seconds, samples, updated_at)"
+                " values (:n, 'ggml-base.bin', 'cpu', :a, 100, 5, :now)"
+            ),
+            [{"n": f"host-{i:05}", "a": 100 * rng.uniform(1, 30), "now": now} for i in range(hosts)],
         )
         held = ids[: hosts // 4]
-        c.executemany("update task set state = 'leased', attempts = 1 where id = ?", [(t,) for t in held])
-        c.executemany(
-            "insert into attempt (task_id, client, protocol, token, state, granted_at, deadline, replica, eta)"
-            " values (?, ?, 'v1', ?, 'active', ?, ?, 0, ?)",
-            [(t, f"host-{i:05}", f"seed-{i:05}-token", now, now + 3600, now + 600) for i, t in enumerate(held)],
+        c.execute(text("update task set state = 'leased', attempts = 1 where id = :id"), [{"id": t} for t in held])
+        c.execute(
+            text(
+                "insert into attempt (task_id, client, protocol, token, state, granted_at, deadline, replica, eta)"
+                " values (:t, :n, 'v1', :tok, 'active', :now, :end, false, :now + 600)"
+            ),
+            [
+                {
+                    "t": t,
+                    "n": f"host-{i:05}",
+                    "tok": f"seed-{i:05}-token",
+                    "now": now,
+                    "deadline": now + 3600,
+                    "eta": now + 600,
+                }
+                for i, t in enumerate(held)
+            ],
         )
     return len(held)
+
+
+def reset_database(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def start_server(root: Path, args, **env: str) -> tuple[subprocess.Popen, str]:
@@ -296,44 +328,57 @@ def start_server(root: Path, args, **env: str) -> tuple[subprocess.Popen, str]:
 
 
 def run_server(args, hosts: int) -> tuple[float, float, bool]:
-    """One server over a fresh library (and `hosts` seeded hosts): cycles/s, server CPU s per cycle,
-    checks passed."""
-    tasks = max(args.tasks, hosts // 4 + 8000) if hosts else args.tasks
+    """args.servers servers over one fresh library and database (and `hosts` seeded hosts):
+    cycles/s, server CPU s per cycle (all servers), checks passed."""
+    tasks = max(args.tasks, hosts // 4 + 12000) if hosts else args.tasks
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
     audio = root / "audio"
     for i in range(tasks):
         d = audio / f"d{i // 500:03}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
-    # No ffprobe on the server's PATH: the files are not audio, and this measures the lease path only.
-    server, url = start_server(root, args, PATH=str(root))
+    url = args.database_url or f"sqlite:///{root / 'data' / 'batch-stt.db'}"
+    if args.database_url:
+        reset_database(url)
+    servers: list[tuple[subprocess.Popen, str]] = []
+    db = None
     try:
-        if not wait_ready(url, server, root / "server.err"):
-            raise SystemExit(1)
-        wait_for_housekeeping(root / "data" / "batch-stt.db")  # start-up hashing is not the hot path
-        held = seed_fleet(root / "data" / "batch-stt.db", hosts, random.Random(hosts)) if hosts else 0
-        cpu0 = cpu_seconds(server)
-        rows, elapsed = generate(url, args)
-        cpu = cpu_seconds(server) - cpu0
+        for _ in range(args.servers):  # one after the other: the first one migrates the database
+            # No ffprobe on the PATH: the files are not audio, and this measures the lease path only.
+            server, base = start_server(root, args, PATH=str(root), DATABASE_URL=url)
+            servers.append((server, base))
+            if not wait_ready(base, server, root / "server.err"):
+                raise SystemExit(1)
+        db = create_engine(url)
+        wait_for_housekeeping(db)  # start-up hashing is not the hot path
+        held = seed_fleet(db, hosts, random.Random(hosts)) if hosts else 0
+        cpu0 = sum(cpu_seconds(p) for p, _ in servers)
+        rows, elapsed = generate([base for _, base in servers], args)
+        cpu = sum(cpu_seconds(p) for p, _ in servers) - cpu0
     finally:
-        server.terminate()
-        server.wait(15)
+        for p, _ in servers:
+            p.terminate()
+            p.wait(15)
 
     # --- checks: nothing completed twice, nothing lost --------------------------------------
     accepted = [tid for tid, _, outcome in rows if outcome == "accepted"]
     problems = [o for _, _, o in rows if o != "accepted"]
-    db = sqlite3.connect(root / "data" / "batch-stt.db")
-    states = dict(db.execute("select state, count(*) from task group by state").fetchall())
-    twice = db.execute(
-        "select count(*) from (select task_id from attempt where state='completed' "
-        "group by task_id having count(*) > 1)"
-    ).fetchone()[0]
-    done_ids = {r[0] for r in db.execute("select id from task where state='done'")}
-    total = db.execute("select count(*) from task").fetchone()[0]
+    with db.connect() as c:
+        states = {state: n for state, n in c.execute(text("select state, count(*) from task group by state"))}
+        twice = c.execute(
+            text(
+                "select count(*) from (select task_id from attempt where state='completed' "
+                "group by task_id having count(*) > 1) t"
+            )
+        ).scalar()
+        done_ids = {r[0] for r in c.execute(text("select id from task where state='done'"))}
+        total = c.execute(text("select count(*) from task")).scalar()
+    db.dispose()
     results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
     leased = states.get("leased", 0)
 
-    print(f"--- hosts={hosts} (a quarter holding a lease)" if hosts else "---")
+    where = f"{args.servers} servers on PostgreSQL" if args.database_url else "SQLite"
+    print(f"--- hosts={hosts} (a quarter holding a lease), {where}" if hosts else f"--- {where}")
     print_figures(rows, elapsed, args, tasks)
     print(f"task states: {states}; result sets on disk: {results}")
     ok = (

@@ -81,7 +81,8 @@ class Assigner:
             return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
         if self.replica_budget:
             budget = self.replica_budget * view.library - view.replica_spent
-            if copy := scheduler.replica(view.fleet, view.running, budget):
+            running = [r for r in view.running if r.task_id not in view.copied]
+            if copy := scheduler.replica(view.fleet, running, budget):
                 return Pick(copy, True, view.fleet.me)
         return None
 

@@ -106,7 +106,8 @@ class Leases:
         if grant is None:
             return outcome if isinstance(outcome, Wait) else None
         if isinstance(outcome, Pick) and outcome.host:
-            self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, grant.replica)
+            copyable = protocol != Protocol.LEGACY  # the old client cannot be told to stop
+            self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
         self.events.emit(
             "replicated" if grant.replica else "granted",
             task=grant.task_id,

@@ -44,13 +44,13 @@ class _State:
     classes: dict[Reach, _Class]
     groups: dict[GroupKey, Group]
     unprobed: dict[GroupKey, int]  # queued, but their length is not known yet
-    running: list[Running]
+    running: list[Running]  # appended to by this server's grants; views read it, never change it
     learned: dict[tuple[str, str, str], float]
     default_speed: float
     fastest: float
     replica_spent: float
     library: float
-    granted: set[str] = field(default_factory=set)
+    copied: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class View:
     """What one claim needs: the policy's input, and what the replica step and the reply need."""
 
     fleet: Fleet
-    running: tuple[Running, ...]
+    running: Sequence[Running]  # as last read: the replica step leaves out `copied`
+    copied: frozenset[str]  # tasks this server copied since
     replica_spent: float  # audio seconds spent on replicas so far
     library: float  # the whole library's audio seconds
     probing: bool  # work for this host waits only for its length to be probed
@@ -96,7 +97,9 @@ class Snapshots:
             try:
                 started = time.perf_counter()
                 fresh = self._read(now)
-                if self.max_age:  # reading costs at most a twentieth of one core, however large the fleet
+                # Reading costs at most a twentieth of one core, however large the fleet (from the second
+                # read on: the first one also pays for compiling the statements).
+                if self.max_age and st is not None:
                     self._age = max(self.max_age, 20 * (time.perf_counter() - started))
                 with self._lock:
                     self._state = fresh
@@ -112,25 +115,30 @@ class Snapshots:
             )
             groups = tuple(g for g in st.groups.values() if g.count > 0)
             probing = any(n and me.reach.takes(lang, tier) for (_, lang, tier), n in st.unprobed.items())
-            running = tuple(r for r in st.running if r.task_id not in st.granted)
-            return View(Fleet(now, me, classes, groups), running, st.replica_spent, st.library, probing)
+            fleet = Fleet(now, me, classes, groups)
+            return View(fleet, st.running, frozenset(st.copied), st.replica_spent, st.library, probing)
 
-    def granted(self, host: Host, key: Optional[GroupKey], task_id: str, seconds: float, replica: bool) -> None:
-        """A claim of this server took a task: count it at once rather than at the next read."""
+    def granted(self, host: Host, key: Optional[GroupKey], task_id: str, seconds: float, copyable: bool) -> None:
+        """A claim of this server took a task (`key`: from that queue group; None: a replica): count
+        it at once rather than at the next read. `copyable`: a replica could overtake it later."""
         with self._lock:
             st = self._state
             if st is None:
                 return
             now = self.clock()
             mine = st.hosts.get(host.name, host)
-            st.hosts[host.name] = replace(mine, free_at=scheduler.finish_at(mine, seconds, now))
+            finish = scheduler.finish_at(mine, seconds, now)
+            st.hosts[host.name] = replace(mine, free_at=finish)
             st.classes.setdefault(mine.reach, _Class()).held += seconds
-            if replica:
-                st.granted.add(task_id)  # at most one copy: do not offer it again
+            if key is None:
+                st.copied.add(task_id)  # at most one copy: do not offer it again
                 st.replica_spent += seconds
-            elif key in st.groups:
+                return
+            if key in st.groups:
                 g = st.groups[key]
                 st.groups[key] = replace(g, count=g.count - 1, seconds=max(0.0, g.seconds - seconds))
+            if copyable and seconds > 0:
+                st.running.append(Running(task_id, seconds, finish, key[1], key[2]))
 
     def regroup(self, c: Tx, view: View) -> View:
         """The queue's groups read anew through the claim's own transaction (it sees what that
@@ -205,7 +213,17 @@ class Snapshots:
         }
         groups, unprobed = self._groups(group_rows)
         return _State(
-            now, hosts, classes, groups, unprobed, running, learned, default, fastest, float(spent), float(library)
+            taken_at=now,
+            hosts=hosts,
+            classes=classes,
+            groups=groups,
+            unprobed=unprobed,
+            running=running,
+            learned=learned,
+            default_speed=default,
+            fastest=fastest,
+            replica_spent=float(spent),
+            library=float(library),
         )
 
     def _groups(self, rows: Sequence[Any]) -> tuple[dict[GroupKey, Group], dict[GroupKey, int]]:

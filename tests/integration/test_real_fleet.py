@@ -73,7 +73,7 @@ def test_until_idle_sits_out_a_policy_wait_and_stops_only_when_nothing_is_left(
     r = requests.post(f"{srv.url}/api/v1/leases", json={"client": "gpu", "capabilities": gpu})
     assert r.status_code == 204 and "Retry-After" not in r.headers  # nothing queued: a plain 204
     copy_audio(shared, tmp_path / "audio", {"en/jfk.mp3": "jfk.mp3"})
-    assert requests.post(f"{srv.url}/api/v1/admin/scan").json()["added"] == 1
+    assert "added 1" in srv.cli("scan").stdout
 
     # A slow host asks while the idle GPU, which may take the file too, would finish it far sooner.
     slow = {"backend": "cpu", "model": "ggml-base-q5_1.bin", "rtf": 2.0}

@@ -36,6 +36,19 @@ def test_two_servers_each_with_its_own_snapshot_never_grant_a_task_twice(tmp_pat
     assert sorted(granted) == sorted(ids)  # every task once, none twice, none left behind
 
 
+def test_a_task_granted_since_the_last_read_can_be_copied_by_a_faster_host(tmp_path):
+    clock = Clock()
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock, snapshot_seconds=3600, replica_budget=1.0)
+    [tid] = add_tasks(ledger, 1)
+    ledger.catalogue.set_duration(tid, 100, 600_000)
+    slow = ledger.leases.claim("laptop", capabilities={**CAPS, "rtf": 0.5})  # reads the snapshot, then takes it
+    assert isinstance(slow, Grant) and not slow.replica
+    clock.t += 10
+    copy = ledger.leases.claim("gpu", capabilities={**CAPS, "rtf": 50.0})  # the same snapshot, an hour "fresh"
+    assert isinstance(copy, Grant) and copy.replica and copy.task_id == tid
+    assert ledger.leases.claim("gpu2", capabilities={**CAPS, "rtf": 50.0}) is None  # one copy at most
+
+
 def seed_hosts(db: str, n: int, now: float) -> None:
     from sqlalchemy import create_engine
 
