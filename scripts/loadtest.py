@@ -285,8 +285,7 @@ def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
                     "n": f"host-{i:05}",
                     "tok": f"seed-{i:05}-token",
                     "now": now,
-                    "deadline": now + 3600,
-                    "eta": now + 600,
+                    "end": now + 3600,
                 }
                 for i, t in enumerate(held)
             ],
