@@ -180,19 +180,11 @@ async def upload_result(token: Token, ctx: Ctx, request: Request, background: Ba
     if "txt" not in files and "vtt" not in files:
         raise HTTPException(422, "a result needs at least a txt or a vtt file")
 
-    # The files are written and fsync'd before the write transaction; inside it, after the task's
-    # state is checked, they are only renamed into place (one folder fsync): writers wait less.
-    task = await run_in_threadpool(ctx.ledger.leases.task_of, token)
-    staged = await run_in_threadpool(ctx.stage_result, task, files, {**info.model_dump(), "protocol": "v1"})
-
-    def place(_: TaskView) -> None:  # a task's id is its path's: the stem staged for is the one to fill
-        staged.place()
+    def write(task: TaskView) -> None:
+        ctx.write_result(task, files, {**info.model_dump(), "protocol": "v1"})
 
     made = Made(info.model, info.backend, info.audio_seconds)
-    try:
-        done = await ctx.write(ctx.ledger.leases.complete, token, place, made)
-    finally:
-        staged.discard()
+    done = await ctx.write(ctx.ledger.leases.complete, token, write, made)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
         background.add_task(ctx.try_stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)

@@ -130,12 +130,8 @@ class Context:
         return cut.stat.st_size, sha256_file(cut.path)
 
     def write_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> None:
-        self.stage_result(task, files, meta).place()
-
-    def stage_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> results.Staged:
-        """A result set written (and fsync'd) beside its place, to be put there by `Staged.place`."""
         meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
-        return self.results_of(task).stage(task.result_stem, files, meta)
+        self.results_of(task).write(task.result_stem, files, meta)
 
     def delete_job(self, job_id: str) -> None:
         """Stop its work, forget it, and remove its upload, results and any parts' files."""

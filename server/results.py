@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,44 +41,19 @@ def vtt_to_text(vtt: str) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
-    """`data` on disk (fsync'd) under a temp name beside `path`, unique to this set of this process
-    (mkstemp's retries cost more); remove_stale_temps knows the pattern."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.randbits(48)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+def _write_atomic(path: Path, data: bytes) -> None:
+    # Unique to this process and thread: two writers never share one (mkstemp's retries cost more).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
-    return tmp
-
-
-@dataclass
-class Staged:
-    """A result set written and fsync'd under temp names, not yet in place. The slow part (the
-    data's fsyncs) happens before the ledger's write transaction; inside it, only `place`: renames
-    and one fsync of the folder, after the task's state was checked."""
-
-    folder: Path
-    moves: list[tuple[Path, Path]]  # (temp, final), `.meta.json` last: its presence marks a complete set
-    placed: bool = False
-
-    def place(self) -> list[Path]:
-        for tmp, final in self.moves:
-            os.replace(tmp, final)
-        fsync_dir(self.folder)  # make the renames themselves durable
-        self.placed = True
-        return [final for _, final in self.moves]
-
-    def discard(self) -> None:
-        """The set was not needed (a duplicate, a lost lease): its temps go."""
-        if not self.placed:
-            for tmp, _ in self.moves:
-                tmp.unlink(missing_ok=True)
 
 
 class ResultClash(ValueError):
@@ -113,10 +88,6 @@ class ResultLayout:
 
     def write(self, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
         """Each kept format, then `.meta.json` last: its presence marks a complete set."""
-        return self.stage(stem, files, meta).place()
-
-    def stage(self, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> Staged:
-        """The set written under temp names (ResultClash, UnsafePath, OSError as `write`)."""
         unknown = set(files) - set(RESULT_FORMATS)
         if unknown:
             raise ValueError(f"unknown result format {', '.join(sorted(unknown))}")
@@ -130,16 +101,11 @@ class ResultLayout:
             for target in [*targets, meta_path]:
                 _refuse_sidecar(target)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
-        staged = Staged(meta_path.parent, [])
-        try:
-            for target, data in targets.items():
-                staged.moves.append((_write_temp(target, data), target))
-            text = json.dumps({**meta, "formats": sorted(kept)}, indent=2, sort_keys=True).encode()
-            staged.moves.append((_write_temp(meta_path, text), meta_path))
-        except BaseException:
-            staged.discard()
-            raise
-        return staged
+        for target, data in targets.items():
+            _write_atomic(target, data)
+        _write_atomic(meta_path, json.dumps({**meta, "formats": sorted(kept)}, indent=2, sort_keys=True).encode())
+        fsync_dir(meta_path.parent)  # make the renames themselves durable
+        return [*targets, meta_path]
 
 
 def _refuse_sidecar(target: Path) -> None:

@@ -177,11 +177,6 @@ class Leases:
         self._log_expired(expired)
         return len(expired)
 
-    def task_of(self, token: str) -> TaskView:
-        """The task behind a lease token, whatever the lease's state (NotFound: no such token)."""
-        with self.db.reading() as c:
-            return task_row(c, _attempt(c, token).task_id)
-
     def leased_task(self, token: str) -> TaskView:
         """The task behind a lease its holder may still use (to download its audio)."""
         with self.db.reading() as c:

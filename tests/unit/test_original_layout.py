@@ -157,20 +157,3 @@ def test_only_our_own_temp_files_are_swept(tmp_path):
     touch(tmp_path / "a" / ".operators-notes.tmp")
     assert remove_stale_temps(tmp_path) == 1
     assert (tmp_path / "a" / ".operators-notes.tmp").exists()
-
-
-def test_a_staged_result_is_in_place_only_once_placed_and_leaves_nothing_when_discarded(tmp_path):
-    layout = ResultLayout(tmp_path)
-    files = {"txt": b"ask not\n", "vtt": b"WEBVTT\n"}
-    dropped = layout.stage("talks/jfk", files, {"by": "gpu"})
-    assert not (tmp_path / "talks/jfk.txt").exists() and len(list((tmp_path / "talks").iterdir())) == 3
-    dropped.discard()  # a duplicate, or a lease lost meanwhile
-    assert list((tmp_path / "talks").iterdir()) == []
-    kept = layout.stage("talks/jfk", files, {"by": "gpu"})
-    assert remove_stale_temps(tmp_path) == 3  # what a crash before `place` leaves is ours to sweep
-    kept = layout.stage("talks/jfk", files, {"by": "gpu"})
-    kept.place()
-    kept.discard()  # after placing: nothing to remove
-    names = sorted(p.name for p in (tmp_path / "talks").iterdir())
-    assert names == ["jfk.meta.json", "jfk.txt", "jfk.vtt"]
-    assert (tmp_path / "talks/jfk.txt").read_bytes() == b"ask not\n"
