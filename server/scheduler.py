@@ -142,26 +142,30 @@ class Shortest:
 Choice = Union[Longest, Shortest]
 
 
-def group_end(fleet: Fleet, group: Group) -> float:
-    """When `group` could end at the earliest (step 1): its eligible hosts must also do every group
-    that only they may take (French and German both wait for the multilingual hosts)."""
-    eligible = _eligible(fleet, group)
-    speed = sum(fleet.classes[i].speed for i in eligible)
-    if speed <= 0:
-        return fleet.now  # nobody may take it now: it sets no pace
-    work = sum(g.seconds for g in fleet.groups if _eligible(fleet, g) <= eligible)
-    return fleet.now + (work + sum(fleet.classes[i].held for i in eligible)) / speed
+def group_ends(fleet: Fleet) -> list[float]:
+    """When each group (in `fleet.groups` order) could end at the earliest (step 1): its eligible
+    hosts must also do every group that only they may take (French and German both wait for the
+    multilingual hosts). Groups with the same eligible classes are summed once."""
+    eligible = [frozenset(i for i, c in enumerate(fleet.classes) if g.open_to(c.reach)) for g in fleet.groups]
+    work: dict[frozenset[int], float] = {}
+    for g, e in zip(fleet.groups, eligible, strict=True):
+        work[e] = work.get(e, 0.0) + g.seconds
+    ends: dict[frozenset[int], float] = {}
+    for e in work:
+        speed = sum(fleet.classes[i].speed for i in e)
+        if speed <= 0:
+            ends[e] = fleet.now  # nobody may take it now: it sets no pace
+            continue
+        mine = sum(w for other, w in work.items() if other <= e)
+        ends[e] = fleet.now + (mine + sum(fleet.classes[i].held for i in e)) / speed
+    return [ends[e] for e in eligible]
 
 
-def _eligible(fleet: Fleet, group: Group) -> frozenset[int]:
-    return frozenset(i for i, c in enumerate(fleet.classes) if group.open_to(c.reach))
-
-
-def projected_end(fleet: Fleet) -> float:
+def projected_end(fleet: Fleet, ends: Optional[list[float]] = None) -> float:
     """The batch's end if every host works until the same moment, bounded by each group's (step 1)."""
     speed = sum(c.speed for c in fleet.classes)
     overall = fleet.now + (sum(g.seconds for g in fleet.groups) + sum(c.held for c in fleet.classes)) / speed
-    return max([overall, *(group_end(fleet, g) for g in fleet.groups)])
+    return max([overall, *(group_ends(fleet) if ends is None else ends)])
 
 
 def finish_at(host: Host, seconds: float, now: float) -> float:
@@ -182,9 +186,10 @@ def choose(fleet: Fleet) -> list[Choice]:
     if not groups:
         return []
     me, now = fleet.me, fleet.now
-    ends = {id(g): group_end(fleet, g) for g in groups}
-    groups.sort(key=lambda g: (-ends[id(g)], g.language, g.min_tier))
-    capacity = me.speed * (projected_end(fleet) - max(now, me.free_at))
+    ends = group_ends(fleet)
+    end_of = {id(g): end for g, end in zip(fleet.groups, ends, strict=True)}
+    groups.sort(key=lambda g: (-end_of[id(g)], g.language, g.min_tier))
+    capacity = me.speed * (projected_end(fleet, ends) - max(now, me.free_at))
     choices: list[Choice] = [Longest(g, capacity) for g in groups if capacity >= g.shortest]
     choices += [Shortest(g) for g in groups if first_to_finish(fleet, g)]
     return choices
