@@ -92,9 +92,13 @@ def test_the_dashboard_live_in_chromium(shared, whisper_cli, server_process, bro
     WebDriverWait(admin, 10).until(lambda d: "requeued " + bad_id in d.page_source)
     assert next(t for t in srv_tasks(srv) if t["id"] == bad_id)["state"] == "queued"
 
+    run_client(env, "--until-idle")  # failed again: a viewer sees it, without the admin's button
+    admin.get(srv.url + "/")
+    assert admin.find_elements(By.CSS_SELECTOR, "#failed button")
     viewer = browser("viewer", "viewer-pw", width=390, height=1400)  # a phone
     viewer.get(srv.url + "/")
     assert "signed in as viewer" in viewer.page_source and "(admin)" not in viewer.page_source
+    assert "bad.mp3" in text_of(viewer, "#failed")
     assert viewer.find_elements(By.CSS_SELECTOR, "#failed button") == []
     xs = {viewer.find_element(By.ID, s).location["x"] for s in ("summary", "hosts", "long-files", "failed")}
     assert len(xs) == 1  # one column

@@ -21,7 +21,7 @@ def test_schemathesis_finds_nothing(shared, server_process, tmp_path, report):
     # Any bytes fit the upload's schema, but only audio is accepted: 415 is a right answer there too.
     (tmp_path / "schemathesis.toml").write_text(
         '[[operations]]\ninclude-path = "/api/v1/jobs"\ninclude-method = "POST"\n'
-        'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 415, 429, "5xx"]\n'
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 415, 429]\n'
     )
     r = subprocess.run(
         [

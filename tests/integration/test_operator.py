@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 
+import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -51,10 +53,21 @@ def test_metrics_add_up_across_workers(shared, server_process, tmp_path):
     srv = server_process(WORKERS=2).start()
     for _ in range(8):
         assert requests.get(f"{srv.url}/task", timeout=10).status_code == 200
-    for _ in range(4):  # whichever worker answers, it reports all eight grants
-        m = samples(requests.get(f"{srv.url}/metrics", timeout=10).text)
+    workers = psutil.Process(srv.proc.pid).children(recursive=True)
+    assert len(workers) >= 2
+    served_by: set[int] = set()
+    for _ in range(60):  # fresh connections until each worker has answered: each reports all eight grants
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.request("GET", "/metrics")
+        m = samples(conn.getresponse().read().decode())
+        mine = conn.sock.getsockname()[1]  # still open: the worker that answered holds its other end
+        served_by |= {w.pid for w in workers if any(c.raddr and c.raddr.port == mine for c in w.net_connections())}
+        conn.close()
         assert m[("batch_stt_leases_granted_total", (("protocol", "legacy"),))] == 8
         assert m[("batch_stt_tasks", (("state", "leased"),))] == 8
+        if len(served_by) == 2:
+            break
+    assert len(served_by) == 2, "one worker answered every scrape: the sums across workers were never shown"
 
 
 def test_operator_hears_of_failures_and_the_end_of_the_batch(shared, server_process, tmp_path):
