@@ -191,13 +191,15 @@ class Leases:
         self, c: Tx, attempt: AttemptView, write_result: WriteResult, made: Optional[Made]
     ) -> Completion:
         now = self.clock()
-        task = task_row(c, attempt.task_id)
-        if task.state == TaskState.DONE:
+        task = task_row(c, attempt.task_id, lock=True)
+        if task.state == TaskState.DONE:  # a result for a done task changes nothing
             return Completion(task, True, False, task.attempts)
         if task.state == TaskState.CANCELLED:
             raise LeaseLost(f"task {task.id} was cancelled")
+        if attempt.state in (AttemptState.RELEASED, AttemptState.SUPERSEDED):
+            raise LeaseLost(f"lease is {attempt.state}: the file changed or the task was handed back; result refused")
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
-        write_result(task)
+        write_result(task)  # only now: after the state checks, under the task's lock
         audio_seconds = made.audio_seconds if made else None
         c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
         c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
@@ -289,8 +291,8 @@ class Leases:
         )
 
 
-def task_row(c: Tx, task_id: str) -> TaskView:
-    row = c.execute(sql.task_by_id, {"tid": task_id}).first()
+def task_row(c: Tx, task_id: str, lock: bool = False) -> TaskView:
+    row = c.execute(sql.task_by_id_for_update if lock else sql.task_by_id, {"tid": task_id}).first()
     if row is None:
         raise NotFound(f"unknown task id {task_id!r}")
     return TaskView.from_row(row)

@@ -1,8 +1,9 @@
 """The legacy protocol's differences, kept out of the lease state machine.
 
 Legacy clients never heartbeat, so their lease must cover a whole transcription; and they name
-only the task when reporting, so a result credits the task's newest attempt (live or not) and an
-error its newest live one.
+only the task when reporting, so a result credits the task's newest legacy attempt (live or not)
+and an error its newest live legacy one: never a v1 holder's or a replica's. A task a legacy
+client holds is never replicated (snapshot.py), since the old client cannot be told to stop.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ class LegacyLeases:
     def complete(self, task_id: str, write_result: WriteResult) -> Completion:
         with self.leases.db.writing() as c:
             task = task_row(c, task_id)
-            row = c.execute(sql.newest_attempt_of_task, {"tid": task_id}).first()
+            row = c.execute(sql.newest_legacy_attempt_of_task, {"tid": task_id}).first()
             if row is None:
                 if task.state == TaskState.DONE:
                     return Completion(task, True, False, 0)
-                raise LeaseLost(f"task {task_id} was never handed out")
+                raise LeaseLost(f"task {task_id} was never handed out to a legacy client")
             attempt = AttemptView.from_row(row)
             completion = self.leases.complete_attempt(c, attempt, write_result, None)
         self.leases.log_completion(completion, attempt.client)
@@ -42,7 +43,7 @@ class LegacyLeases:
     def fail(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
         with self.leases.db.writing() as c:
             task = task_row(c, task_id)
-            row = c.execute(sql.newest_active_attempt_of_task, {"tid": task_id}).first()
+            row = c.execute(sql.newest_active_legacy_attempt_of_task, {"tid": task_id}).first()
             if row is None:  # nothing in flight: a stale or repeated report changes nothing
                 return task
             attempt = AttemptView.from_row(row)

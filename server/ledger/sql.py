@@ -13,7 +13,7 @@ from sqlalchemy import Float, Select, String, bindparam, case, func, insert, or_
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from .states import AttemptState, TaskState
+from .states import AttemptState, Protocol, TaskState
 from .tables import attempt, client, task
 from .values import ATTEMPT_VIEW_FIELDS, TASK_VIEW_FIELDS
 
@@ -138,14 +138,17 @@ extend_lease = (
 )
 attempt_state_by_token = select(attempt.c.state).where(attempt.c.token == token)
 attempt_by_token = select(*ATTEMPT_VIEW).where(attempt.c.token == token)
-newest_attempt_of_task = select(*ATTEMPT_VIEW).where(attempt.c.task_id == tid).order_by(attempt.c.id.desc()).limit(1)
-newest_active_attempt_of_task = (
-    select(*ATTEMPT_VIEW)
-    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE)
-    .order_by(attempt.c.id.desc())
-    .limit(1)
+# A legacy report names only its task: it is booked to that task's legacy attempt, never to a v1
+# holder's or a replica's.
+_legacy_attempts = select(*ATTEMPT_VIEW).where(attempt.c.task_id == tid, attempt.c.protocol == Protocol.LEGACY)
+newest_legacy_attempt_of_task = _legacy_attempts.order_by(attempt.c.id.desc()).limit(1)
+newest_active_legacy_attempt_of_task = (
+    _legacy_attempts.where(attempt.c.state == AttemptState.ACTIVE).order_by(attempt.c.id.desc()).limit(1)
 )
 task_by_id = select(*TASK_VIEW).where(task.c.id == tid)
+# A completion locks the task's row first (PostgreSQL; SQLite's writers are serialised anyway), so
+# two results racing for one task are decided one after the other.
+task_by_id_for_update = task_by_id.with_for_update()
 mark_task_done = (
     update(task)
     .where(task.c.id == tid)
