@@ -28,10 +28,23 @@ def new_job_id() -> str:
     return task_id_for(f"jobs/{uuid.uuid4().hex}")
 
 
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes a name; room for the temp names beside it
+
+
 def safe_name(filename: Optional[str]) -> str:
-    """The uploaded name as a plain file name: no folders, no control or shell characters."""
-    name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).strip(" .")
-    return name[:200] or "upload"
+    """The uploaded name as a plain file name: no folders, no control or shell characters, at most
+    MAX_NAME_BYTES of UTF-8 (84 CJK characters are 252 bytes) with its extension kept, and never a
+    name the job's own results take (`result.vtt` would be overwritten by its transcript)."""
+    name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).strip(" .") or "upload"
+    if name.lower().startswith("result."):
+        name = "upload-" + name
+    if len(name.encode()) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext if dot and stem and len(ext.encode()) <= 16 else ""
+        keep = MAX_NAME_BYTES - len(ext.encode()) - len(dot if ext else "")
+        stem = (stem if ext else name).encode()[:keep].decode(errors="ignore")
+        name = f"{stem}.{ext}" if ext else stem
+    return name
 
 
 def store(jobs_dir: Path, job_id: str, filename: str, source: IO[bytes]) -> tuple[Path, float]:

@@ -162,3 +162,28 @@ def test_a_long_upload_is_cut_into_parts_and_stitched(shared, whisper_cli, serve
 
 def srv_tasks(srv) -> list[dict]:
     return requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json()
+
+
+def test_upload_names_the_file_system_refuses_or_the_results_would_take(shared, whisper_cli, server_process, tmp_path):
+    srv = server_process().start()
+    jfk = (shared / "audio" / "jfk.mp3").read_bytes()
+    long_name = "会议记录" * 21 + ".mp3"  # 84 CJK characters: 252 bytes, over the limit with the extension
+    jobs = {}
+    for name in (long_name, "result.vtt"):  # an MP3 named like the job's own transcript
+        r = requests.post(f"{srv.url}/api/v1/jobs", files={"file": (name, jfk)}, data={"language": "en"}, timeout=60)
+        assert r.status_code == 202, r.text
+        jobs[name] = r.json()
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "laptop")
+    assert run_client(env, "--until-idle").returncode == 0
+    shown = {}
+    for name, job in jobs.items():
+        status = requests.get(job["status_url"], timeout=10).json()
+        assert status["state"] == "done", status
+        shown[name] = status["filename"]  # the name as stored
+        vtt = requests.get(f"{job['status_url']}/result", params={"format": "vtt"}, timeout=10).text
+        assert vtt.startswith("WEBVTT") and "fellow Americans" in vtt
+    assert shown[long_name].endswith(".mp3") and len(shown[long_name].encode()) <= 200
+    assert long_name.startswith(shown[long_name][:-4])  # cut at a character, the extension kept
+    assert shown["result.vtt"] == "upload-result.vtt"
+    stored = [p for p in (tmp_path / "data" / "jobs" / jobs["result.vtt"]["id"]).iterdir() if p.read_bytes() == jfk]
+    assert [p.name for p in stored] == ["upload-result.vtt"]  # the audio outlived its own result
