@@ -33,6 +33,7 @@ from .ledger import Assigner, CooldownRule, LeaseLost, Ledger, LedgerError, NotF
 from .limits import BodyLimitMiddleware, LatencyMiddleware
 from .metrics import CONTENT_TYPE, Metrics
 from .notify import Notifier, Targets
+from .origin import SameOriginMiddleware
 from .part_audio import CutError
 from .paths import UnsafePath
 from .results import ResultClash, remove_stale_temps
@@ -161,6 +162,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         upload_limit=settings.max_upload_bytes + 64 * 1024,
         upload_path="/api/v1/jobs",
     )
+    app.add_middleware(SameOriginMiddleware)  # before any body is read: a cross-site write goes no further
     app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
 
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:

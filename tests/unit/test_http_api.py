@@ -171,3 +171,22 @@ def test_health(api):
     c = api()
     assert c.get("/health").json() == {"status": "ok"}
     assert c.get("/health/ready").json() == {"status": "ready"}
+
+
+def test_state_changing_requests_from_another_site_are_refused(api):
+    c = api()
+    body = {"client": "box", "capabilities": {}}
+    # What a page elsewhere makes a browser send (with the operator's basic-auth credentials).
+    for headers in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ):
+        r = c.post("/api/v1/leases", json=body, headers=headers)
+        assert r.status_code == 403 and "cross-site request refused" in r.json()["detail"], (headers, r.text)
+        assert c.post("/api/v1/admin/scan", headers=headers).status_code == 403
+    # This server's own pages, a browser's address bar, and clients that are not browsers pass.
+    for headers in ({"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+        assert c.post("/api/v1/leases", json=body, headers=headers).status_code in (200, 204), headers
+    assert c.get("/api/v1/stats", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reading is not writing
