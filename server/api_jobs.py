@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from . import uploads
+from . import callbacks, uploads
 from .deps import Ctx, authenticated
 from .ledger import JobState, JobView
 from .ledger.tiers import TIERS
@@ -114,8 +114,13 @@ async def submit(request: Request, ctx: Ctx) -> JobOut:
         if not -1000 <= priority <= 1000:
             raise HTTPException(422, "priority must be between -1000 and 1000")
         callback = _field(form, "callback_url")
-        if callback and (not callback.startswith(("http://", "https://")) or len(callback) > 2000):
-            raise HTTPException(422, "callback_url must be an http:// or https:// URL")
+        if callback:
+            if len(callback) > 2000:
+                raise HTTPException(422, "callback_url is over 2000 characters")
+            try:  # resolving the name may take a moment: off the event loop
+                await run_in_threadpool(callbacks.check, callback, ctx.settings.callback_allowed_hosts)
+            except callbacks.UnsafeCallback as e:
+                raise HTTPException(422, str(e)) from None
         job_id, name = uploads.new_job_id(), uploads.safe_name(upload.filename)
         try:
             stored, _ = await run_in_threadpool(uploads.store, ctx.jobs_dir, job_id, name, upload.file)

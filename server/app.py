@@ -77,7 +77,9 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
     metrics = Metrics(ledger)
-    targets = Targets(settings.notify_urls, settings.webhook_url, settings.webhook_secret)
+    targets = Targets(
+        settings.notify_urls, settings.webhook_url, settings.webhook_secret, settings.callback_allowed_hosts
+    )
     notifier = Notifier(settings.data_dir / "notifications", targets, settings.notify_events)
     events.subscribe(metrics.observe)
     events.subscribe(Alerts(ledger, notifier).on_event)

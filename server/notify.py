@@ -27,6 +27,8 @@ import requests
 
 from stt_common.files import fsync_dir
 
+from . import callbacks
+
 log = logging.getLogger("batch-stt.notify")
 
 SIGNATURE_HEADER = "X-Batch-STT-Signature"
@@ -59,6 +61,7 @@ class Targets:
     apprise_urls: Sequence[str] = ()
     webhook_url: str = ""
     webhook_secret: str = ""
+    callback_allowed_hosts: frozenset[str] = frozenset()  # private hosts jobs' callbacks may call
 
     def names(self) -> list[str]:
         webhook = [f"webhook:{self.webhook_url}"] if self.webhook_url else []
@@ -89,8 +92,9 @@ class Notifier:
             self._put(target, body)
 
     def enqueue_to(self, url: str, body: dict[str, Any]) -> None:
-        """A one-off webhook (a job's callback_url), signed and retried like WEBHOOK_URL."""
-        self._put(f"webhook:{url}", body)
+        """A one-off webhook for a submitter (a job's callback_url), signed and retried like
+        WEBHOOK_URL, but checked again when sent and never redirected (callbacks.py)."""
+        self._put(f"callback:{url}", body)
 
     def _put(self, target: str, body: dict[str, Any]) -> None:
         entry = {"target": target, "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
@@ -138,14 +142,19 @@ class Notifier:
     def _send(self, target: str, body: dict[str, Any]) -> Optional[str]:
         kind, _, url = target.partition(":")
         try:
-            if kind == "webhook":
+            if kind == "callback":
+                callbacks.check(url, self.targets.callback_allowed_hosts)  # it may resolve elsewhere by now
+            if kind in ("webhook", "callback"):
                 raw = json.dumps(body, sort_keys=True).encode()
                 headers = {"Content-Type": "application/json"}
                 if self.targets.webhook_secret:
                     headers[SIGNATURE_HEADER] = sign(self.targets.webhook_secret, raw)
-                r = requests.post(url, data=raw, headers=headers, timeout=self.timeout)
+                r = requests.post(url, data=raw, headers=headers, timeout=self.timeout, allow_redirects=False)
                 return None if r.ok else f"HTTP {r.status_code}"
             return None if _apprise(url, body) else "apprise could not deliver it"
+        except callbacks.UnsafeCallback as e:  # never sent, and no retry makes it safe
+            log.error("dropping the callback of %s: %s", body.get("id", "?"), e)
+            return None
         except requests.RequestException as e:
             return str(e)
 

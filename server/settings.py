@@ -58,6 +58,8 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_events: frozenset[NotifyEvent] = DEFAULT_EVENTS
+    # Jobs' callback_url: hosts the server may call although they are private (callbacks.py).
+    callback_allowed_hosts: frozenset[str] = frozenset()
     # Built-in auth (optional; the documented deployment uses Caddy instead).
     auth_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> client name
     admin_tokens: frozenset[str] = frozenset()
@@ -201,6 +203,9 @@ class Settings:
             webhook_url=webhook,
             webhook_secret=get("WEBHOOK_SECRET"),
             notify_events=notify_events,
+            callback_allowed_hosts=frozenset(
+                filter(None, (h.strip().lower() for h in get("CALLBACK_ALLOWED_HOSTS").split(",")))
+            ),
             auth_tokens=tokens,
             admin_tokens=admin,
             users_file=users_file,

@@ -190,3 +190,11 @@ def test_state_changing_requests_from_another_site_are_refused(api):
     for headers in ({"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
         assert c.post("/api/v1/leases", json=body, headers=headers).status_code in (200, 204), headers
     assert c.get("/api/v1/stats", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reading is not writing
+
+
+def test_a_job_whose_callback_would_reach_a_private_address_is_refused(api):
+    c = api()
+    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/"):
+        r = c.post("/api/v1/jobs", files={"file": ("a.mp3", b"ID3 not audio")}, data={"callback_url": url})
+        assert r.status_code == 422 and "private, loopback or reserved" in r.json()["detail"], r.text
+    assert c.get("/api/v1/jobs").json() == []  # nothing was stored
