@@ -3,6 +3,7 @@ a lost lease stops whisper-cli at once; SIGTERM finishes the task first; a secon
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -27,13 +28,21 @@ def whisper_children(proc) -> list:
 
 def test_lost_lease_kills_whisper_and_drops_the_task(shared, whisper_cli, server_process, tmp_path):
     copy_audio(shared, tmp_path / "audio", {"millbrook.mp3": "millbrook.mp3"})
-    srv = server_process(LEASE_SECONDS=6).start()  # heartbeats every 1.5 s
+    srv = server_process(LEASE_SECONDS=6, REPLICA_BUDGET=1).start()  # heartbeats every 1.5 s
+    model = shared / "models/ggml-tiny.en.bin"
+    (tmp_path / "work-sig").mkdir()  # its saved benchmark says it is slow: a replica is worth it
+    (tmp_path / "work-sig" / "bench.json").write_text(json.dumps({"model": model.name, "rtf": 0.2}))
     client = start_client(tmp_path, srv, shared, "--once")
-    [task] = requests.get(f"{srv.url}/api/v1/tasks").json()
     whisper = whisper_children(client)
     assert whisper
-    # Someone else (a legacy client) finishes the task first: the lease is superseded.
-    requests.post(f"{srv.url}/result", json={"id": task["id"], "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nfirst\n"})
+    # A faster host copies the task and finishes it first: the holder's lease is superseded.
+    caps = {"backend": "cuda", "model": model.name, "rtf": 50.0}
+    copy = requests.post(f"{srv.url}/api/v1/leases", json={"client": "gpu", "capabilities": caps}).json()
+    assert copy["replica"] is True
+    files = {"txt": ("t.txt", b"first\n"), "vtt": ("v.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nfirst\n")}
+    meta = json.dumps({"model": model.name, "backend": "cuda"})
+    done = requests.post(f"{srv.url}/api/v1/leases/{copy['token']}/result", data={"meta": meta}, files=files)
+    assert done.json()["status"] == "accepted"
     out, _ = client.communicate(timeout=30)
     assert client.returncode == 0
     assert "taken back by the server; dropped" in out
