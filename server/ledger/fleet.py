@@ -107,7 +107,9 @@ class Fleet:
         c.execute(sql.insert_client, {"name": name, **values})
         return None
 
-    def learn(self, c: Tx, client: str, model: str, backend: str, audio_seconds: float, granted_at: float, now: float):
+    def learn(
+        self, c: Tx, client: str, *, model: str, backend: str, audio_seconds: float, granted_at: float, now: float
+    ) -> None:
         """Measure `client` on a result: `audio_seconds` of the task's own probed length, done between
         its grant (or the host's previous result, if later) and now."""
         key = {"cname": client, "m": model, "b": backend}

@@ -200,7 +200,8 @@ class Leases:
             raise LeaseLost(f"lease is {attempt.state}: the file changed or the task was handed back; result refused")
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
         write_result(task)  # only now: after the state checks, under the task's lock
-        audio_seconds = made.audio_seconds if made else None
+        # What was transcribed: the task's probed length, else what the client says (an unprobed file).
+        audio_seconds = task.seconds or (made.audio_seconds if made else None)
         c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
         c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
@@ -208,7 +209,15 @@ class Leases:
         c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
         if task.seconds > 0:  # measured here: the client's own figures are not believed
             model, backend = (made.model, made.backend) if made else ("", "")
-            self.fleet.learn(c, attempt.client, model, backend, task.seconds, attempt.granted_at, now)
+            self.fleet.learn(
+                c,
+                attempt.client,
+                model=model,
+                backend=backend,
+                audio_seconds=task.seconds,
+                granted_at=attempt.granted_at,
+                now=now,
+            )
         cooled = self.fleet.succeeded(c, task.id, attempt.client, now)
         ready = None
         if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():
