@@ -79,7 +79,7 @@ class Assigner:
             return outcome if outcome is not None else Wait(WaitReason.TAKEN, 1.0)
         if view.probing:
             return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
-        if self.replica_budget:
+        if self.replica_budget and caps is not None:  # a legacy client (no capabilities) cannot be stopped
             budget = self.replica_budget * view.library - view.replica_spent
             running = [r for r in view.running if r.task_id not in view.copied]
             if copy := scheduler.replica(view.fleet, running, budget):

@@ -90,3 +90,14 @@ def test_a_legacy_report_acts_on_the_legacy_clients_own_attempt_only(db):
     assert ledger.legacy.fail(v1.task_id).state == TaskState.LEASED
     assert ledger.leases.heartbeat(copy.token) and ledger.leases.heartbeat(v1.token)
     assert ledger.legacy.fail(old.task_id).state == TaskState.QUEUED  # its own attempt: back in the queue
+
+
+def test_a_legacy_client_is_never_given_a_replica(db):
+    clock = Clock()
+    ledger = make_ledger(db, clock, replica_budget=1.0)
+    [tid] = add_tasks(ledger, 1)
+    ledger.catalogue.set_duration(tid, 100, 600_000)
+    ledger.leases.claim("laptop", capabilities={**CAPS, "rtf": 0.5})
+    clock.t += 10
+    assert ledger.legacy.claim("fedora") is None  # it could not be told to stop when the holder wins
+    assert ledger.leases.claim("gpu", capabilities={**CAPS, "rtf": 50.0}).replica  # a v1 host may copy it
