@@ -84,7 +84,11 @@ def _field(form: Any, name: str) -> Optional[str]:
                             "language": {"type": "string", "pattern": LANGUAGE_RE.pattern},
                             "model": {"type": "string", "enum": list(TIERS)},
                             "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-                            "callback_url": {"type": "string", "pattern": "^https?://"},
+                            "callback_url": {
+                                "type": "string",
+                                "pattern": "^https?://[^/?#]+",
+                                "description": "called when the job ends; its host must be public (422 otherwise)",
+                            },
                         },
                     }
                 }
