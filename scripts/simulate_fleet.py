@@ -43,6 +43,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.ledger.tiers import model_tier  # noqa: E402
 from tests.helpers import ServerProcess  # noqa: E402
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsimulated\n"
@@ -111,8 +112,7 @@ class Host:
     session: requests.Session = field(default_factory=requests.Session)
 
     def takes(self, f: File) -> bool:
-        tier = {"tiny": 1, "base": 2, "small": 3, "medium": 4}[self.model.split("-")[1].split(".")[0]]
-        return (not self.english_only or f.language in ("en", "auto")) and tier >= f.min_tier
+        return (not self.english_only or f.language in ("en", "auto")) and model_tier(self.model) >= f.min_tier
 
     def lease(self, session: requests.Session, wait: bool = True) -> Optional[dict]:
         """A lease with its audio downloaded; None after a 204 (waited out unless `wait` is off)."""

@@ -9,15 +9,12 @@ Ogg Vorbis/Opus, WAV, AIFF, ASF/WMA; not Matroska/WebM or AVI, which go to ffpro
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import mutagen
 from mutagen.mp3 import MPEGInfo
 
 from stt_common.media import probe_seconds
-
-log = logging.getLogger("batch-stt.durations")
 
 
 def from_headers(path: Path) -> float:

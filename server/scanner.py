@@ -90,10 +90,17 @@ def scan(catalogue: Catalogue, audio_dir: Path, results: ResultLayout, languages
     return catalogue.sync_files(found)
 
 
-def _pending(fetch: Callable[[], list[TaskView]]) -> Iterator[TaskView]:
-    """Each task `fetch` lists, once in this pass, until it lists none not yet seen."""
+def _pending(
+    fetch: Callable[[], list[TaskView]], before_fetch: Callable[[], None] = lambda: None
+) -> Iterator[TaskView]:
+    """Each task `fetch` lists, once in this pass, until it lists none not yet seen. `before_fetch`
+    runs before each fetch: what was done to the last batch is written, so the next one moves on."""
     tried: set[str] = set()
-    while batch := [t for t in fetch() if t.id not in tried]:
+    while True:
+        before_fetch()
+        batch = [t for t in fetch() if t.id not in tried]
+        if not batch:
+            return
         for t in batch:
             tried.add(t.id)
             yield t
@@ -125,36 +132,36 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts]
     whose headers do not tell are not probed (one warning a pass).
     """
     done = 0
-    tried: set[str] = set()
-    while batch := [t for t in catalogue.unprobed() if t.id not in tried]:
-        probed: list[tuple[str, int, int]] = []
-        for t in batch:
-            tried.add(t.id)
-            try:
-                full = safe_join(base(audio_dir, t), t.path)
-                size = full.stat().st_size
-                seconds = durations.duration(full)
-            except FileNotFoundError as e:
-                if e.filename is None:  # ffprobe itself is missing
-                    log.warning("cannot probe durations: %s", e)
-                    catalogue.set_durations(probed)
-                    return done
-                continue  # the file vanished: the next scan marks it missing
-            except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
-                log.warning("cannot probe %s: %s", t.path, e)
-                continue
-            except ProbeError:
-                seconds = 0.0
-            duration_ms = round(seconds * 1000)
-            done += 1
-            unstarted_long = split_ms and duration_ms > split_ms and t.attempts == 0
-            if unstarted_long and parts is not None and _split(parts, t, full, size, duration_ms, split_ms):
-                continue
-            probed.append((t.id, size, duration_ms))
-            if len(probed) >= PROBE_BATCH:
-                catalogue.set_durations(probed)
-                probed = []
+    probed: list[tuple[str, int, int]] = []
+
+    def write() -> None:
         catalogue.set_durations(probed)
+        probed.clear()
+
+    for t in _pending(catalogue.unprobed, before_fetch=write):
+        try:
+            full = safe_join(base(audio_dir, t), t.path)
+            size = full.stat().st_size
+            seconds = durations.duration(full)
+        except FileNotFoundError as e:
+            if e.filename is None:  # ffprobe itself is missing
+                log.warning("cannot probe durations: %s", e)
+                break
+            continue  # the file vanished: the next scan marks it missing
+        except (OSError, UnsafePath, subprocess.TimeoutExpired) as e:
+            log.warning("cannot probe %s: %s", t.path, e)
+            continue
+        except ProbeError:
+            seconds = 0.0
+        duration_ms = round(seconds * 1000)
+        done += 1
+        unstarted_long = split_ms and duration_ms > split_ms and t.attempts == 0
+        if unstarted_long and parts is not None and _split(parts, t, full, size, duration_ms, split_ms):
+            continue
+        probed.append((t.id, size, duration_ms))
+        if len(probed) >= PROBE_BATCH:
+            write()
+    write()
     return done
 
 

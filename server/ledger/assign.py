@@ -43,6 +43,7 @@ class Wait:
 
 
 Outcome = Union[Pick, Wait, None]  # None: nothing is queued for this host
+TAKEN = Wait(WaitReason.TAKEN, 1.0)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Assigner:
         if self._first_queued(c, view.fleet.me.reach, probed) is not None:  # the snapshot missed it
             view = snapshots.regroup(c, view)
             outcome = self._from_queue(c, view, probed)
-            return outcome if outcome is not None else Wait(WaitReason.TAKEN, 1.0)
+            return outcome if outcome is not None else TAKEN
         if view.probing:
             return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
         if self.replica_budget and caps is not None:  # a legacy client (no capabilities) cannot be stopped
@@ -99,7 +100,7 @@ class Assigner:
             if task_id := c.execute(q, params).scalar():
                 return Pick(task_id, False, fleet.me, (g.priority, g.language, g.min_tier))
         if choices:
-            return Wait(WaitReason.TAKEN, 1.0)
+            return TAKEN
         if scheduler.mine(fleet):
             return Wait(WaitReason.FASTER_HOST, self.retry_after)
         return None

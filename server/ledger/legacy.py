@@ -2,8 +2,9 @@
 
 Legacy clients never heartbeat, so their lease must cover a whole transcription; and they name
 only the task when reporting, so a result credits the task's newest legacy attempt (live or not)
-and an error its newest live legacy one: never a v1 holder's or a replica's. A task a legacy
-client holds is never replicated (snapshot.py), since the old client cannot be told to stop.
+and an error its newest live legacy one: never a v1 holder's or a replica's. The old client cannot
+be told to stop, so a task it holds is never replicated (snapshot.py) and it never gets a replica
+(assign.py).
 """
 
 from __future__ import annotations

@@ -65,6 +65,21 @@ class View:
     probing: bool  # work for this host waits only for its length to be probed
 
 
+def _guess(
+    learned: dict[tuple[str, str, str], float], fastest: float, name: str, caps: dict[str, Any]
+) -> Optional[float]:
+    """A host's speed: measured for its model and backend, else its benchmark (clamped), else None."""
+    return learned.get(speed_key(name, caps)) or first_guess(caps.get("rtf"), fastest)
+
+
+def _queue_for(
+    r: Reach, groups: dict[GroupKey, Group], unprobed: dict[GroupKey, int]
+) -> tuple[tuple[Group, ...], bool]:
+    """The groups with work left, and whether work `r` may take waits only for its length."""
+    probing = any(n and r.takes(lang, tier) for (_, lang, tier), n in unprobed.items())
+    return tuple(g for g in groups.values() if g.count > 0), probing
+
+
 class Snapshots:
     def __init__(
         self,
@@ -113,8 +128,7 @@ class Snapshots:
                 Class(r, k.speed, max(0.0, k.held), tuple(st.hosts.get(h.name, h) for h in k.frontier))
                 for r, k in st.classes.items()
             )
-            groups = tuple(g for g in st.groups.values() if g.count > 0)
-            probing = any(n and me.reach.takes(lang, tier) for (_, lang, tier), n in st.unprobed.items())
+            groups, probing = _queue_for(me.reach, st.groups, st.unprobed)
             fleet = Fleet(now, me, classes, groups)
             return View(fleet, st.running, frozenset(st.copied), st.replica_spent, st.library, probing)
 
@@ -147,10 +161,8 @@ class Snapshots:
         with self._lock:
             if self._state is not None:
                 self._state.groups, self._state.unprobed = groups, unprobed
-        fleet = replace(view.fleet, groups=tuple(g for g in groups.values() if g.count > 0))
-        reach = fleet.me.reach
-        probing = any(n and reach.takes(lang, tier) for (_, lang, tier), n in unprobed.items())
-        return replace(view, fleet=fleet, probing=probing)
+        queued, probing = _queue_for(view.fleet.me.reach, groups, unprobed)
+        return replace(view, fleet=replace(view.fleet, groups=queued), probing=probing)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -158,8 +170,7 @@ class Snapshots:
         self, st: _State, client: str, caps: Optional[dict[str, Any]], langs: Optional[Sequence[str]], now: float
     ) -> Host:
         """The claiming host; one the snapshot has not seen joins its class now."""
-        h = caps or {}
-        speed = st.learned.get(speed_key(client, h)) or first_guess(h.get("rtf"), st.fastest) or st.default_speed
+        speed = _guess(st.learned, st.fastest, client, caps or {}) or st.default_speed
         known = st.hosts.get(client)
         me = Host(client, speed, known.free_at if known else now, reach(caps, langs))
         if known is None or known.reach != me.reach:
@@ -186,9 +197,7 @@ class Snapshots:
         caps = {r.name: parsed[r.capabilities] for r in host_rows}
         for r in running_rows:
             caps.setdefault(r.client, ({}, Reach()))  # a legacy client holding a lease works too
-        guesses = {
-            name: learned.get(speed_key(name, h)) or first_guess(h.get("rtf"), fastest) for name, (h, _) in caps.items()
-        }
+        guesses = {name: _guess(learned, fastest, name, h) for name, (h, _) in caps.items()}
         default = scheduler.fleet_speed([s for s in guesses.values() if s])
         speeds = {name: s or default for name, s in guesses.items()}
         free_at: dict[str, float] = {}

@@ -221,8 +221,9 @@ class SplitFile:
 @dataclass(frozen=True)
 class Made:
     """What a result says of how it was made. The model and backend label the speed the server
-    measures (a client that fell back from its GPU says cpu); `audio_seconds` is kept as what was
-    transcribed. The client's own processing time is not believed, so it is not here."""
+    measures (a client that fell back from its GPU says cpu). `audio_seconds`, the client's word, is
+    kept as what was transcribed only for a file whose length was never probed; its processing time
+    is not believed at all, so it is not here."""
 
     model: str
     backend: str

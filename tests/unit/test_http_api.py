@@ -35,7 +35,8 @@ def test_v1_full_cycle(shared, api, tmp_path):
     assert part.status_code == 206 and part.content == raw[1000:]
     assert c.post(f"/api/v1/leases/{L['token']}/heartbeat", json={"progress": 145}).status_code == 200
     files = {"txt": ("t", b"ask not\n"), "vtt": ("v", VTT.encode()), "srt": ("s", b"1\n"), "json": ("j", b"{}")}
-    meta = {"model": "ggml-tiny.en.bin", "backend": "cpu", "audio_seconds": 11.0, "processing_seconds": 1.0}
+    # The client claims 11 s in 0.1 ms, 110,000x real time, to look like the fleet's fastest.
+    meta = {"model": "ggml-tiny.en.bin", "backend": "cpu", "audio_seconds": 11.0, "processing_seconds": 0.0001}
     r = c.post(f"/api/v1/leases/{L['token']}/result", data={"meta": json.dumps(meta)}, files=files)
     elapsed = time.monotonic() - started
     assert r.json() == {"task_id": L["task_id"], "status": "accepted", "late": False}
@@ -45,11 +46,11 @@ def test_v1_full_cycle(shared, api, tmp_path):
     assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["audio_seconds"] == 11.0
     stats = c.get("/api/v1/stats").json()
     assert stats["counts"]["done"] == 1 and stats["scheduler"] == "speed" and stats["replicas"] == 0
-    # The speed the server measured (the file's 11 s from grant to result, not the 1 s the client
-    # claimed), beside the benchmark it sent.
+    # The speed the server measured (the file's 11 s over its own clock from grant to result, which
+    # took over a millisecond: an audio request, a heartbeat and an upload), beside the benchmark.
     [host] = stats["hosts"]
     assert (host["name"], host["bench_rtf"], host["backend"]) == ("box", 11.0, "cpu")
-    assert host["speed"] >= 10.9 / elapsed and host["speed"] != 11.0
+    assert 10.9 / elapsed <= host["speed"] < 11_000
 
 
 def test_v1_error_report_and_lost_lease(shared, api, tmp_path):
