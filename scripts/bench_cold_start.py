@@ -30,7 +30,7 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
 from loadtest import generate, start_server, wait_ready  # noqa: E402
 
-from server.durations import from_headers  # noqa: E402
+from server.disk.durations import from_headers  # noqa: E402
 from stt_common.media import probe_seconds  # noqa: E402
 
 

@@ -62,12 +62,12 @@ def cpu_seconds(fn) -> tuple[float, float]:
 
 
 def planning(audio: Path, split_seconds: int) -> None:
-    from server import splitter
+    from server.parts import plan
     from stt_common.media import probe_seconds
 
     duration_ms = round(probe_seconds(audio) * 1000)
     parts: list = []
-    cpu, wall = cpu_seconds(lambda: parts.extend(splitter.plan(audio, duration_ms, split_seconds * 1000)))
+    cpu, wall = cpu_seconds(lambda: parts.extend(plan.plan(audio, duration_ms, split_seconds * 1000)))
     base_cpu, base_wall = cpu_seconds(
         lambda: subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(audio), "-f", "null", "-"], check=True)
     )

@@ -8,7 +8,7 @@ import secrets
 
 from fastapi import FastAPI, Request
 
-from server.schemas import LeaseRequest, ResultMeta
+from server.http.schemas import LeaseRequest, ResultMeta
 
 app = FastAPI()
 

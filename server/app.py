@@ -22,21 +22,24 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from . import api_jobs, api_legacy, api_v1, dashboard
-from .alerts import Alerts
-from .audio import AudioChanged, AudioGone
 from .auth import Authenticator
 from .context import Context
-from .deps import authenticated
-from .events import EventLog
+from .disk.audio import AudioChanged, AudioGone
+from .disk.paths import UnsafePath
+from .disk.results import ResultClash, remove_stale_temps
+from .http import dashboard
+from .http import jobs as api_jobs
+from .http import legacy as api_legacy
+from .http import v1 as api_v1
+from .http.deps import authenticated
+from .http.limits import BodyLimitMiddleware, LatencyMiddleware
+from .http.origin import SameOriginMiddleware
 from .ledger import Assigner, CooldownRule, LeaseLost, Ledger, LedgerError, NotFound
-from .limits import BodyLimitMiddleware, LatencyMiddleware
-from .metrics import CONTENT_TYPE, Metrics
-from .notify import Notifier, Targets
-from .origin import SameOriginMiddleware
-from .part_audio import CutError
-from .paths import UnsafePath
-from .results import ResultClash, remove_stale_temps
+from .ledger.events import EventLog
+from .ops.alerts import Alerts
+from .ops.metrics import CONTENT_TYPE, Metrics
+from .ops.notify import Notifier, Targets
+from .parts.cut import CutError
 from .settings import Settings
 
 log = logging.getLogger("batch-stt.server")

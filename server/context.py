@@ -16,14 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 
 from stt_common.files import sha256_file
 
-from . import audio, part_audio, results, scanner, stitcher
 from .auth import Authenticator
-from .events import EventLog
+from .disk import audio, results, scanner
+from .disk.paths import safe_join
 from .ledger import Grant, Ledger, ScanReport, TaskState, TaskView
-from .metrics import Metrics
-from .notify import Notifier
-from .paths import safe_join
+from .ledger.events import EventLog
+from .ops.metrics import Metrics
+from .ops.notify import Notifier
+from .parts import cut as part_audio
 from .settings import Settings
+from .transcripts import join as stitcher
 
 T = TypeVar("T")
 log = logging.getLogger("batch-stt.server")

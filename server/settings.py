@@ -11,10 +11,10 @@ from typing import Optional
 from stt_common.env import load_env, truthy
 from stt_common.formats import RESULT_FORMATS
 
-from .notify import DEFAULT_EVENTS, NotifyEvent
-from .results import ResultLayout
-from .scheduler import SchedulerKind
-from .sidecar import LanguageRule
+from .disk.results import ResultLayout
+from .disk.sidecar import LanguageRule
+from .ledger.policy import SchedulerKind
+from .ops.notify import DEFAULT_EVENTS, NotifyEvent
 
 
 class SettingsError(ValueError):

@@ -202,9 +202,9 @@ def make_ledger(
     db: str, clock: Optional[Clock] = None, max_attempts: int = 3, lease_seconds: int = 60, **options: Any
 ) -> Any:
     """A ledger on `db`; `scheduler`, `replica_budget`, `cooldown` as the server would set them."""
-    from server.events import EventLog
     from server.ledger import Assigner, CooldownRule, Ledger
-    from server.scheduler import SchedulerKind
+    from server.ledger.events import EventLog
+    from server.ledger.policy import SchedulerKind
 
     assigner = Assigner(options.pop("scheduler", SchedulerKind.SPEED), options.pop("replica_budget", 0.05))
 
@@ -223,8 +223,8 @@ def make_ledger(
 
 
 def add_tasks(ledger: Any, n: int, lang: str = "auto") -> list[str]:
+    from server.disk.scanner import task_id_for
     from server.ledger import FoundFile
-    from server.scanner import task_id_for
 
     files = [
         FoundFile(task_id_for(f"f{i:05}.mp3"), f"f{i:05}.mp3", f"f{i:05}", lang, 100, 1.0, False) for i in range(n)

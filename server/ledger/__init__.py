@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..events import EventLog
 from .assign import Assigner, Wait, WaitReason
 from .catalogue import Catalogue
 from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
+from .events import EventLog
 from .fleet import CooldownRule, Fleet
 from .jobs import Jobs, JobState, JobView
 from .leases import Leases

@@ -1,5 +1,5 @@
 """The scheduler's view of the ledger: the fleet from the shared snapshot (snapshot.py), the policy
-(server/scheduler.py) chooses, and one index walk finds the task it chose. The grant itself stays
+(server/policy.py) chooses, and one index walk finds the task it chose. The grant itself stays
 in leases.py."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional, Union
 
-from .. import scheduler
-from ..scheduler import Host, Reach, SchedulerKind
-from . import sql, sql_fleet
+from . import policy
 from .fleet import reach
+from .policy import Host, Reach, SchedulerKind
 from .snapshot import GroupKey, Snapshots, View
-from .statements import Tx
+from .sql import fleet as sql_fleet
+from .sql import leases as sql_leases
+from .sql.run import Tx
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,17 @@ class Assigner:
         if self.replica_budget and caps is not None:  # a legacy client (no capabilities) cannot be stopped
             budget = self.replica_budget * view.library - view.replica_spent
             running = [r for r in view.running if r.task_id not in view.copied]
-            if copy := scheduler.replica(view.fleet, running, budget):
+            if copy := policy.replica(view.fleet, running, budget):
                 return Pick(copy, True, view.fleet.me)
         return None
 
     def _from_queue(self, c: Tx, view: View, probed: bool) -> Outcome:
         fleet = view.fleet
-        choices = scheduler.choose(fleet)
+        choices = policy.choose(fleet)
         for choice in choices:
             g = choice.group
             params = {"priority": g.priority, "lang": g.language, "min_tier": g.min_tier}
-            if isinstance(choice, scheduler.Longest):
+            if isinstance(choice, policy.Longest):
                 q, params["max_ms"] = sql_fleet.pick_longest[probed], choice.max_seconds * 1000
             else:
                 q = sql_fleet.pick_shortest[probed]
@@ -101,7 +102,7 @@ class Assigner:
                 return Pick(task_id, False, fleet.me, (g.priority, g.language, g.min_tier))
         if choices:
             return TAKEN
-        if scheduler.mine(fleet):
+        if policy.mine(fleet):
             return Wait(WaitReason.FASTER_HOST, self.retry_after)
         return None
 
@@ -112,8 +113,8 @@ class Assigner:
         params: dict[str, Any] = {"tier": r.tier}
         if r.languages is not None:
             params["langs"] = sorted(r.languages)
-        params["priority"] = c.execute(sql.top_priority[variant], params).scalar() or 0
-        return c.execute(sql.pick_queued[variant], params).scalar()
+        params["priority"] = c.execute(sql_leases.top_priority[variant], params).scalar() or 0
+        return c.execute(sql_leases.pick_queued[variant], params).scalar()
 
     def _fifo(
         self, c: Tx, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]], probed: bool

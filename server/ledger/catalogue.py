@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from ..events import EventLog
-from . import sql, sql_parts
 from .database import Database
 from .errors import NotFound
+from .events import EventLog
 from .parts import drop_parts
-from .statements import Tx
+from .sql import catalogue as sql_catalogue
+from .sql import leases as sql_leases
+from .sql import parts as sql_parts
+from .sql.run import Tx
 from .states import TaskState
 from .values import FoundFile, ScanReport, TaskView
 
@@ -49,7 +51,7 @@ class Catalogue:
         unsplit: list[str] = []
         changed = returned = 0
         with self.db.writing() as c:
-            known = {row.id: row for row in c.execute(sql.catalogue)}
+            known = {row.id: row for row in c.execute(sql_catalogue.catalogue)}
             seen: set[str] = set()
             for f in found:
                 seen.add(f.task_id)
@@ -123,11 +125,11 @@ class Catalogue:
             for file_id in unsplit + [m["tid"] for m in gone_unfinished]:
                 drop_parts(c, file_id)
             if added:
-                c.execute(sql.insert_task, added)
+                c.execute(sql_catalogue.insert_task, added)
             if updates:
-                c.execute(sql.update_task_from_scan, updates)
+                c.execute(sql_catalogue.update_task_from_scan, updates)
             if missing:
-                c.execute(sql.mark_task_vanished, missing)
+                c.execute(sql_catalogue.mark_task_vanished, missing)
         return ScanReport(len(added), changed, len(missing), returned)
 
     @staticmethod
@@ -139,7 +141,7 @@ class Catalogue:
             return
         if row.split_ms is not None:  # done: its parts' results are gone, so the whole file is redone
             drop_parts(c, task_id)
-        c.execute(sql.requeue_task, {"tid": task_id, "now": now})
+        c.execute(sql_catalogue.requeue_task, {"tid": task_id, "now": now})
         if row.parent_id:
             c.execute(sql_parts.reopen_file, {"tid": row.parent_id, "now": now})
 
@@ -148,21 +150,21 @@ class Catalogue:
         A split file's parts are dropped: the new file is probed and cut anew."""
         now = self.clock()
         with self.db.writing() as c:
-            released = c.execute(sql.release_attempts_of_task, {"tid": task_id, "now": now}).rowcount
-            c.execute(sql.record_file_change, {"tid": task_id, "size": size, "mtime": mtime})
+            released = c.execute(sql_catalogue.release_attempts_of_task, {"tid": task_id, "now": now}).rowcount
+            c.execute(sql_catalogue.record_file_change, {"tid": task_id, "size": size, "mtime": mtime})
             if released:
-                c.execute(sql.give_task_back, {"tid": task_id, "now": now})
+                c.execute(sql_leases.give_task_back, {"tid": task_id, "now": now})
             if c.execute(sql_parts.restart_split_file, {"tid": task_id, "now": now}).rowcount:
                 drop_parts(c, task_id)
         self.events.emit("changed", task=task_id, size=size)
 
     def unhashed(self, limit: int = 1000) -> list[TaskView]:
         with self.db.reading() as c:
-            return [TaskView.from_row(r) for r in c.execute(sql.unhashed_tasks, {"limit": limit})]
+            return [TaskView.from_row(r) for r in c.execute(sql_catalogue.unhashed_tasks, {"limit": limit})]
 
     def unprobed(self, limit: int = 1000) -> list[TaskView]:
         with self.db.reading() as c:
-            return [TaskView.from_row(r) for r in c.execute(sql.unprobed_tasks, {"limit": limit})]
+            return [TaskView.from_row(r) for r in c.execute(sql_catalogue.unprobed_tasks, {"limit": limit})]
 
     def set_duration(self, task_id: str, size: int, duration_ms: int) -> None:
         """Record a file's length (0: ffprobe could not tell), unless the file changed since."""
@@ -174,12 +176,14 @@ class Catalogue:
         if not probed:
             return
         with self.db.writing() as c:
-            c.execute(sql.set_task_duration, [{"tid": t, "probed_size": s, "duration_ms": d} for t, s, d in probed])
+            c.execute(
+                sql_catalogue.set_task_duration, [{"tid": t, "probed_size": s, "duration_ms": d} for t, s, d in probed]
+            )
 
     def set_hash(self, task_id: str, size: int, sha256: str) -> None:
         """Record a file's checksum, unless the file changed again since it was read."""
         with self.db.writing() as c:
-            c.execute(sql.set_task_hash, {"tid": task_id, "hashed_size": size, "sha256": sha256})
+            c.execute(sql_catalogue.set_task_hash, {"tid": task_id, "hashed_size": size, "sha256": sha256})
 
     def mark_missing(self, task_id: str) -> None:
         """The file is gone (a split file's unfinished parts with it); a rescan that finds it again requeues it."""
@@ -187,7 +191,7 @@ class Catalogue:
         with self.db.writing() as c:
             if c.execute(sql_parts.forget_split, {"tid": task_id}).rowcount:
                 drop_parts(c, task_id)
-            c.execute(sql.mark_task_missing, {"tid": task_id, "now": now})
+            c.execute(sql_catalogue.mark_task_missing, {"tid": task_id, "now": now})
 
     def requeue(self, task_ids: Iterable[str] = (), failed: bool = False) -> list[str]:
         """Put failed (or named done/failed/queued) tasks back in the queue with a fresh attempt budget.
@@ -201,12 +205,12 @@ class Catalogue:
         now = self.clock()
         with self.db.writing() as c:
             if ids:
-                found = list(c.execute(sql.requeueable_by_id, {"ids": ids}).scalars())
+                found = list(c.execute(sql_catalogue.requeueable_by_id, {"ids": ids}).scalars())
                 unknown = set(ids) - set(found)
                 if unknown:
                     raise NotFound(f"no such task (or it is leased or missing): {', '.join(sorted(unknown))}")
             else:
-                found = list(c.execute(sql.failed_tasks).scalars())
+                found = list(c.execute(sql_catalogue.failed_tasks).scalars())
             for tid in found:
                 self._requeue_one(c, tid, now)
         for tid in found:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import create_engine
 
 from .errors import MigrationError
-from .statements import Tx
+from .sql.run import Tx
 
 _READ = "batch_stt_read"  # execution option marking a read-only transaction
 

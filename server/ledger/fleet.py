@@ -21,11 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..events import EventLog
-from ..scheduler import Reach
-from . import sql, sql_fleet
 from .database import Database
-from .statements import Tx
+from .events import EventLog
+from .policy import Reach
+from .sql import fleet as sql_fleet
+from .sql import leases as sql_leases
+from .sql.run import Tx
 from .tiers import model_tier
 from .values import HostView
 
@@ -100,11 +101,11 @@ class Fleet:
         if caps is None:  # a legacy client: nothing to record
             return c.execute(sql_fleet.cooldown_of, {"cname": name}).scalar()
         text = json.dumps(caps, sort_keys=True)
-        row = c.execute(sql.touch_client, {"cname": name, "caps": text, "now": now}).first()
+        row = c.execute(sql_leases.touch_client, {"cname": name, "caps": text, "now": now}).first()
         if row is not None:
             return row[0]
         values = {"capabilities": text, "first_seen": now, "last_seen": now, "tasks_done": 0, "tasks_failed": 0}
-        c.execute(sql.insert_client, {"name": name, **values})
+        c.execute(sql_leases.insert_client, {"name": name, **values})
         return None
 
     def learn(

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
-from ..events import EventLog
-from . import sql, sql_jobs
 from .database import Database
 from .errors import NotFound
+from .events import EventLog
+from .sql import catalogue as sql_catalogue
+from .sql import jobs as sql_jobs
 from .states import TaskState
 from .values import TaskView
 
@@ -74,7 +75,7 @@ class Jobs:
         now = self.clock()
         with self.db.writing() as c:
             c.execute(
-                sql.insert_task,
+                sql_catalogue.insert_task,
                 {
                     "id": job_id,
                     "path": stored_as,

@@ -14,15 +14,17 @@ from typing import Any, Optional, Union
 
 from stt_common.formats import hms
 
-from ..events import EventLog
-from ..scheduler import SchedulerKind, finish_at
-from . import sql, sql_fleet, sql_parts
 from .assign import Assigner, Outcome, Pick, Wait
 from .database import Database
 from .errors import LeaseLost, NotFound
+from .events import EventLog
 from .fleet import Fleet
+from .policy import SchedulerKind, finish_at
 from .snapshot import Snapshots
-from .statements import Tx
+from .sql import fleet as sql_fleet
+from .sql import leases as sql_leases
+from .sql import parts as sql_parts
+from .sql.run import Tx
 from .states import AttemptState, Protocol, TaskState
 from .values import AttemptView, Completion, Grant, Made, TaskView
 
@@ -80,7 +82,7 @@ class Leases:
                 outcome = self.assigner.pick(c, self.snapshots, view, capabilities, languages, self.probed_only)
                 if not isinstance(outcome, Pick):
                     break
-                take = sql_fleet.take_replica if outcome.replica else sql.take_task
+                take = sql_fleet.take_replica if outcome.replica else sql_leases.take_task
                 row = c.execute(take, {"tid": outcome.task_id, "now": now}).first()
                 if row is None:
                     outcome = None
@@ -88,7 +90,7 @@ class Leases:
                 token = secrets.token_urlsafe(24)
                 grant = Grant(outcome.task_id, token, now + seconds, outcome.replica, **row._mapping)
                 c.execute(
-                    sql.insert_attempt,
+                    sql_leases.insert_attempt,
                     {
                         "task_id": grant.task_id,
                         "client": client,
@@ -125,10 +127,10 @@ class Leases:
         clamped = None if progress is None else max(0.0, min(100.0, progress))
         with self.db.writing() as c:
             task_id = c.execute(
-                sql.extend_lease, {"tok": token, "deadline": deadline, "now": now, "progress": clamped}
+                sql_leases.extend_lease, {"tok": token, "deadline": deadline, "now": now, "progress": clamped}
             ).scalar()
             if task_id is None:
-                state = c.execute(sql.attempt_state_by_token, {"tok": token}).scalar()
+                state = c.execute(sql_leases.attempt_state_by_token, {"tok": token}).scalar()
                 if state is None:
                     raise NotFound("unknown lease token")
                 raise LeaseLost(f"lease is {state}: stop working on this task")
@@ -161,11 +163,11 @@ class Leases:
         """The client gives the task back unfinished (volunteer stopped it): no attempt is used up."""
         now = self.clock()
         with self.db.writing() as c:
-            task_id = c.execute(sql.release_attempt, {"tok": token, "now": now}).scalar()
+            task_id = c.execute(sql_leases.release_attempt, {"tok": token, "now": now}).scalar()
             if task_id is None:
                 raise NotFound("no active lease with that token")
-            if c.execute(sql.task_has_active_attempt, {"tid": task_id}).first() is None:
-                c.execute(sql.give_task_back, {"tid": task_id, "now": now})
+            if c.execute(sql_leases.task_has_active_attempt, {"tid": task_id}).first() is None:
+                c.execute(sql_leases.give_task_back, {"tid": task_id, "now": now})
             view = task_row(c, task_id)
         self.events.emit("released", task=task_id)
         return view
@@ -202,11 +204,11 @@ class Leases:
         write_result(task)  # only now: after the state checks, under the task's lock
         # What was transcribed: the task's probed length, else what the client says (an unprobed file).
         audio_seconds = task.seconds or (made.audio_seconds if made else None)
-        c.execute(sql.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
-        c.execute(sql.mark_attempt_completed, {"aid": attempt.id, "now": now})
+        c.execute(sql_leases.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
+        c.execute(sql_leases.mark_attempt_completed, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
-        c.execute(sql.supersede_active_attempts, {"tid": task.id, "now": now})
-        c.execute(sql.credit_client_done, {"cname": attempt.client, "now": now})
+        c.execute(sql_leases.supersede_active_attempts, {"tid": task.id, "now": now})
+        c.execute(sql_leases.credit_client_done, {"cname": attempt.client, "now": now})
         if task.seconds > 0:  # measured here: the client's own figures are not believed
             model, backend = (made.model, made.backend) if made else ("", "")
             self.fleet.learn(
@@ -232,7 +234,7 @@ class Leases:
         now = self.clock()
         was_active = attempt.state == AttemptState.ACTIVE
         c.execute(
-            sql.record_attempt_failure,
+            sql_leases.record_attempt_failure,
             {
                 "aid": attempt.id,
                 "state": AttemptState.FAILED.value if was_active else attempt.state,
@@ -246,16 +248,16 @@ class Leases:
         if was_active:
             self._requeue_if_idle(c, attempt.task_id, full_error, now)
         else:  # too late to count (the task may be someone else's now), but still worth showing
-            c.execute(sql.note_error_on_idle_task, {"tid": attempt.task_id, "error": full_error})
-        c.execute(sql.debit_client_failed, {"cname": attempt.client, "now": now})
+            c.execute(sql_leases.note_error_on_idle_task, {"tid": attempt.task_id, "error": full_error})
+        c.execute(sql_leases.debit_client_failed, {"cname": attempt.client, "now": now})
         return task_row(c, attempt.task_id)
 
     # --- internals -------------------------------------------------------------------------
 
     def _requeue_if_idle(self, c: Tx, task_id: str, error: str, now: float, expired: bool = False) -> None:
-        if c.execute(sql.task_has_active_attempt, {"tid": task_id}).first() is None:
+        if c.execute(sql_leases.task_has_active_attempt, {"tid": task_id}).first() is None:
             c.execute(
-                sql.requeue_after_expiry if expired else sql.requeue_after_failure,
+                sql_leases.requeue_after_expiry if expired else sql_leases.requeue_after_failure,
                 {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
             )
             part = c.execute(sql_parts.part_outcome, {"tid": task_id}).one()
@@ -266,9 +268,9 @@ class Leases:
 
     def _expire_due(self, c: Tx, now: float) -> list[tuple[str, str, Optional[str]]]:
         out = []
-        for task_id, client in c.execute(sql.expire_due_attempts, {"now": now}).all():
+        for task_id, client in c.execute(sql_leases.expire_due_attempts, {"now": now}).all():
             self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now, expired=True)
-            out.append((task_id, client, c.execute(sql.task_state, {"tid": task_id}).scalar()))
+            out.append((task_id, client, c.execute(sql_leases.task_state, {"tid": task_id}).scalar()))
         return out
 
     def _log_expired(self, expired: list[tuple[str, str, Optional[str]]]) -> None:
@@ -301,14 +303,14 @@ class Leases:
 
 
 def task_row(c: Tx, task_id: str, lock: bool = False) -> TaskView:
-    row = c.execute(sql.task_by_id_for_update if lock else sql.task_by_id, {"tid": task_id}).first()
+    row = c.execute(sql_leases.task_by_id_for_update if lock else sql_leases.task_by_id, {"tid": task_id}).first()
     if row is None:
         raise NotFound(f"unknown task id {task_id!r}")
     return TaskView.from_row(row)
 
 
 def _attempt(c: Tx, token: str) -> AttemptView:
-    row = c.execute(sql.attempt_by_token, {"tok": token}).first()
+    row = c.execute(sql_leases.attempt_by_token, {"tok": token}).first()
     if row is None:
         raise NotFound("unknown lease token")
     return AttemptView.from_row(row)

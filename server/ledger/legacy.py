@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import sql
 from .errors import LeaseLost
 from .leases import Leases, WriteResult, task_row
+from .sql import leases as sql_leases
 from .states import Protocol, TaskState
 from .values import AttemptView, Completion, Grant, TaskView
 
@@ -31,7 +31,7 @@ class LegacyLeases:
     def complete(self, task_id: str, write_result: WriteResult) -> Completion:
         with self.leases.db.writing() as c:
             task = task_row(c, task_id)
-            row = c.execute(sql.newest_legacy_attempt_of_task, {"tid": task_id}).first()
+            row = c.execute(sql_leases.newest_legacy_attempt_of_task, {"tid": task_id}).first()
             if row is None:
                 if task.state == TaskState.DONE:
                     return Completion(task, True, False, 0)
@@ -44,7 +44,7 @@ class LegacyLeases:
     def fail(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
         with self.leases.db.writing() as c:
             task = task_row(c, task_id)
-            row = c.execute(sql.newest_active_legacy_attempt_of_task, {"tid": task_id}).first()
+            row = c.execute(sql_leases.newest_active_legacy_attempt_of_task, {"tid": task_id}).first()
             if row is None:  # nothing in flight: a stale or repeated report changes nothing
                 return task
             attempt = AttemptView.from_row(row)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..events import EventLog
-from . import sql, sql_parts
 from .database import Database
-from .statements import Tx
+from .events import EventLog
+from .sql import catalogue as sql_catalogue
+from .sql import parts as sql_parts
+from .sql.run import Tx
 from .states import TaskState
 from .values import PartView, PlannedPart, TaskView, task_id_for
 
@@ -49,7 +50,7 @@ class Parts:
                 return False
             ids = [task_id_for(file.path, p.start_ms, p.end_ms) for p in plan]
             c.execute(
-                sql.insert_task,
+                sql_catalogue.insert_task,
                 [
                     {
                         "id": part_id,

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Optional
 
-from . import sql, sql_fleet, sql_overview, sql_parts
 from .database import Database
 from .leases import task_row
+from .sql import fleet as sql_fleet
+from .sql import overview as sql_overview
+from .sql import parts as sql_parts
+from .sql import reports as sql_reports
 from .states import TaskState
 from .values import Overview, SplitFile, Stats, TaskView
 
@@ -25,9 +28,9 @@ class Reports:
         page = {"limit": limit, "offset": offset}
         with self.db.reading() as c:
             rows = (
-                c.execute(sql.all_tasks_page, page)
+                c.execute(sql_reports.all_tasks_page, page)
                 if state is None
-                else c.execute(sql.tasks_in_state_page, {**page, "state": TaskState(state).value})
+                else c.execute(sql_reports.tasks_in_state_page, {**page, "state": TaskState(state).value})
             )
             return [TaskView.from_row(r) for r in rows]
 
@@ -35,11 +38,11 @@ class Reports:
         since = self.clock() - active_window
         with self.db.reading() as c:
             counts = dict.fromkeys(TaskState, 0)
-            counts.update({TaskState(state): n for state, n in c.execute(sql.count_by_state)})
-            seconds_done, bytes_done = c.execute(sql.done_totals).one()
-            bytes_left = c.execute(sql.bytes_left).scalar_one()
-            clients = list(c.execute(sql.active_clients, {"since": since}).scalars())
-            active = c.execute(sql.count_active_attempts).scalar_one()
+            counts.update({TaskState(state): n for state, n in c.execute(sql_reports.count_by_state)})
+            seconds_done, bytes_done = c.execute(sql_reports.done_totals).one()
+            bytes_left = c.execute(sql_reports.bytes_left).scalar_one()
+            clients = list(c.execute(sql_reports.active_clients, {"since": since}).scalars())
+            active = c.execute(sql_reports.count_active_attempts).scalar_one()
             replicas, won = c.execute(sql_fleet.replica_totals).one()
         return Stats(
             counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active), replicas, int(won)

@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from .. import scheduler
-from ..scheduler import Class, Fleet, Group, Host, Reach, Running
-from . import sql_fleet
+from . import policy
 from .database import Database
 from .fleet import capabilities, first_guess, learned_speeds, reach, speed_key
-from .statements import Tx
+from .policy import Class, Fleet, Group, Host, Reach, Running
+from .sql import fleet as sql_fleet
+from .sql.run import Tx
 from .states import Protocol
 
 GroupKey = tuple[int, str, int]  # priority, language, least model tier
@@ -141,7 +141,7 @@ class Snapshots:
                 return
             now = self.clock()
             mine = st.hosts.get(host.name, host)
-            finish = scheduler.finish_at(mine, seconds, now)
+            finish = policy.finish_at(mine, seconds, now)
             st.hosts[host.name] = replace(mine, free_at=finish)
             st.classes.setdefault(mine.reach, _Class()).held += seconds
             if key is None:
@@ -177,7 +177,7 @@ class Snapshots:
             st.hosts[client] = me
             k = st.classes.setdefault(me.reach, _Class())
             k.speed += speed
-            k.frontier = scheduler.frontier((*k.frontier, me), now)
+            k.frontier = policy.frontier((*k.frontier, me), now)
         return me
 
     def _read(self, now: float) -> _State:
@@ -198,12 +198,12 @@ class Snapshots:
         for r in running_rows:
             caps.setdefault(r.client, ({}, Reach()))  # a legacy client holding a lease works too
         guesses = {name: _guess(learned, fastest, name, h) for name, (h, _) in caps.items()}
-        default = scheduler.fleet_speed([s for s in guesses.values() if s])
+        default = policy.fleet_speed([s for s in guesses.values() if s])
         speeds = {name: s or default for name, s in guesses.items()}
         free_at: dict[str, float] = {}
         running = []
         for r in running_rows:
-            finish = scheduler.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
+            finish = policy.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
             free_at[r.client] = max(free_at.get(r.client, now), finish)
             # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be stopped.
             if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY:
@@ -216,7 +216,7 @@ class Snapshots:
             r: _Class(
                 sum(h.speed for h in hs),
                 sum(h.speed * max(0.0, h.free_at - now) for h in hs),
-                scheduler.frontier(hs, now),
+                policy.frontier(hs, now),
             )
             for r, hs in members.items()
         }

@@ -10,7 +10,7 @@ import time
 import psutil
 import requests
 
-from server.notify import sign
+from server.ops.notify import sign
 from tests.helpers import REPO, client_env, copy_audio, post_endless_multipart, run_client, start_transcribing
 from tests.receiver import Receiver
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from server.results import ResultLayout
-from server.scanner import probe_pending, scan
-from server.sidecar import LanguageRule
+from server.disk.results import ResultLayout
+from server.disk.scanner import probe_pending, scan
+from server.disk.sidecar import LanguageRule
 from tests.helpers import copy_audio, make_ledger
 
 

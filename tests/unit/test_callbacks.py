@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.callbacks import UnsafeCallback, check
-from server.notify import Notifier, Targets
+from server.ops.callbacks import UnsafeCallback, check
+from server.ops.notify import Notifier, Targets
 from tests.helpers import Clock
 from tests.receiver import Receiver
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.disk.scanner import task_id_for
 from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState
-from server.scanner import task_id_for
-from server.scheduler import SchedulerKind
+from server.ledger.policy import SchedulerKind
 from tests.helpers import Clock, make_ledger
 
 MODEL = "ggml-tiny.en.bin"

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
+from server.disk.scanner import task_id_for
 from server.ledger import FoundFile, LeaseLost, NotFound, TaskState
-from server.scanner import task_id_for
 from tests.helpers import Clock, add_tasks, make_ledger
 
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 
-from server.notify import SIGNATURE_HEADER, Notifier, NotifyEvent, Targets
+from server.ops.notify import SIGNATURE_HEADER, Notifier, NotifyEvent, Targets
 from tests.helpers import Clock
 from tests.receiver import Receiver
 

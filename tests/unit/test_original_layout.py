@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.results import ResultClash, ResultLayout, remove_stale_temps
-from server.scanner import scan
-from server.sidecar import LanguageRule
+from server.disk.results import ResultClash, ResultLayout, remove_stale_temps
+from server.disk.scanner import scan
+from server.disk.sidecar import LanguageRule
 from tests.helpers import make_ledger
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.disk.scanner import task_id_for
 from server.ledger import FoundFile, Made, PlannedPart, TaskState, Wait, WaitReason
-from server.scanner import task_id_for
-from server.scheduler import SchedulerKind
+from server.ledger.policy import SchedulerKind
 from tests.helpers import Clock, make_ledger
 
 
@@ -77,8 +77,8 @@ def test_a_file_already_handed_out_whole_is_not_split(db):
 
 
 def test_while_splitting_a_file_goes_out_only_once_probed(tmp_path):
-    from server.events import EventLog
     from server.ledger import Ledger
+    from server.ledger.events import EventLog
 
     ledger = Ledger.open(
         f"sqlite:///{tmp_path / 'db.sqlite'}",

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from server.paths import UnsafePath, safe_join
-from server.results import ResultLayout
-from server.scanner import checksum_pending, result_stems, scan, task_id_for, walk
-from server.sidecar import LanguageRule, language_for_folder
+from server.disk.paths import UnsafePath, safe_join
+from server.disk.results import ResultLayout
+from server.disk.scanner import checksum_pending, result_stems, scan, task_id_for, walk
+from server.disk.sidecar import LanguageRule, language_for_folder
 from tests.helpers import Clock, make_ledger
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from server.splitter import choose_cut, nominal_cuts, plan
+from server.parts.plan import choose_cut, nominal_cuts, plan
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
 

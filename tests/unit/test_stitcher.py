@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from server.stitcher import PartResult, cues, parse_time, stitch
+from server.transcripts.join import PartResult, cues, parse_time, stitch
 
 
 def whisper_json(*segments, tokens=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from client.words import add_words, words_of
-from server.stitcher import PartResult, stitch
+from server.transcripts.join import PartResult, stitch
 
 
 def tok(text, a, b, p=0.9):
@@ -49,7 +49,7 @@ def test_stitched_words_stay_on_the_file_timeline():
 
 
 def test_markdown_paragraphs_with_times_and_speakers():
-    from server.markdown import title_of, to_markdown
+    from server.transcripts.markdown import title_of, to_markdown
 
     def seg(a, b, text, **extra):
         return {"offsets": {"from": a, "to": b}, "text": text, **extra}

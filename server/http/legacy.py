@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from . import audio
+from ..disk import audio
+from ..disk.results import vtt_to_text
+from ..ledger import TaskView
+from ..parts.cut import CutError
 from .deps import Ctx, authenticated
-from .ledger import TaskView
-from .part_audio import CutError
-from .results import vtt_to_text
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 
 ERROR_CHARS = 4000  # the end of a long error (ffmpeg's and whisper's last lines) is what explains it

@@ -11,8 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from . import overview
-from .auth import Principal
+from ..auth import Principal
+from ..ops import overview
 from .deps import Ctx, admin, authenticated
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

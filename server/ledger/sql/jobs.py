@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import BindParameter
 
-from .sql import TASK_VIEW, now
-from .states import AttemptState, TaskState
-from .tables import attempt, job, task
+from ..states import AttemptState, TaskState
+from ..tables import attempt, job, task
+from .params import TASK_VIEW, now
 
 jid: BindParameter[str] = bindparam("jid")
 insert_job = insert(job)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .ledger import HostView, JobState, TaskState
+from ..ledger import HostView, JobState, TaskState
 
 TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import String, bindparam, case, delete, func, select, update
 from sqlalchemy.sql.elements import BindParameter
 
-from .sql import TASK_VIEW, now, tid
-from .states import AttemptState, TaskState
-from .tables import attempt, task
-from .values import PART_VIEW_FIELDS
+from ..states import AttemptState, TaskState
+from ..tables import attempt, task
+from ..values import PART_VIEW_FIELDS
+from .params import TASK_VIEW, now, tid
 
 fid: BindParameter[str] = bindparam("fid", type_=String)
 part = task.alias("part")

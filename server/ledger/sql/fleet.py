@@ -21,9 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
-from .sql import GRANT_COLUMNS, now, tid
-from .states import AttemptState, TaskState
-from .tables import LENGTH_MS, attempt, client, speed, task
+from ..states import AttemptState, TaskState
+from ..tables import LENGTH_MS, attempt, client, speed, task
+from .leases import GRANT_COLUMNS
+from .params import now, tid
 
 cname: BindParameter[str] = bindparam("cname", type_=String)
 # Written as the index ix_task_length has it (unqualified, the 0 a literal), so both databases use it.

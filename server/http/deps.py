@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from .auth import ANONYMOUS, Principal
-from .context import Context
+from ..auth import ANONYMOUS, Principal
+from ..context import Context
 
 
 async def get_context(request: Request) -> Context:

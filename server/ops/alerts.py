@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from .ledger import JobState, Ledger, NotFound, TaskState
+from ..ledger import JobState, Ledger, NotFound, TaskState
 from .notify import Notifier, NotifyEvent
 
 # Events after which an uploaded job may have ended.

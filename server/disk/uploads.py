@@ -13,8 +13,8 @@ from typing import IO, Any, Optional
 from stt_common.files import fsync_dir
 from stt_common.media import ProbeError, probe_seconds
 
-from . import markdown
-from .ledger.values import task_id_for
+from ..ledger.values import task_id_for
+from ..transcripts import markdown
 
 FORMATS = ("txt", "vtt", "srt", "json", "md")
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")

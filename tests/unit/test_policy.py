@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from server import scheduler
-from server.scheduler import Class, Fleet, Group, Host, Longest, Reach, Running, SchedulerKind, Shortest
+from server.ledger import policy
+from server.ledger.policy import Class, Fleet, Group, Host, Longest, Reach, Running, SchedulerKind, Shortest
 
 NOW = 1000.0
 SPEEDS = (2, 3, 5, 8, 12, 16, 24, 30)
@@ -35,7 +35,7 @@ def make_fleet(me: Host, others: list[Host], tasks: list[Task], now: float = NOW
             r,
             sum(h.speed for h in hosts if h.reach == r),
             sum(h.speed * max(0.0, h.free_at - now) for h in hosts if h.reach == r),
-            scheduler.frontier([h for h in hosts if h.reach == r], now),
+            policy.frontier([h for h in hosts if h.reach == r], now),
         )
         for r in dict.fromkeys(h.reach for h in hosts)
     )
@@ -54,8 +54,8 @@ def en(*seconds: float) -> list[Task]:
 def test_near_the_end_the_long_task_goes_to_the_fast_host_and_the_slow_host_waits():
     slow, fast = Host("laptop", 2, NOW, ALL), Host("gpu", 30, NOW + 1, ALL)
     tasks = en(600, 60, 60, 60, 60)
-    assert scheduler.choose(make_fleet(slow, [fast], tasks)) == []  # it would finish even a 60 s task late
-    choice = scheduler.choose(make_fleet(fast, [slow], tasks))[0]
+    assert policy.choose(make_fleet(slow, [fast], tasks)) == []  # it would finish even a 60 s task late
+    choice = policy.choose(make_fleet(fast, [slow], tasks))[0]
     assert isinstance(choice, Longest) and choice.max_seconds >= 600
 
 
@@ -63,27 +63,27 @@ def test_early_on_every_host_takes_the_longest_task():
     slow, fast = Host("laptop", 2, NOW, ALL), Host("gpu", 30, NOW, ALL)
     tasks = en(*[600.0] * 40, *[60.0] * 100)
     for me, other in ((slow, fast), (fast, slow)):
-        choice = scheduler.choose(make_fleet(me, [other], tasks))[0]
+        choice = policy.choose(make_fleet(me, [other], tasks))[0]
         assert isinstance(choice, Longest) and choice.max_seconds >= 600
 
 
 def test_a_slow_host_gets_short_work_once_long_work_no_longer_fits():
     slow, fast = Host("laptop", 2, NOW, ALL), Host("gpu", 30, NOW, ALL)
-    choice = scheduler.choose(make_fleet(slow, [fast], en(600.0, 600.0, *[30.0] * 20)))[0]
+    choice = policy.choose(make_fleet(slow, [fast], en(600.0, 600.0, *[30.0] * 20)))[0]
     assert isinstance(choice, Longest) and 30 <= choice.max_seconds < 600
 
 
 def test_when_nothing_fits_the_shortest_task_goes_to_whoever_finishes_it_first():
     me = Host("laptop", 2, NOW, ALL)
     # Over its share of the work, but the other host is busy so long that the laptop still wins.
-    assert isinstance(scheduler.choose(make_fleet(me, [Host("old-pc", 3, NOW + 1000, ALL)], en(3000)))[0], Shortest)
-    assert scheduler.choose(make_fleet(me, [Host("gpu", 30, NOW + 1000, ALL)], en(3000))) == []
+    assert isinstance(policy.choose(make_fleet(me, [Host("old-pc", 3, NOW + 1000, ALL)], en(3000)))[0], Shortest)
+    assert policy.choose(make_fleet(me, [Host("gpu", 30, NOW + 1000, ALL)], en(3000))) == []
 
 
 def test_a_prefetching_host_counts_as_busy_until_its_current_task_ends():
     other = Host("twin", 10, NOW, ALL)
-    busy = scheduler.choose(make_fleet(Host("box", 10, NOW + 100, ALL), [other], en(*[100.0] * 30)))[0]
-    idle = scheduler.choose(make_fleet(Host("box", 10, NOW, ALL), [other], en(*[100.0] * 30)))[0]
+    busy = policy.choose(make_fleet(Host("box", 10, NOW + 100, ALL), [other], en(*[100.0] * 30)))[0]
+    idle = policy.choose(make_fleet(Host("box", 10, NOW, ALL), [other], en(*[100.0] * 30)))[0]
     assert isinstance(busy, Longest) and isinstance(idle, Longest)
     assert busy.max_seconds < idle.max_seconds
 
@@ -95,11 +95,11 @@ def test_hosts_that_cannot_take_a_task_do_not_make_its_only_taker_wait():
     """The French file goes to the slow multilingual host although idle English-only GPUs are faster."""
     slow = Host("laptop", 2, NOW, ALL)
     gpus = [Host(f"gpu{i}", 30, NOW, EN) for i in range(3)]
-    choices = scheduler.choose(make_fleet(slow, gpus, [Task(3000, "fr"), *en(60, 60)]))
+    choices = policy.choose(make_fleet(slow, gpus, [Task(3000, "fr"), *en(60, 60)]))
     assert choices and choices[0].group.language == "fr"
     # Were the GPUs multilingual, they would get it (far sooner): the laptop is offered a short one at most.
     multilingual = [replace(g, reach=ALL) for g in gpus]
-    choices = scheduler.choose(make_fleet(slow, multilingual, [Task(3000, "fr"), *en(60, 60)]))
+    choices = policy.choose(make_fleet(slow, multilingual, [Task(3000, "fr"), *en(60, 60)]))
     assert choices and all(c.group.language == "en" for c in choices)
 
 
@@ -107,20 +107,20 @@ def test_a_multilingual_host_takes_what_only_it_may_take_before_what_others_coul
     me = Host("box", 5, NOW, ALL)
     gpus = [Host(f"gpu{i}", 30, NOW, EN) for i in range(3)]
     tasks = [*en(*[600.0] * 10), *[Task(600.0, "fr")] * 3]
-    choices = scheduler.choose(make_fleet(me, gpus, tasks))
+    choices = policy.choose(make_fleet(me, gpus, tasks))
     assert choices[0].group.language == "fr"
     # An English-only host never gets a French group offered.
-    assert all(c.group.language == "en" for c in scheduler.choose(make_fleet(gpus[0], [me, *gpus[1:]], tasks)))
+    assert all(c.group.language == "en" for c in policy.choose(make_fleet(gpus[0], [me, *gpus[1:]], tasks)))
 
 
 def test_a_job_asking_for_a_higher_model_tier_goes_to_the_slow_host_that_has_it():
     medium = Host("medium-cpu", 1.5, NOW, MEDIUM)
     small_gpus = [Host(f"gpu{i}", 25, NOW, Reach(None, 3)) for i in range(4)]
     tasks = [Task(1800, "en", min_tier=4, priority=10), *en(60, 60, 60)]
-    choices = scheduler.choose(make_fleet(medium, small_gpus, tasks))
+    choices = policy.choose(make_fleet(medium, small_gpus, tasks))
     assert choices and choices[0].group.min_tier == 4
     # The small-model hosts are never offered it, and do not wait on it either.
-    first = scheduler.choose(make_fleet(small_gpus[0], [medium, *small_gpus[1:]], tasks))
+    first = policy.choose(make_fleet(small_gpus[0], [medium, *small_gpus[1:]], tasks))
     assert first and all(c.group.min_tier == 0 for c in first)
 
 
@@ -128,7 +128,7 @@ def test_the_batch_end_counts_each_languages_work_over_the_speed_that_may_take_i
     slow = Host("laptop", 2, NOW, ALL)
     gpu = Host("gpu", 30, NOW, EN)
     f = make_fleet(gpu, [slow], [Task(2000, "fr"), *en(100)])
-    assert scheduler.projected_end(f) == pytest.approx(NOW + 2000 / 2)  # not (2100) / 32
+    assert policy.projected_end(f) == pytest.approx(NOW + 2000 / 2)  # not (2100) / 32
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -147,21 +147,21 @@ def test_whenever_a_host_is_told_to_wait_an_eligible_host_that_asks_would_get_wo
     ]
     for me in hosts:
         f = make_fleet(me, [h for h in hosts if h is not me], tasks)
-        groups = scheduler.mine(f)
-        if not groups or scheduler.choose(f):
+        groups = policy.mine(f)
+        if not groups or policy.choose(f):
             continue
         for g in groups:
             eligible = [h for h in hosts if g.open_to(h.reach)]
-            best = min(eligible, key=lambda h: scheduler.finish_at(h, g.shortest, NOW))
+            best = min(eligible, key=lambda h: policy.finish_at(h, g.shortest, NOW))
             assert best is not me
-            assert scheduler.choose(make_fleet(best, [h for h in hosts if h is not best], tasks))
+            assert policy.choose(make_fleet(best, [h for h in hosts if h is not best], tasks))
 
 
 def test_an_idle_host_that_alone_may_take_a_task_always_gets_it():
     me = Host("slow", 0.5, NOW, Reach(frozenset({"fi", "auto"}), 1))
     others = [Host(f"gpu{i}", 50, NOW, EN) for i in range(3)]
     tasks = [Task(7200, "fi", min_tier=0), *en(*[600.0] * 50)]
-    assert scheduler.choose(make_fleet(me, others, tasks))
+    assert policy.choose(make_fleet(me, others, tasks))
 
 
 def test_replication_fires_only_when_the_copy_would_finish_clearly_sooner():
@@ -169,27 +169,27 @@ def test_replication_fires_only_when_the_copy_would_finish_clearly_sooner():
     empty = make_fleet(idle_fast, [Host("laptop", 2, NOW + 300, ALL)], [])
     straggler = Running("t1", 600, NOW + 300)  # the laptop needs 300 s more; the GPU 20 s
     almost_done = Running("t2", 600, NOW + 15)  # a copy would take 20 s: no help
-    assert scheduler.replica(empty, [straggler, almost_done], budget_seconds=10_000) == "t1"
-    assert scheduler.replica(empty, [almost_done], budget_seconds=10_000) is None
-    assert scheduler.replica(empty, [straggler], budget_seconds=599) is None  # over the budget
+    assert policy.replica(empty, [straggler, almost_done], budget_seconds=10_000) == "t1"
+    assert policy.replica(empty, [almost_done], budget_seconds=10_000) is None
+    assert policy.replica(empty, [straggler], budget_seconds=599) is None  # over the budget
     busy = make_fleet(Host("gpu", 30, NOW + 5, ALL), [], [])
-    assert scheduler.replica(busy, [straggler], budget_seconds=10_000) is None  # only idle hosts copy
+    assert policy.replica(busy, [straggler], budget_seconds=10_000) is None  # only idle hosts copy
     queued = make_fleet(idle_fast, [], en(60))
-    assert scheduler.replica(queued, [straggler], budget_seconds=10_000) is None  # queued work first
+    assert policy.replica(queued, [straggler], budget_seconds=10_000) is None  # queued work first
     english_only = make_fleet(Host("gpu", 30, NOW, EN), [], [])
     french = Running("t3", 600, NOW + 300, language="fr")
-    assert scheduler.replica(english_only, [french], budget_seconds=10_000) is None  # may not take it
+    assert policy.replica(english_only, [french], budget_seconds=10_000) is None  # may not take it
 
 
 def test_a_holders_finish_follows_its_progress_and_a_late_holder_is_expected_to_take_as_long_again():
-    assert scheduler.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=50, heartbeat_at=NOW - 10) == NOW + 140
-    assert scheduler.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=None, heartbeat_at=None) == NOW + 50
-    assert scheduler.holder_finish(NOW, 600, 2, eta=NOW - 40, progress=None, heartbeat_at=None) == NOW + 40
+    assert policy.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=50, heartbeat_at=NOW - 10) == NOW + 140
+    assert policy.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=None, heartbeat_at=None) == NOW + 50
+    assert policy.holder_finish(NOW, 600, 2, eta=NOW - 40, progress=None, heartbeat_at=None) == NOW + 40
 
 
 def test_the_frontier_keeps_only_hosts_that_could_finish_something_first():
     hosts = [Host("a", 10, NOW), Host("b", 5, NOW), Host("c", 30, NOW + 100), Host("d", 20, NOW + 200)]
-    assert [h.name for h in scheduler.frontier(hosts, NOW)] == ["a", "c"]
+    assert [h.name for h in policy.frontier(hosts, NOW)] == ["a", "c"]
 
 
 # --- an event simulation ---------------------------------------------------------------------
@@ -218,7 +218,7 @@ def simulate(
             task = mine[0]
         else:
             others = [replace(h, free_at=free[h.name]) for h in hosts if h.name != name]
-            choices = scheduler.choose(make_fleet(me, others, pending, now))
+            choices = policy.choose(make_fleet(me, others, pending, now))
             if not choices:
                 later = [t for t in free.values() if t > now]
                 if later:
@@ -233,7 +233,7 @@ def simulate(
     return max(free.values()), log
 
 
-def pick(pending: list[Task], choice: scheduler.Choice) -> Task:
+def pick(pending: list[Task], choice: policy.Choice) -> Task:
     g = choice.group
     group = [t for t in pending if (t.priority, t.language, t.min_tier) == (g.priority, g.language, g.min_tier)]
     if isinstance(choice, Longest):

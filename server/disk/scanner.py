@@ -12,11 +12,12 @@ from typing import Optional
 from stt_common.files import sha256_file
 from stt_common.media import ProbeError
 
-from . import durations, splitter
-from .ledger import FoundFile, ScanReport, TaskView
-from .ledger.catalogue import Catalogue
-from .ledger.parts import Parts
-from .ledger.values import task_id_for
+from ..ledger import FoundFile, ScanReport, TaskView
+from ..ledger.catalogue import Catalogue
+from ..ledger.parts import Parts
+from ..ledger.values import task_id_for
+from ..parts import plan as splitter
+from . import durations
 from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
 from .results import ResultLayout
 from .sidecar import LanguageRule

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import ColumnClause, Float, bindparam, func, literal_column, select
 
-from .states import AttemptState, TaskState
-from .tables import LENGTH_MS, attempt, task
+from ..states import AttemptState, TaskState
+from ..tables import LENGTH_MS, attempt, task
 
 _length_ms: ColumnClause[Any] = literal_column(LENGTH_MS)
 

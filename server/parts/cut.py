@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 
 from stt_common.media import tail, tool
 
-from .audio import AudioFile
-from .ledger import TaskView
+from ..disk.audio import AudioFile
+from ..ledger import TaskView
 
 # Containers that take their own codec back by stream copy; anything else (video, m4a, ogg...)
 # goes into Matroska, which holds every audio codec.

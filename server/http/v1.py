@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from stt_common.formats import RESULT_FORMATS
 
-from . import audio
+from ..disk import audio
+from ..ledger import Made, NotFound, TaskState, TaskView, Wait
 from .deps import Ctx, admin, authenticated
-from .ledger import Made, NotFound, TaskState, TaskView, Wait
 from .schemas import (
     CLIENT_NAME,
     TASK_ID,

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .ledger import Ledger, TaskState
+from ..ledger import Ledger, TaskState
 
 # The cards: each the states it adds up.
 GROUPS = {

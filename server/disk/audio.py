@@ -13,7 +13,7 @@ from typing import Optional
 
 from fastapi.responses import FileResponse
 
-from .ledger import TaskView
+from ..ledger import TaskView
 from .paths import UnsafePath, safe_join
 
 mimetypes.add_type("audio/mpeg", ".mp3")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stt_common.media import tail, tool
 
-from .ledger import PlannedPart
+from ..ledger import PlannedPart
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms

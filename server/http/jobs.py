@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from . import callbacks, uploads
+from ..disk import uploads
+from ..ledger import JobState, JobView
+from ..ledger.tiers import TIERS
+from ..ops import callbacks
+from ..settings import LANGUAGE_RE
 from .deps import Ctx, authenticated
-from .ledger import JobState, JobView
-from .ledger.tiers import TIERS
 from .schemas import TASK_ID, JobOut, Message
-from .settings import LANGUAGE_RE
 
 router = APIRouter(
     prefix="/api/v1",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .stitcher import Segment, cues, segments_of_json
+from .join import Segment, cues, segments_of_json
 
 PAUSE_MS = 2000
 MAX_PARAGRAPH_MS = 60_000
