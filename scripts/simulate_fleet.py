@@ -43,7 +43,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.ledger.tiers import model_tier  # noqa: E402
+from server.ledger import model_tier  # noqa: E402
 from tests.helpers import ServerProcess  # noqa: E402
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsimulated\n"

@@ -10,10 +10,11 @@ if [ ! -f "$STT_TEST_ASSETS/models/ggml-tiny.en.bin" ] || [ ! -d "$STT_TEST_ASSE
   echo "test.sh: put the shared/ folder beside the checkout, or set STT_TEST_ASSETS to where it is" >&2
   exit 1
 fi
-echo "==> ruff check, ruff format --check, mypy"
+echo "==> ruff check, ruff format --check, mypy, import-linter (the house rules in pyproject.toml)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet . || { echo "test.sh: run '.venv/bin/ruff format .'" >&2; exit 1; }
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 echo "==> pytest (tests/unit, then tests/integration)"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -1,6 +1,8 @@
 """Optional built-in authentication: API tokens and/or basic-auth users with hashed passwords.
 
 With none configured the server trusts its proxy (Caddy basic auth), and admin routes are off.
+Credentials only: it reads an `Authorization` header's value and knows nothing of HTTP otherwise
+(http/errors.py turns its errors into 401 and 403).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from fastapi import HTTPException, Request
-
 PBKDF2_ITERATIONS = 200_000
 
 
@@ -25,6 +25,17 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous")
+
+
+class Unauthenticated(Exception):
+    """No credentials, or wrong ones."""
+
+    def __init__(self) -> None:
+        super().__init__("missing or wrong credentials")
+
+
+class Forbidden(Exception):
+    """Known credentials that may not do this."""
 
 
 def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
@@ -91,10 +102,10 @@ class Authenticator:
         self._verified[key] = principal = Principal(user, admin)
         return principal
 
-    def identify(self, request: Request) -> Principal:
+    def identify(self, header: str) -> Principal:
+        """Who the `Authorization` header's value names (Unauthenticated if nobody)."""
         if not self.enabled:
             return ANONYMOUS
-        header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         principal = None
         if scheme.lower() == "bearer" and value:
@@ -102,19 +113,16 @@ class Authenticator:
         elif scheme.lower() == "basic" and value and self.users:
             principal = self._basic(header, value.strip())
         if principal is None:
-            raise HTTPException(
-                401, "missing or wrong credentials", headers={"WWW-Authenticate": 'Basic realm="batch-stt"'}
-            )
+            raise Unauthenticated()
         return principal
 
-    def require_admin(self, request: Request) -> Principal:
+    def require_admin(self, header: str) -> Principal:
         if not self.admin_tokens and not any(admin for _, admin in self.users.values()):
-            raise HTTPException(
-                403,
+            raise Forbidden(
                 "admin actions over HTTP are off: set ADMIN_TOKENS or add an admin user "
-                "(or use the stt-server CLI on the server)",
+                "(or use the stt-server CLI on the server)"
             )
-        principal = self.identify(request)
+        principal = self.identify(header)
         if not principal.admin:
-            raise HTTPException(403, "admin credentials required")
+            raise Forbidden("admin credentials required")
         return principal

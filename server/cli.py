@@ -16,7 +16,7 @@ from rich.table import Table
 
 from stt_common.formats import hms
 
-from .ledger import HostView, MigrationError, NotFound, TaskState, TaskView
+from .ledger import HostView, MigrationError, NotFound, TaskState, TaskView, upgrade_database
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def load_settings() -> Settings:
 
 
 def context(settings: Settings) -> Context:
-    from .app import build_context  # imported late: `--help` stays fast
+    from .context import build_context  # imported late: `--help` stays fast
 
     try:
         return build_context(settings, event_stream=sys.stderr)
@@ -88,13 +88,11 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Bring the database to this release's schema (serve and every other command also do it at start)."""
-    from .ledger.database import make_engine
-    from .ledger.migrate import upgrade
 
     settings = load_settings()
     try:
         settings.prepare_dirs()
-        before, after = upgrade(make_engine(settings.database_url, settings.sqlite_synchronous))
+        before, after = upgrade_database(settings.database_url, settings.sqlite_synchronous)
     except (SettingsError, MigrationError) as e:
         raise config_error(e) from None
     console.print(
@@ -107,11 +105,13 @@ def migrate() -> None:
 @app.command()
 def scan() -> None:
     """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum and probe new ones."""
+    from . import housekeeping
+
     ctx = context(load_settings())
     r = ctx.scan()
     console.print(
         f"added {r.added}, changed {r.changed}, missing {r.missing}, back {r.returned}; "
-        f"checksummed {ctx.checksum()}, probed {ctx.probe()}"
+        f"checksummed {housekeeping.checksum(ctx)}, probed {housekeeping.probe(ctx)}"
     )
 
 

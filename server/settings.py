@@ -13,7 +13,7 @@ from stt_common.formats import RESULT_FORMATS
 
 from .disk.results import ResultLayout
 from .disk.sidecar import LanguageRule
-from .ledger.policy import SchedulerKind
+from .ledger import SchedulerKind
 from .ops.notify import DEFAULT_EVENTS, NotifyEvent
 
 

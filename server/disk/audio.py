@@ -1,24 +1,16 @@
-"""Finding a task's audio file on disk and serving it with HTTP Range, never outside AUDIO_DIR.
+"""Finding a task's audio file on disk, never outside its folder (http/serve.py serves it).
 
 Raises domain errors only; what they mean for the task (missing, changed) is context.py's call.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
-from fastapi.responses import FileResponse
 
 from ..ledger import TaskView
 from .paths import UnsafePath, safe_join
-
-mimetypes.add_type("audio/mpeg", ".mp3")
-mimetypes.add_type("audio/ogg", ".opus")
-mimetypes.add_type("audio/x-matroska", ".mkv")
 
 
 class AudioGone(Exception):
@@ -50,11 +42,3 @@ def locate(audio_dir: Path, task: TaskView, check_unchanged: bool = True) -> Aud
     if check_unchanged and (st.st_size, st.st_mtime) != (task.size, task.mtime):
         raise AudioChanged(st.st_size, st.st_mtime)
     return AudioFile(full, st)
-
-
-def response(audio: AudioFile, task: TaskView, headers: Optional[dict[str, str]] = None) -> FileResponse:
-    suffix = audio.path.suffix.lower()  # a part's cut may be in another container than its file
-    media_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
-    return FileResponse(
-        audio.path, media_type=media_type, filename=f"{task.id}{suffix}", headers=headers, stat_result=audio.stat
-    )

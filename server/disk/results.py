@@ -5,55 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stt_common.files import fsync_dir
+from stt_common.files import fsync_dir, write_atomic
 from stt_common.formats import RESULT_FORMATS
 
 from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
-
-_TIMING = re.compile(r"^\s*(\d+:)?\d+:\d+[.,]\d+\s*-->")
-
-
-def vtt_to_text(vtt: str) -> str:
-    """Plain text from WebVTT: one line per cue, headers, cue ids and timings dropped."""
-    lines: list[str] = []
-    cue: list[str] = []
-    for line in vtt.splitlines():
-        line = line.strip()
-        if _TIMING.match(line):
-            cue = []
-            continue
-        if not line:
-            if cue:
-                lines.append(" ".join(cue))
-            cue = []
-            continue
-        if line.startswith("WEBVTT") or line.startswith("NOTE") or (line.isdigit() and not cue):
-            continue
-        cue.append(line)
-    if cue:
-        lines.append(" ".join(cue))
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Unique to this process and thread: two writers never share one (mkstemp's retries cost more).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultClash(ValueError):
@@ -102,10 +62,18 @@ class ResultLayout:
                 _refuse_sidecar(target)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         for target, data in targets.items():
-            _write_atomic(target, data)
-        _write_atomic(meta_path, json.dumps({**meta, "formats": sorted(kept)}, indent=2, sort_keys=True).encode())
+            write_atomic(target, data)
+        write_atomic(meta_path, json.dumps({**meta, "formats": sorted(kept)}, indent=2, sort_keys=True).encode())
         fsync_dir(meta_path.parent)  # make the renames themselves durable
         return [*targets, meta_path]
+
+    def read(self, stem: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A set write() completed: its meta, and each format's text."""
+        meta_path = safe_join(self.root, stem + META)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        base = meta_path.name[: -len(META)]
+        texts = {f: meta_path.with_name(base + self.suffix(f)).read_text(encoding="utf-8") for f in meta["formats"]}
+        return meta, texts
 
 
 def _refuse_sidecar(target: Path) -> None:

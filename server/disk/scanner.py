@@ -12,11 +12,7 @@ from typing import Optional
 from stt_common.files import sha256_file
 from stt_common.media import ProbeError
 
-from ..ledger import FoundFile, ScanReport, TaskView
-from ..ledger.catalogue import Catalogue
-from ..ledger.parts import Parts
-from ..ledger.values import task_id_for
-from ..parts import plan as splitter
+from ..ledger import Catalogue, FoundFile, ScanReport, TaskView, task_id_for
 from . import durations
 from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
 from .results import ResultLayout
@@ -91,9 +87,7 @@ def scan(catalogue: Catalogue, audio_dir: Path, results: ResultLayout, languages
     return catalogue.sync_files(found)
 
 
-def _pending(
-    fetch: Callable[[], list[TaskView]], before_fetch: Callable[[], None] = lambda: None
-) -> Iterator[TaskView]:
+def pending(fetch: Callable[[], list[TaskView]], before_fetch: Callable[[], None] = lambda: None) -> Iterator[TaskView]:
     """Each task `fetch` lists, once in this pass, until it lists none not yet seen. `before_fetch`
     runs before each fetch: what was done to the last batch is written, so the next one moves on."""
     tried: set[str] = set()
@@ -110,7 +104,7 @@ def _pending(
 def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
     """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
     done = 0
-    for t in _pending(catalogue.unhashed):
+    for t in pending(catalogue.unhashed):
         done += 1
         try:
             full = safe_join(base(audio_dir, t), t.path)
@@ -122,15 +116,19 @@ def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
     return done
 
 
-def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts] = None, split_ms: int = 0) -> int:
+# Cuts a just-probed file into parts if it should be: (task, its audio, size, length in ms) -> cut?
+Split = Callable[[TaskView, Path, int, int], bool]
+
+
+def probe_pending(catalogue: Catalogue, audio_dir: Roots, split: Optional[Split] = None) -> int:
     """Each new or changed file's duration, in path order: from its headers in this process, else
     ffprobe (durations.py). Lengths are written a batch at a time, so a fresh library goes out
     within seconds, and never a request waits on a probe.
 
-    A file longer than `split_ms` that nobody has started is cut into parts in the same step, so it
-    is never handed out whole in between. A file nothing can read gets 0, so it is not probed again
-    until it changes; the clients will report its real error. Without ffprobe on the server, files
-    whose headers do not tell are not probed (one warning a pass).
+    `split` may cut a long file into parts in the same step, so it is never handed out whole in
+    between. A file nothing can read gets 0, so it is not probed again until it changes; the clients
+    will report its real error. Without ffprobe on the server, files whose headers do not tell are
+    not probed (one warning a pass).
     """
     done = 0
     probed: list[tuple[str, int, int]] = []
@@ -139,7 +137,7 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts]
         catalogue.set_durations(probed)
         probed.clear()
 
-    for t in _pending(catalogue.unprobed, before_fetch=write):
+    for t in pending(catalogue.unprobed, before_fetch=write):
         try:
             full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
@@ -156,35 +154,10 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, parts: Optional[Parts]
             seconds = 0.0
         duration_ms = round(seconds * 1000)
         done += 1
-        unstarted_long = split_ms and duration_ms > split_ms and t.attempts == 0
-        if unstarted_long and parts is not None and _split(parts, t, full, size, duration_ms, split_ms):
+        if split is not None and split(t, full, size, duration_ms):
             continue
         probed.append((t.id, size, duration_ms))
         if len(probed) >= PROBE_BATCH:
             write()
     write()
-    return done
-
-
-def _split(parts: Parts, t: TaskView, full: Path, size: int, duration_ms: int, split_ms: int) -> bool:
-    return parts.split(t, size, duration_ms, split_ms, splitter.plan(full, duration_ms, split_ms))
-
-
-def split_pending(parts: Parts, audio_dir: Roots, split_ms: int) -> int:
-    """Apply SPLIT_SECONDS to probed files nobody has started (new files are cut as they are probed):
-    make whole again what was cut for another value, and cut what is now too long. Returns how many
-    files were cut."""
-    for file_id in parts.stale(split_ms):
-        parts.unsplit(file_id, split_ms)
-    if not split_ms:
-        return 0
-    done = 0
-    for t in _pending(lambda: parts.to_split(split_ms)):
-        try:
-            full = safe_join(base(audio_dir, t), t.path)
-            size = full.stat().st_size
-        except (OSError, UnsafePath):
-            continue  # gone: the next scan marks it missing
-        if t.duration_ms and size == t.size:
-            done += _split(parts, t, full, size, t.duration_ms, split_ms)
     return done

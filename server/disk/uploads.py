@@ -13,7 +13,7 @@ from typing import IO, Any, Optional
 from stt_common.files import fsync_dir
 from stt_common.media import ProbeError, probe_seconds
 
-from ..ledger.values import task_id_for
+from ..ledger import task_id_for
 from ..transcripts import markdown
 
 FORMATS = ("txt", "vtt", "srt", "json", "md")

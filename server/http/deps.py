@@ -24,11 +24,12 @@ async def authenticated(request: Request) -> Principal:
     auth = (await get_context(request)).auth
     if not auth.enabled:
         return ANONYMOUS
-    return await run_in_threadpool(auth.identify, request)
+    return await run_in_threadpool(auth.identify, request.headers.get("authorization", ""))
 
 
 async def admin(request: Request) -> Principal:
-    return await run_in_threadpool((await get_context(request)).auth.require_admin, request)
+    auth = (await get_context(request)).auth
+    return await run_in_threadpool(auth.require_admin, request.headers.get("authorization", ""))
 
 
 Ctx = Annotated[Context, Depends(get_context)]

@@ -15,8 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..disk import uploads
-from ..ledger import JobState, JobView
-from ..ledger.tiers import TIERS
+from ..ledger import TIERS, JobState, JobView
 from ..ops import callbacks
 from ..settings import LANGUAGE_RE
 from .deps import Ctx, authenticated
@@ -38,7 +37,7 @@ def _out(ctx: Ctx, request: Request, job: JobView) -> JobOut:
     if job.state == JobState.RUNNING and 0 < job.progress < 100:
         elapsed = time.time() - job.created_at
         eta = round(elapsed * (100 - job.progress) / job.progress, 1)
-    detected = uploads.meta(ctx.jobs_dir, job.id).get("language") if job.state == JobState.DONE else None
+    detected = uploads.meta(ctx.layout.jobs_dir, job.id).get("language") if job.state == JobState.DONE else None
     return JobOut(
         id=job.id,
         state=job.state,
@@ -128,7 +127,7 @@ async def submit(request: Request, ctx: Ctx) -> JobOut:
                 raise HTTPException(422, str(e)) from None
         job_id, name = uploads.new_job_id(), uploads.safe_name(upload.filename)
         try:
-            stored, _ = await run_in_threadpool(uploads.store, ctx.jobs_dir, job_id, name, upload.file)
+            stored, _ = await run_in_threadpool(uploads.store, ctx.layout.jobs_dir, job_id, name, upload.file)
         except uploads.NotMedia as e:
             raise HTTPException(415, str(e)) from None
         except FileNotFoundError:  # the server itself lacks ffprobe: not the client's mistake, but no 500
@@ -172,7 +171,7 @@ def job_result(job_id: str, ctx: Ctx, format: str = Query("txt", pattern="^(txt|
     if job.state != JobState.DONE:
         raise HTTPException(409, f"job {job.id} is {job.state.value}, not done")
     try:
-        text = uploads.transcript(ctx.jobs_dir, job.id, job.filename, format)
+        text = uploads.transcript(ctx.layout.jobs_dir, job.id, job.filename, format)
     except FileNotFoundError:
         raise HTTPException(404, f"this job's transcript has no {format} (its client sent none)") from None
     return Response(text, media_type=f"{MEDIA[format]}; charset=utf-8")

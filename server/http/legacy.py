@@ -11,11 +11,12 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..disk import audio
-from ..disk.results import vtt_to_text
 from ..ledger import TaskView
 from ..parts.cut import CutError
+from ..transcripts.vtt import vtt_to_text
 from .deps import Ctx, authenticated
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
+from .serve import audio_response
 
 ERROR_CHARS = 4000  # the end of a long error (ffmpeg's and whisper's last lines) is what explains it
 
@@ -48,7 +49,7 @@ def get_task(request: Request, ctx: Ctx) -> Any:
             return Response(status_code=204)
         task = ctx.ledger.reports.task(grant.task_id)
         try:  # legacy clients check nothing: serve the file as it is now
-            return audio.response(
+            return audio_response(
                 ctx.audio(task, check_unchanged=False),
                 task,
                 headers={"X-Task-ID": grant.task_id, "X-Language": grant.language},
@@ -71,7 +72,7 @@ async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTask
 
     done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
     if done.file_ready:
-        background.add_task(ctx.try_stitch, done.file_ready)
+        background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     return {"status": "ok"}
 
 

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from stt_common.formats import RESULT_FORMATS
 
-from ..disk import audio
 from ..ledger import Made, NotFound, TaskState, TaskView, Wait
 from .deps import Ctx, admin, authenticated
 from .schemas import (
@@ -33,6 +32,7 @@ from .schemas import (
     ScanOut,
     StatsOut,
 )
+from .serve import audio_response
 
 router = APIRouter(
     prefix="/api/v1",
@@ -101,7 +101,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
 def lease_audio(token: Token, ctx: Ctx) -> Any:
     """The leased audio (a part's own range of its file); send `Range: bytes=N-` to resume a broken download."""
     task = ctx.ledger.leases.leased_task(token)
-    return audio.response(ctx.audio(task), task)
+    return audio_response(ctx.audio(task), task)
 
 
 @router.post(
@@ -186,7 +186,7 @@ async def upload_result(token: Token, ctx: Ctx, request: Request, background: Ba
     made = Made(info.model, info.backend, info.audio_seconds)
     done = await ctx.write(ctx.ledger.leases.complete, token, write, made)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
-        background.add_task(ctx.try_stitch, done.file_ready)
+        background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
 
 

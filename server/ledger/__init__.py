@@ -17,27 +17,46 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 from .assign import Assigner, Wait, WaitReason
 from .catalogue import Catalogue
 from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
-from .events import EventLog
+from .events import Event, EventLog
 from .fleet import CooldownRule, Fleet
 from .jobs import Jobs, JobState, JobView
 from .leases import Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
 from .parts import Parts
+from .policy import SchedulerKind
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
-from .values import Completion, FoundFile, Grant, HostView, Made, PartView, PlannedPart, ScanReport, Stats, TaskView
+from .tiers import TIERS, model_tier
+from .values import (
+    Completion,
+    FoundFile,
+    Grant,
+    HostView,
+    Made,
+    PartView,
+    PlannedPart,
+    ScanReport,
+    Stats,
+    TaskView,
+    task_id_for,
+)
 
 __all__ = [
+    "TIERS",
     "Assigner",
     "AttemptState",
+    "Catalogue",
     "Completion",
     "CooldownRule",
+    "Event",
+    "EventLog",
     "FoundFile",
     "Grant",
     "HostView",
@@ -51,14 +70,19 @@ __all__ = [
     "MigrationError",
     "NotFound",
     "PartView",
+    "Parts",
     "PlannedPart",
     "Protocol",
     "ScanReport",
+    "SchedulerKind",
     "Stats",
     "TaskState",
     "TaskView",
     "Wait",
     "WaitReason",
+    "model_tier",
+    "task_id_for",
+    "upgrade_database",
 ]
 
 
@@ -119,3 +143,8 @@ class Ledger:
             Reports(db, clock),
             Jobs(db, events, clock),
         )
+
+
+def upgrade_database(url: str, sqlite_synchronous: str = "FULL") -> tuple[Optional[str], str]:
+    """Bring the database to this release's schema (`stt-server migrate`): (before, after)."""
+    return upgrade(make_engine(url, sqlite_synchronous))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from .database import Database
 from .errors import NotFound
-from .events import EventLog
+from .events import Event, EventLog
 from .parts import drop_parts
 from .sql import catalogue as sql_catalogue
 from .sql import leases as sql_leases
@@ -156,7 +156,7 @@ class Catalogue:
                 c.execute(sql_leases.give_task_back, {"tid": task_id, "now": now})
             if c.execute(sql_parts.restart_split_file, {"tid": task_id, "now": now}).rowcount:
                 drop_parts(c, task_id)
-        self.events.emit("changed", task=task_id, size=size)
+        self.events.emit(Event.CHANGED, task=task_id, size=size)
 
     def unhashed(self, limit: int = 1000) -> list[TaskView]:
         with self.db.reading() as c:
@@ -214,5 +214,5 @@ class Catalogue:
             for tid in found:
                 self._requeue_one(c, tid, now)
         for tid in found:
-            self.events.emit("requeued", task=tid)
+            self.events.emit(Event.REQUEUED, task=tid)
         return found

@@ -13,11 +13,41 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Optional
 
-Listener = Callable[[str, dict[str, Any]], None]
 log = logging.getLogger("batch-stt.events")
+
+
+class Event(str, Enum):
+    """Every event the ledger emits. Listeners match on members, so a renamed event is a type error
+    (mypy) and an unknown name a ValueError at emit, never a metric or alert silently gone."""
+
+    GRANTED = "granted"
+    REPLICATED = "replicated"
+    EXTENDED = "extended"
+    EXPIRED = "expired"
+    COMPLETED = "completed"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    RELEASED = "released"
+    REQUEUED = "requeued"
+    CHANGED = "changed"
+    SPLIT = "split"
+    UNSPLIT = "unsplit"
+    STITCHED = "stitched"
+    JOB = "job"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+    COOLDOWN = "cooldown"
+    COOLDOWN_CLEARED = "cooldown_cleared"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Listener = Callable[[Event, dict[str, Any]], None]
 
 
 class EventLog:
@@ -35,8 +65,13 @@ class EventLog:
         if self._file is not None:
             self._streams.append(self._file)
 
-    def emit(self, event: str, **fields: Any) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, **{k: v for k, v in fields.items() if v is not None}}
+    def emit(self, event: Event, **fields: Any) -> None:
+        event = Event(event)  # a bare string that is not a member: ValueError, here, not a lost metric
+        record = {
+            "ts": round(time.time(), 3),
+            "event": event.value,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         for listener in self._listeners:
             try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .database import Database
-from .events import EventLog
+from .events import Event, EventLog
 from .policy import Reach
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
@@ -149,7 +149,7 @@ class Fleet:
 
     def log_cooled(self, cooled: list[tuple[str, float]]) -> None:
         for name, until in cooled:
-            self.events.emit("cooldown", client=name, until=round(until, 3))
+            self.events.emit(Event.COOLDOWN, client=name, until=round(until, 3))
 
     # --- the operator ------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class Fleet:
         with self.db.writing() as c:
             found = c.execute(sql_fleet.clear_cooldown, {"cname": name}).first() is not None
         if found:
-            self.events.emit("cooldown_cleared", client=name)
+            self.events.emit(Event.COOLDOWN_CLEARED, client=name)
         return found
 
     def hosts(self) -> list[HostView]:

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .database import Database
 from .errors import NotFound
-from .events import EventLog
+from .events import Event, EventLog
 from .sql import catalogue as sql_catalogue
 from .sql import jobs as sql_jobs
 from .states import TaskState
@@ -102,7 +102,7 @@ class Jobs:
                     "created_at": now,
                 },
             )
-        self.events.emit("job", task=job_id, priority=priority, min_tier=model_tier)
+        self.events.emit(Event.JOB, task=job_id, priority=priority, min_tier=model_tier)
         return self.get(job_id)
 
     def get(self, job_id: str) -> JobView:
@@ -137,7 +137,7 @@ class Jobs:
             c.execute(sql_jobs.stop_attempts, {"jid": job_id, "now": now})
             cancelled = c.execute(sql_jobs.cancel_tasks, {"jid": job_id, "now": now}).rowcount
         if cancelled:
-            self.events.emit("cancelled", task=job_id, job=job_id)
+            self.events.emit(Event.CANCELLED, task=job_id, job=job_id)
         return self.get(job_id)
 
     def take_callback(self, job_id: str) -> Optional[str]:
@@ -152,4 +152,4 @@ class Jobs:
             c.execute(sql_jobs.drop_attempts, {"jid": job_id})
             c.execute(sql_jobs.drop_tasks, {"jid": job_id})
             c.execute(sql_jobs.drop_job, {"jid": job_id})
-        self.events.emit("deleted", task=job_id)
+        self.events.emit(Event.DELETED, task=job_id)

@@ -17,7 +17,7 @@ from stt_common.formats import hms
 from .assign import Assigner, Outcome, Pick, Wait
 from .database import Database
 from .errors import LeaseLost, NotFound
-from .events import EventLog
+from .events import Event, EventLog
 from .fleet import Fleet
 from .policy import SchedulerKind, finish_at
 from .snapshot import Snapshots
@@ -111,7 +111,7 @@ class Leases:
             copyable = protocol != Protocol.LEGACY  # the old client cannot be told to stop
             self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
         self.events.emit(
-            "replicated" if grant.replica else "granted",
+            Event.REPLICATED if grant.replica else Event.GRANTED,
             task=grant.task_id,
             client=client,
             protocol=protocol.value,
@@ -134,7 +134,7 @@ class Leases:
                 if state is None:
                     raise NotFound("unknown lease token")
                 raise LeaseLost(f"lease is {state}: stop working on this task")
-        self.events.emit("extended", task=task_id, progress=progress, deadline=round(deadline, 3))
+        self.events.emit(Event.EXTENDED, task=task_id, progress=progress, deadline=round(deadline, 3))
         return deadline
 
     def complete(self, token: str, write_result: WriteResult, made: Optional[Made] = None) -> Completion:
@@ -169,7 +169,7 @@ class Leases:
             if c.execute(sql_leases.task_has_active_attempt, {"tid": task_id}).first() is None:
                 c.execute(sql_leases.give_task_back, {"tid": task_id, "now": now})
             view = task_row(c, task_id)
-        self.events.emit("released", task=task_id)
+        self.events.emit(Event.RELEASED, task=task_id)
         return view
 
     def expire_due(self) -> int:
@@ -275,11 +275,11 @@ class Leases:
 
     def _log_expired(self, expired: list[tuple[str, str, Optional[str]]]) -> None:
         for task_id, client, state in expired:
-            self.events.emit("expired", task=task_id, client=client, task_state=state)
+            self.events.emit(Event.EXPIRED, task=task_id, client=client, task_state=state)
 
     def log_completion(self, c: Completion, client: str) -> None:
         self.events.emit(
-            "duplicate" if c.duplicate else "completed",
+            Event.DUPLICATE if c.duplicate else Event.COMPLETED,
             task=c.task.id,
             client=client,
             late=c.late,
@@ -291,7 +291,7 @@ class Leases:
 
     def log_failure(self, view: TaskView, client: str, error: str, retryable: Optional[bool]) -> None:
         self.events.emit(
-            "failed",
+            Event.FAILED,
             task=view.id,
             client=client,
             error=error[:200],

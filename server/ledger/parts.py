@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from .database import Database
-from .events import EventLog
+from .events import Event, EventLog
 from .sql import catalogue as sql_catalogue
 from .sql import parts as sql_parts
 from .sql.run import Tx
@@ -76,7 +76,7 @@ class Parts:
                     for part_id, p in zip(ids, plan, strict=True)
                 ],
             )
-        self.events.emit("split", task=file.id, parts=len(plan), split_seconds=split_ms // 1000)
+        self.events.emit(Event.SPLIT, task=file.id, parts=len(plan), split_seconds=split_ms // 1000)
         return True
 
     def stale(self, split_ms: int) -> list[str]:
@@ -91,7 +91,7 @@ class Parts:
                 return False  # someone started a part meanwhile: keep the plan
             drop_parts(c, file_id)
             c.execute(sql_parts.unsplit_file, {"tid": file_id, "now": self.clock()})
-        self.events.emit("unsplit", task=file_id)
+        self.events.emit(Event.UNSPLIT, task=file_id)
         return True
 
     def of(self, file_id: str) -> list[PartView]:
@@ -110,7 +110,7 @@ class Parts:
                 sql_parts.mark_file_stitched, {"tid": file_id, "audio_seconds": audio_seconds, "now": self.clock()}
             ).rowcount
         if done:
-            self.events.emit("stitched", task=file_id)
+            self.events.emit(Event.STITCHED, task=file_id)
         return bool(done)
 
     def progress(self, file_ids: Iterable[str]) -> dict[str, tuple[int, int]]:

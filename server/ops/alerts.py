@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from ..ledger import JobState, Ledger, NotFound, TaskState
+from ..ledger import Event, JobState, Ledger, NotFound, TaskState
 from .notify import Notifier, NotifyEvent
 
 # Events after which an uploaded job may have ended.
-_JOB_ENDS = frozenset({"completed", "stitched", "failed", "cancelled"})
+_JOB_ENDS = frozenset({Event.COMPLETED, Event.STITCHED, Event.FAILED, Event.CANCELLED})
 # Events after which the queue may have run dry.
-_FINISHING = frozenset({"completed", "failed", "expired", "stitched"})
+_FINISHING = frozenset({Event.COMPLETED, Event.FAILED, Event.EXPIRED, Event.STITCHED})
 
 
 class Alerts:
@@ -22,22 +22,22 @@ class Alerts:
         self._lock = threading.Lock()
         self._empty_told = False  # queue.empty once per batch: until work is handed out again
 
-    def on_event(self, event: str, record: dict[str, Any]) -> None:
+    def on_event(self, event: Event, record: dict[str, Any]) -> None:
         if event in _JOB_ENDS:  # the events name their job; a stitched file is looked up (once per file)
-            job_id = self._job_of(record["task"]) if event == "stitched" else record.get("job")
+            job_id = self._job_of(record["task"]) if event == Event.STITCHED else record.get("job")
             if job_id:
                 self._job_callback(job_id)
         if not self.notifier.enabled:
             return
-        if event in ("granted", "replicated"):
+        if event in (Event.GRANTED, Event.REPLICATED):
             with self._lock:
                 self._empty_told = False
             return
-        if event == "cooldown":
+        if event == Event.COOLDOWN:
             self.notifier.enqueue(NotifyEvent.HOST_COOLDOWN, {"host": record["client"], "until": record["until"]})
-        elif event == "failed" and record.get("task_state") == TaskState.FAILED:
+        elif event == Event.FAILED and record.get("task_state") == TaskState.FAILED:
             self._task_failed(record)
-        elif event in ("completed", "stitched"):
+        elif event in (Event.COMPLETED, Event.STITCHED):
             self._file_done(record["task"])
         if event in _FINISHING:
             self._maybe_empty()

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from ..ledger import Ledger
+from ..ledger import Event, Ledger
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -64,18 +64,18 @@ class Metrics:
         self.failed = Counter("batch_stt_tasks_failed", "Tasks that failed for good", registry=r)
         self.audio = Counter("batch_stt_audio_transcribed_seconds", "Audio transcribed, seconds", registry=r)
         self.requests = Histogram("batch_stt_request_seconds", "HTTP request latency", ["method", "route"], registry=r)
-        self._on: Mapping[str, Callable[[dict[str, Any]], None]] = {
-            "granted": lambda f: self.granted.labels(f.get("protocol", "v1")).inc(),
-            "expired": lambda f: self.expired.inc(),
-            "replicated": lambda f: self.replicated.inc(),
-            "completed": self._completed,
-            "duplicate": lambda f: self.results.labels("duplicate").inc(),
-            "failed": self._failed,
+        self._on: Mapping[Event, Callable[[dict[str, Any]], None]] = {
+            Event.GRANTED: lambda f: self.granted.labels(f.get("protocol", "v1")).inc(),
+            Event.EXPIRED: lambda f: self.expired.inc(),
+            Event.REPLICATED: lambda f: self.replicated.inc(),
+            Event.COMPLETED: self._completed,
+            Event.DUPLICATE: lambda f: self.results.labels("duplicate").inc(),
+            Event.FAILED: self._failed,
         }
         if not os.environ.get(MULTIPROC_ENV):
             self.registry.register(LedgerCollector(ledger))
 
-    def observe(self, event: str, fields: dict[str, Any]) -> None:
+    def observe(self, event: Event, fields: dict[str, Any]) -> None:
         """An EventLog listener."""
         handler = self._on.get(event)
         if handler is not None:

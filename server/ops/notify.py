@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from typing import Any, Optional
 
 import requests
 
-from stt_common.files import fsync_dir
+from stt_common.files import fsync_dir, write_atomic
 
 from . import callbacks
 
@@ -160,12 +159,7 @@ class Notifier:
 
     @staticmethod
     def _write(path: Path, entry: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(entry).encode())
         fsync_dir(path.parent)
 
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 import subprocess
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 from stt_common.media import tail, tool
 
-from ..ledger import PlannedPart
+from ..disk import UnsafePath
+from ..disk.layout import Layout
+from ..disk.scanner import pending
+from ..ledger import Parts, PlannedPart, TaskView
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms
@@ -108,3 +112,40 @@ def plan(path: Path, duration_ms: int, split_ms: int) -> list[PlannedPart]:
         notes.append(note)
     bounds.append(duration_ms)
     return [PlannedPart(bounds[i], bounds[i + 1], notes[i]) for i in range(len(notes))]
+
+
+@dataclass(frozen=True)
+class Splitter:
+    """When files are cut: a file longer than SPLIT_SECONDS (split_ms; 0: never) that nobody has
+    started, as it is probed (disk/scanner.py calls it) and, once at start, every probed one."""
+
+    parts: Parts
+    layout: Layout
+    split_ms: int
+
+    def __call__(self, t: TaskView, full: Path, size: int, duration_ms: int) -> bool:
+        """Cut it if it is too long and unstarted; True if it was cut."""
+        if not (self.split_ms and duration_ms > self.split_ms and t.attempts == 0):
+            return False
+        return self.cut(t, full, size, duration_ms)
+
+    def cut(self, t: TaskView, full: Path, size: int, duration_ms: int) -> bool:
+        return self.parts.split(t, size, duration_ms, self.split_ms, plan(full, duration_ms, self.split_ms))
+
+    def apply(self) -> int:
+        """At start (settings are read once): make whole again what was cut for another value, and
+        cut what is now too long. Returns how many files were cut."""
+        for file_id in self.parts.stale(self.split_ms):
+            self.parts.unsplit(file_id, self.split_ms)
+        if not self.split_ms:
+            return 0
+        done = 0
+        for t in pending(lambda: self.parts.to_split(self.split_ms)):
+            try:
+                full = self.layout.audio_path(t)
+                size = full.stat().st_size
+            except (OSError, UnsafePath):
+                continue  # gone: the next scan marks it missing
+            if t.duration_ms and size == t.size:
+                done += self.cut(t, full, size, t.duration_ms)
+        return done

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-_CUE_TIME = re.compile(r"^\s*((?:\d+:)?\d+:\d+[.,]\d+)\s*-->\s*((?:\d+:)?\d+:\d+[.,]\d+)")
+from .vtt import Segment, clock, cues, segments_of_json
 
 
 @dataclass(frozen=True)
@@ -25,54 +24,6 @@ class PartResult:
     end_ms: int
     files: dict[str, str]  # format -> text, as the part's client sent it
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_ms: int
-    end_ms: int
-    text: str
-    entry: Optional[dict[str, Any]] = None  # the whisper JSON entry, if there was one
-
-
-def parse_time(stamp: str) -> int:
-    """`01:02:03.456`, `02:03,456` -> milliseconds."""
-    *hm, s = stamp.replace(",", ".").split(":")
-    seconds = float(s) + sum(int(v) * 60**i for i, v in enumerate(reversed(hm), start=1))
-    return round(seconds * 1000)
-
-
-def clock(ms: int, sep: str) -> str:
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def cues(text: str) -> list[Segment]:
-    """The cues of a VTT or SRT file."""
-    out: list[Segment] = []
-    timing: Optional[tuple[int, int]] = None
-    lines: list[str] = []
-    for line in [*text.splitlines(), ""]:
-        if m := _CUE_TIME.match(line):
-            timing, lines = (parse_time(m.group(1)), parse_time(m.group(2))), []
-        elif not line.strip():
-            if timing is not None:
-                out.append(Segment(timing[0], timing[1], "\n".join(lines)))
-            timing = None
-        elif timing is not None:
-            lines.append(line)
-    return out
-
-
-def segments_of_json(text: str) -> Optional[list[Segment]]:
-    """whisper-cli's JSON's segments; None if it is not whisper's JSON after all."""
-    try:
-        entries = json.loads(text).get("transcription", [])
-        return [Segment(e["offsets"]["from"], e["offsets"]["to"], e["text"], e) for e in entries]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def segments(part: PartResult) -> list[Segment]:

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .join import Segment, cues, segments_of_json
+from .vtt import Segment, clock, cues, segments_of_json
 
 PAUSE_MS = 2000
 MAX_PARAGRAPH_MS = 60_000
-
-
-def stamp(ms: int) -> str:
-    s = ms // 1000
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _speaker(seg: Segment) -> Optional[str]:
@@ -53,7 +48,7 @@ def to_markdown(title: str, files: dict[str, str]) -> str:
 
 def _paragraph(start: int, speaker: Optional[str], texts: list[str]) -> str:
     who = f" **{speaker}:**" if speaker else ""
-    return f"**[{stamp(start)}]**{who} " + " ".join(texts)
+    return f"**[{clock(start, None)}]**{who} " + " ".join(texts)
 
 
 def title_of(name: str) -> str:

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from server.transcripts.join import cues
+from server.transcripts.vtt import cues
 from tests.helpers import build_long_speech, client_env, wer_percent
 
 pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng is not installed (install.sh --dev)")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import server.disk.results
-from server.transcripts.join import cues
+from server.transcripts.vtt import cues
 from tests.helpers import ServerProcess
 
 ADMIN = "admin-token-0123456789"
@@ -139,7 +139,7 @@ def test_a_crash_while_stitching_leaves_no_half_set_and_the_stitch_resumes(api, 
     leases = sorted((lease(c) for _ in range(3)), key=lambda x: x["start_seconds"])
     for L in leases[:2]:
         upload(c, L, "x", vtt=part_vtt("x"))
-    real = server.disk.results._write_atomic
+    real = server.disk.results.write_atomic
     calls: list = []
 
     def crash_on_second(path, data):  # the stitch's second file
@@ -149,15 +149,15 @@ def test_a_crash_while_stitching_leaves_no_half_set_and_the_stitch_resumes(api, 
             raise OSError("disk full")
         real(path, data)
 
-    monkeypatch.setattr(server.disk.results, "_write_atomic", crash_on_second)
+    monkeypatch.setattr(server.disk.results, "write_atomic", crash_on_second)
     upload(c, leases[2], "x", vtt=part_vtt("x"))  # accepted: the part's own result was written first
     out = tmp_path / "data/results/talks"
     assert not (out / "long.meta.json").exists()  # the set is incomplete, and says so by its absence
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     file_id = leases[0]["file_task_id"]
     assert c.get(f"/api/v1/tasks/{file_id}").json()["state"] == "split"
-    monkeypatch.setattr(server.disk.results, "_write_atomic", real)
-    assert c.app.state.ctx.stitch_ready() == 1  # what the housekeeping loop does after a restart
+    monkeypatch.setattr(server.disk.results, "write_atomic", real)
+    assert c.app.state.ctx.stitcher.ready() == 1  # what the housekeeping loop does after a restart
     assert (out / "long.meta.json").exists() and len(cues((out / "long.vtt").read_text())) == 3
     assert c.get(f"/api/v1/tasks/{file_id}").json()["state"] == "done"
 

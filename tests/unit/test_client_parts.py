@@ -12,7 +12,7 @@ from client.backoff import Backoff
 from client.schedule import Window, WindowError
 from client.settings import ClientSettings, SettingsError
 from client.transcribe import TranscribeError, WhisperConfig, command, model_language
-from server.disk.results import vtt_to_text
+from server.transcripts.vtt import vtt_to_text
 
 
 def test_command_line():

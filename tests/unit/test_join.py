@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from server.transcripts.join import PartResult, cues, parse_time, stitch
+from server.transcripts.join import PartResult, stitch
+from server.transcripts.vtt import cues, parse_time
 
 
 def whisper_json(*segments, tokens=False):

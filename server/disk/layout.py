@@ -1,0 +1,66 @@
+"""Every folder and stem the server writes, in one place: uploaded jobs, long files' parts, results.
+
+AUDIO_DIR/<path>                        the library (read only)
+RESULTS_DIR/<stem>.<fmt>, .meta.json    a library file's transcripts (or beside its audio)
+RESULTS_DIR/.parts/<file>/              a long file's cut audio and its parts' results, until stitched
+DATA_DIR/jobs/<job>/<upload name>       an uploaded job's audio
+DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ledger import TaskView
+from .paths import safe_join
+from .results import ResultLayout
+
+JOB_RESULT = "result"  # a job's transcripts: <job>/result.<fmt>; uploads.safe_name keeps clear of it
+
+
+@dataclass(frozen=True)
+class Layout:
+    audio_dir: Path
+    data_dir: Path
+    results: ResultLayout  # RESULTS_DIR, RESULT_FORMATS, beside the audio or not
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.results.root / ".parts"
+
+    def job_folder(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    @staticmethod
+    def job_upload(job_id: str, name: str) -> str:
+        """The upload's stored path, relative to the jobs folder (a task's `path`)."""
+        return f"{job_id}/{name}"
+
+    @staticmethod
+    def job_result_stem(job_id: str) -> str:
+        return f"{job_id}/{JOB_RESULT}"
+
+    def part_folder(self, file_id: str) -> Path:
+        return self.parts_dir / file_id
+
+    def root_of(self, task: TaskView) -> Path:
+        """The folder a task's `path` is relative to."""
+        return self.jobs_dir if task.job_id else self.audio_dir
+
+    def audio_path(self, task: TaskView) -> Path:
+        """The task's audio on disk (UnsafePath if it is, or leads, outside its folder)."""
+        return safe_join(self.root_of(task), task.path)
+
+    def results_of(self, task: TaskView) -> ResultLayout:
+        """A part's results wait beside its siblings' for the stitch (every format); a job's go to its
+        folder (every format: the caller picks one when fetching); a file's to RESULTS_DIR."""
+        if task.parent_id:
+            return ResultLayout(self.parts_dir)
+        if task.job_id:
+            return ResultLayout(self.jobs_dir)
+        return self.results
