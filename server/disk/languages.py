@@ -1,5 +1,7 @@
 """The languages Whisper can transcribe, as two-letter ISO 639-1 codes (folder names, settings)."""
 
+import re
+
 # fmt: off
 WHISPER_LANGUAGES = frozenset([
     "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it", "id", "hi",
@@ -10,3 +12,6 @@ WHISPER_LANGUAGES = frozenset([
     "mg", "as", "tt", "ln", "ha", "ba", "jw", "su",
 ])
 # fmt: on
+
+# What a language setting may be (DEFAULT_LANGUAGE, a job's `language`): auto, or a two-letter code.
+LANGUAGE = re.compile(r"^(auto|[a-z]{2})$")

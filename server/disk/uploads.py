@@ -15,8 +15,8 @@ from stt_common.media import ProbeError, probe_seconds
 
 from ..ledger import task_id_for
 from ..transcripts import markdown
+from .layout import JOB_RESULT
 
-FORMATS = ("txt", "vtt", "srt", "json", "md")
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
 
 
@@ -36,7 +36,7 @@ def safe_name(filename: Optional[str]) -> str:
     MAX_NAME_BYTES of UTF-8 (84 CJK characters are 252 bytes) with its extension kept, and never a
     name the job's own results take (`result.vtt` would be overwritten by its transcript)."""
     name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).strip(" .") or "upload"
-    if name.lower().startswith("result."):
+    if name.lower().startswith(f"{JOB_RESULT}."):
         name = "upload-" + name
     if len(name.encode()) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
@@ -47,10 +47,9 @@ def safe_name(filename: Optional[str]) -> str:
     return name
 
 
-def store(jobs_dir: Path, job_id: str, filename: str, source: IO[bytes]) -> tuple[Path, float]:
-    """Copy the spooled upload into jobs_dir/job_id/, then probe it: (path, seconds). Not media ->
-    NotMedia, and nothing is kept."""
-    folder = jobs_dir / job_id
+def store(folder: Path, filename: str, source: IO[bytes]) -> tuple[Path, float]:
+    """Copy the spooled upload into the job's new folder, then probe it: (path, seconds). Not media
+    -> NotMedia, and nothing is kept."""
     folder.mkdir(parents=True)
     dest = folder / filename
     try:
@@ -69,22 +68,22 @@ def store(jobs_dir: Path, job_id: str, filename: str, source: IO[bytes]) -> tupl
     return dest, seconds
 
 
-def meta(jobs_dir: Path, job_id: str) -> dict[str, Any]:
+def meta(folder: Path) -> dict[str, Any]:
+    """A done job's result metadata ({} if it cannot be read)."""
     try:
-        data = json.loads((jobs_dir / job_id / "result.meta.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / f"{JOB_RESULT}.meta.json").read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
-def transcript(jobs_dir: Path, job_id: str, filename: str, fmt: str) -> str:
+def transcript(folder: Path, filename: str, fmt: str) -> str:
     """A done job's transcript; `md` is made from the JSON (or the VTT)."""
-    folder = jobs_dir / job_id
     if fmt != "md":
-        return (folder / f"result.{fmt}").read_text(encoding="utf-8")
+        return (folder / f"{JOB_RESULT}.{fmt}").read_text(encoding="utf-8")
     files = {
-        f: (folder / f"result.{f}").read_text(encoding="utf-8")
+        f: (folder / f"{JOB_RESULT}.{f}").read_text(encoding="utf-8")
         for f in ("json", "vtt")
-        if (folder / f"result.{f}").is_file()
+        if (folder / f"{JOB_RESULT}.{f}").is_file()
     }
     return markdown.to_markdown(markdown.title_of(filename), files)

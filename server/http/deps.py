@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..auth import ANONYMOUS, Principal
 from ..context import Context
+from ..ledger import TASK_ID, NotFound
 
 
 async def get_context(request: Request) -> Context:
@@ -33,3 +34,13 @@ async def admin(request: Request) -> Principal:
 
 
 Ctx = Annotated[Context, Depends(get_context)]
+
+
+async def job_id(job_id: str) -> str:
+    """A job's id from the path: one that cannot be a task id is a job that does not exist (404)."""
+    if not TASK_ID.fullmatch(job_id):
+        raise NotFound(f"no such job: {job_id[:40]!r}")
+    return job_id
+
+
+JobId = Annotated[str, Depends(job_id)]

@@ -8,9 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..ledger import HostView, JobState, TaskState
 
-TASK_ID = r"^[a-z2-7]{16}$"
 CLIENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
-LANG = r"^(auto|[a-z]{2})$"
 
 
 # JSON Schema counts 4.0 as an integer; strict pydantic would not.

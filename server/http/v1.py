@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
-from stt_common.formats import RESULT_FORMATS
-
-from ..ledger import Made, NotFound, TaskState, TaskView, Wait
+from ..ledger import TASK_ID, Made, NotFound, TaskState, TaskView, Wait
 from .deps import Ctx, admin, authenticated
+from .forms import RESULT_BODY, ResultForm, result_form
 from .schemas import (
     CLIENT_NAME,
-    TASK_ID,
     ErrorIn,
     ErrorOut,
     HeartbeatIn,
@@ -27,7 +23,6 @@ from .schemas import (
     Message,
     RequeueIn,
     RequeueOut,
-    ResultMeta,
     ResultOut,
     ScanOut,
     StatsOut,
@@ -114,74 +109,20 @@ async def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress))
 
 
-# The multipart body, described by hand: text parts, a JSON object in `json`, metadata in `meta`.
-RESULT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "meta": ResultMeta.model_json_schema(),
-                        "txt": {"type": "string"},
-                        "vtt": {"type": "string"},
-                        "srt": {"type": "string"},
-                        "json": {"type": "object", "description": "whisper-cli -oj output"},
-                    },
-                    "required": ["meta"],
-                    "anyOf": [{"required": ["txt"]}, {"required": ["vtt"]}],
-                },
-                "encoding": {"meta": {"contentType": "application/json"}, "json": {"contentType": "application/json"}},
-            }
-        },
-    }
-}
-
-
 @router.post(
     "/leases/{token}/result",
     response_model=ResultOut,
     openapi_extra=RESULT_BODY,
     responses={404: {"model": Message}, 413: {"model": Message}},
 )
-async def upload_result(token: Token, ctx: Ctx, request: Request, background: BackgroundTasks) -> ResultOut:
+async def upload_result(
+    token: Token, ctx: Ctx, form: Annotated[ResultForm, Depends(result_form)], background: BackgroundTasks
+) -> ResultOut:
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
-    form = await request.form(max_files=8, max_fields=8)  # parts over 1 MB spool to disk
-    try:
-        unexpected = set(form.keys()) - {"meta", *RESULT_FORMATS}
-        if unexpected:
-            raise HTTPException(422, f"unexpected part(s): {', '.join(sorted(unexpected))[:200]}")
-        meta = form.get("meta")
-        if not isinstance(meta, str):
-            raise HTTPException(422, "meta (ResultMeta as JSON) is required")
-        try:
-            info = ResultMeta.model_validate_json(meta)
-        except ValidationError as e:
-            raise HTTPException(422, f"meta is not valid ResultMeta JSON: {e.errors()[0]['msg']}") from None
-        files: dict[str, bytes] = {}
-        for fmt in RESULT_FORMATS:
-            part = form.get(fmt)
-            if part is None:
-                continue
-            data = part.encode() if isinstance(part, str) else await part.read()
-            try:
-                text = data.decode("utf-8")
-                if fmt == "json" and not isinstance(json.loads(text), dict):
-                    raise ValueError
-            except UnicodeDecodeError:
-                raise HTTPException(422, f"{fmt} is not valid UTF-8") from None
-            except ValueError:
-                raise HTTPException(422, "json is not a JSON object") from None
-            files[fmt] = data
-    finally:
-        await form.close()
-    if "txt" not in files and "vtt" not in files:
-        raise HTTPException(422, "a result needs at least a txt or a vtt file")
+    info = form.meta
 
     def write(task: TaskView) -> None:
-        ctx.write_result(task, files, {**info.model_dump(), "protocol": "v1"})
+        ctx.write_result(task, form.files, {**info.model_dump(), "protocol": "v1"})
 
     made = Made(info.model, info.backend, info.audio_seconds)
     done = await ctx.write(ctx.ledger.leases.complete, token, write, made)
@@ -215,7 +156,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskView, responses={404: {"model": Message}})
-def get_task(task_id: Annotated[str, Path(pattern=TASK_ID)], ctx: Ctx) -> TaskView:
+def get_task(task_id: Annotated[str, Path(pattern=TASK_ID.pattern)], ctx: Ctx) -> TaskView:
     return ctx.ledger.reports.task(task_id)
 
 

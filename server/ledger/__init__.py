@@ -35,6 +35,7 @@ from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
 from .tiers import TIERS, model_tier
 from .values import (
+    TASK_ID,
     Completion,
     FoundFile,
     Grant,
@@ -49,6 +50,7 @@ from .values import (
 )
 
 __all__ = [
+    "TASK_ID",
     "TIERS",
     "Assigner",
     "AttemptState",

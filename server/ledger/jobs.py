@@ -60,9 +60,11 @@ class Jobs:
 
     def create(
         self,
+        *,
         job_id: str,
         filename: str,
         stored_as: str,
+        result_stem: str,
         size: int,
         mtime: float,
         language: str,
@@ -70,7 +72,8 @@ class Jobs:
         priority: int,
         callback_url: Optional[str],
     ) -> JobView:
-        """`stored_as`: the upload's path under the jobs folder. Probing (and cutting) follows in the
+        """`stored_as`, `result_stem`: the upload's and its results' place under the jobs folder
+        (disk/layout.py). Probing (and cutting) follows in the
         housekeeping thread, as for any new file."""
         now = self.clock()
         with self.db.writing() as c:
@@ -79,7 +82,7 @@ class Jobs:
                 {
                     "id": job_id,
                     "path": stored_as,
-                    "result_stem": f"{job_id}/result",
+                    "result_stem": result_stem,
                     "language": language,
                     "size": size,
                     "mtime": mtime,

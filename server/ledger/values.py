@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
@@ -12,6 +13,9 @@ from typing import Any, Optional, TypeVar
 from .states import AttemptState, TaskState
 
 V = TypeVar("V")
+
+
+TASK_ID = re.compile(r"^[a-z2-7]{16}$")  # what task_id_for makes
 
 
 def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None) -> str:

@@ -1,0 +1,179 @@
+"""The two multipart bodies, parsed as dependencies: a client's result (v1) and an uploaded job.
+Each names what is wrong in a 422; their OpenAPI descriptions stand beside them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from stt_common.formats import RESULT_FORMATS
+
+from ..disk.languages import LANGUAGE
+from ..ledger import TIERS
+from ..ops import callbacks
+from .deps import Ctx
+from .schemas import ResultMeta
+
+
+def invalid(message: str) -> HTTPException:
+    return HTTPException(422, message)
+
+
+@dataclass(frozen=True)
+class ResultForm:
+    meta: ResultMeta
+    files: dict[str, bytes]  # format -> UTF-8 bytes; txt or vtt at least
+
+
+async def result_form(request: Request) -> ResultForm:
+    form = await request.form(max_files=8, max_fields=8)  # parts over 1 MB spool to disk
+    try:
+        unexpected = set(form.keys()) - {"meta", *RESULT_FORMATS}
+        if unexpected:
+            raise invalid(f"unexpected part(s): {', '.join(sorted(unexpected))[:200]}")
+        meta = form.get("meta")
+        if not isinstance(meta, str):
+            raise invalid("meta (ResultMeta as JSON) is required")
+        try:
+            info = ResultMeta.model_validate_json(meta)
+        except ValidationError as e:
+            raise invalid(f"meta is not valid ResultMeta JSON: {e.errors()[0]['msg']}") from None
+        files = {fmt: await _text(fmt, part) for fmt in RESULT_FORMATS if (part := form.get(fmt)) is not None}
+    finally:
+        await form.close()
+    if "txt" not in files and "vtt" not in files:
+        raise invalid("a result needs at least a txt or a vtt file")
+    return ResultForm(info, files)
+
+
+async def _text(fmt: str, part: str | UploadFile) -> bytes:
+    data = part.encode() if isinstance(part, str) else await part.read()
+    try:
+        text = data.decode("utf-8")
+        if fmt == "json" and not isinstance(json.loads(text), dict):
+            raise ValueError
+    except UnicodeDecodeError:
+        raise invalid(f"{fmt} is not valid UTF-8") from None
+    except ValueError:
+        raise invalid("json is not a JSON object") from None
+    return data
+
+
+# The multipart body, described by hand: text parts, a JSON object in `json`, metadata in `meta`.
+RESULT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "meta": ResultMeta.model_json_schema(),
+                        "txt": {"type": "string"},
+                        "vtt": {"type": "string"},
+                        "srt": {"type": "string"},
+                        "json": {"type": "object", "description": "whisper-cli -oj output"},
+                    },
+                    "required": ["meta"],
+                    "anyOf": [{"required": ["txt"]}, {"required": ["vtt"]}],
+                },
+                "encoding": {"meta": {"contentType": "application/json"}, "json": {"contentType": "application/json"}},
+            }
+        },
+    }
+}
+
+
+@dataclass(frozen=True)
+class JobForm:
+    upload: UploadFile  # spooled by Starlette; closed after the route
+    language: str
+    model_tier: int
+    priority: int
+    callback_url: Optional[str]
+
+
+async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
+    form = await request.form(max_files=1, max_fields=10)  # Starlette: 400 if not multipart; ours: 413
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise invalid("a job needs a `file`")
+        language, tier, priority = _language(form), _tier(form), _priority(form, ctx.settings.job_priority)
+        callback = _field(form, "callback_url")
+        if callback:
+            if len(callback) > 2000:
+                raise invalid("callback_url is over 2000 characters")
+            try:  # resolving the name may take a moment: off the event loop
+                await run_in_threadpool(callbacks.check, callback, ctx.settings.callback_allowed_hosts)
+            except callbacks.UnsafeCallback as e:
+                raise invalid(str(e)) from None
+        yield JobForm(upload, language, tier, priority, callback)
+    finally:
+        await form.close()
+
+
+def _field(form: FormData, name: str) -> Optional[str]:
+    value = form.get(name)
+    if value is None or isinstance(value, UploadFile):
+        return None
+    return str(value).strip() or None
+
+
+def _language(form: FormData) -> str:
+    language = (_field(form, "language") or "auto").lower()
+    if not LANGUAGE.match(language):
+        raise invalid(f"language={language!r} must be 'auto' or a two-letter ISO 639-1 code")
+    return language
+
+
+def _tier(form: FormData) -> int:
+    model = (_field(form, "model") or "").lower()
+    if model and model not in TIERS:
+        raise invalid(f"model={model!r} must be one of {', '.join(TIERS)}")
+    return TIERS.get(model, 0)
+
+
+def _priority(form: FormData, default: int) -> int:
+    try:
+        priority = int(_field(form, "priority") or default)
+    except ValueError:
+        raise invalid("priority must be a whole number") from None
+    if not -1000 <= priority <= 1000:
+        raise invalid("priority must be between -1000 and 1000")
+    return priority
+
+
+JOB_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "language": {"type": "string", "pattern": LANGUAGE.pattern},
+                        "model": {"type": "string", "enum": list(TIERS)},
+                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                        "callback_url": {
+                            "type": "string",
+                            "pattern": "^https?://[^/?#]+",
+                            "description": "called when the job ends; its host must be public (422 otherwise)",
+                        },
+                    },
+                }
+            }
+        },
+        "required": True,
+    }
+}
