@@ -139,7 +139,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
     )
-    auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.users_file)
+    auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.auth_users_file)
     metrics = Metrics(ledger)
     targets = Targets(
         settings.notify_urls, settings.webhook_url, settings.webhook_secret, settings.callback_allowed_hosts
