@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, Optional, TypeVar
+from functools import cache
+from typing import Any, ClassVar, Optional, TypeVar, cast
 
 from .states import AttemptState, TaskState
 
-V = TypeVar("V")
+R = TypeVar("R", bound="RowView")
 
 
 TASK_ID = re.compile(r"^[a-z2-7]{16}$")  # what task_id_for makes
@@ -24,10 +25,25 @@ def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = Non
     return base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:16].lower()
 
 
-def _from_row(cls: Callable[..., V], row: Any, names: tuple[str, ...], state: type[Enum]) -> V:
-    """A view from a row by column name (never by position), its state as the Enum."""
-    m: Mapping[str, Any] = row._mapping
-    return cls(**{**{f: m[f] for f in names}, "state": state(m["state"])})
+@cache
+def _columns(cls: Hashable) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cast(Any, cls)))
+
+
+class RowView:
+    """A view built from a row by column name (never by position), its `state` as its STATE Enum.
+    Its dataclass fields are the columns its statements select (sql/params.py)."""
+
+    STATE: ClassVar[type[Enum]] = TaskState
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return _columns(cast(Hashable, cls))  # mypy takes a class for unhashable
+
+    @classmethod
+    def from_row(cls: type[R], row: Any) -> R:
+        m: Mapping[str, Any] = row._mapping
+        return cls(**{**{f: m[f] for f in cls.columns()}, "state": cls.STATE(m["state"])})
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ def own_seconds(start_ms: Optional[int], end_ms: Optional[int], duration_ms: Opt
 
 
 @dataclass(frozen=True)
-class TaskView:
+class TaskView(RowView):
     id: str
     path: str
     result_stem: str
@@ -107,16 +123,11 @@ class TaskView:
     def seconds(self) -> float:
         return own_seconds(self.start_ms, self.end_ms, self.duration_ms)
 
-    @classmethod
-    def from_row(cls, row: Any) -> TaskView:
-        return _from_row(cls, row, TASK_VIEW_FIELDS, TaskState)
-
-
-TASK_VIEW_FIELDS = tuple(f.name for f in fields(TaskView))
-
 
 @dataclass(frozen=True)
-class AttemptView:
+class AttemptView(RowView):
+    STATE = AttemptState
+
     id: int
     task_id: str
     client: str
@@ -124,16 +135,9 @@ class AttemptView:
     deadline: float
     granted_at: float
 
-    @classmethod
-    def from_row(cls, row: Any) -> AttemptView:
-        return _from_row(cls, row, ATTEMPT_VIEW_FIELDS, AttemptState)
-
-
-ATTEMPT_VIEW_FIELDS = tuple(f.name for f in fields(AttemptView))
-
 
 @dataclass(frozen=True)
-class PartView:
+class PartView(RowView):
     """A part of a split file, with the client whose result was accepted (for the stitched meta)."""
 
     id: str
@@ -143,13 +147,6 @@ class PartView:
     attempts: int
     note: Optional[str]
     client: Optional[str]
-
-    @classmethod
-    def from_row(cls, row: Any) -> PartView:
-        return _from_row(cls, row, PART_VIEW_FIELDS, TaskState)
-
-
-PART_VIEW_FIELDS = tuple(f.name for f in fields(PartView))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from sqlalchemy import Float, String, bindparam
 from sqlalchemy.sql.elements import BindParameter
 
 from ..tables import attempt, task
-from ..values import ATTEMPT_VIEW_FIELDS, TASK_VIEW_FIELDS
+from ..values import AttemptView, TaskView
 
 now = bindparam("now", type_=Float)
 tid: BindParameter[str] = bindparam("tid", type_=String)
 token: BindParameter[str] = bindparam("tok", type_=String)
-TASK_VIEW = tuple(task.c[name] for name in TASK_VIEW_FIELDS)
-ATTEMPT_VIEW = tuple(attempt.c[name] for name in ATTEMPT_VIEW_FIELDS)
+TASK_VIEW = tuple(task.c[name] for name in TaskView.columns())
+ATTEMPT_VIEW = tuple(attempt.c[name] for name in AttemptView.columns())

@@ -7,7 +7,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from ..states import AttemptState, TaskState
 from ..tables import attempt, task
-from ..values import PART_VIEW_FIELDS
+from ..values import PartView
 from .params import TASK_VIEW, now, tid
 
 fid: BindParameter[str] = bindparam("fid", type_=String)
@@ -56,7 +56,7 @@ accepted_client = (
     .scalar_subquery()
 )
 parts_of_file = (
-    select(*(accepted_client.label(f) if f == "client" else task.c[f] for f in PART_VIEW_FIELDS))
+    select(*(accepted_client.label(f) if f == "client" else task.c[f] for f in PartView.columns()))
     .where(task.c.parent_id == fid)
     .order_by(task.c.start_ms)
 )
