@@ -57,62 +57,14 @@ class Catalogue:
                 seen.add(f.task_id)
                 row = known.get(f.task_id)
                 if row is None:
-                    # A result already there makes a new file done (the original server's rule).
-                    state, error = (TaskState.DONE, None) if f.has_result else _hold(f.problem, *_fresh_start(f.size))
-                    added.append(
-                        {
-                            "id": f.task_id,
-                            "path": f.path,
-                            "result_stem": f.result_stem,
-                            "language": f.language,
-                            "size": f.size,
-                            "mtime": f.mtime,
-                            "state": state.value,
-                            "attempts": 0,
-                            "last_error": error,
-                            "created_at": now,
-                            "updated_at": now,
-                            "done_at": now if state == TaskState.DONE else None,
-                        }
-                    )
+                    added.append(_new_task(f, now))
                     continue
-                new = {
-                    "tid": row.id,
-                    "state": row.state,
-                    "size": row.size,
-                    "mtime": row.mtime,
-                    "language": f.language,
-                    "sha256": row.sha256,
-                    "duration_ms": row.duration_ms,
-                    "split_ms": row.split_ms,
-                    "attempts": row.attempts,
-                    "last_error": row.last_error,
-                    "now": now,
-                }
-                if row.state == TaskState.MISSING:
-                    new["state"] = TaskState.DONE.value if row.done_at else TaskState.QUEUED.value
-                    returned += 1
-                replaced = (row.size, row.mtime) != (f.size, f.mtime)
-                if replaced:
-                    # A finished task keeps its result (requeue it to redo); an unfinished one
-                    # starts over with the new file.
-                    new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
-                    if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT, TaskState.HELD):
-                        state, new["last_error"] = _fresh_start(f.size)
-                        new["state"], new["attempts"] = state.value, 0
-                        if row.split_ms is not None:  # its parts were cut from the old file
-                            unsplit.append(row.id)
-                            new["split_ms"] = None
-                    changed += 1
-                if new["state"] in _WAITING:
-                    state, new["last_error"] = _hold(f.problem, TaskState(new["state"]), new["last_error"])
-                    new["state"] = state.value
-                if replaced or (new["state"], new["language"], new["last_error"]) != (
-                    row.state,
-                    row.language,
-                    row.last_error,
-                ):
-                    updates.append(new)
+                update, replaced, back, drop = _seen_again(row, f, now)
+                changed, returned = changed + replaced, returned + back
+                if drop:
+                    unsplit.append(row.id)
+                if update is not None:
+                    updates.append(update)
             missing = [
                 {"tid": tid, "now": now}
                 for tid, row in known.items()
@@ -216,3 +168,63 @@ class Catalogue:
         for tid in found:
             self.events.emit(Event.REQUEUED, task=tid)
         return found
+
+
+def _new_task(f: FoundFile, now: float) -> dict[str, Any]:
+    """A file seen for the first time. A result already there makes it done (the original server's rule)."""
+    state, error = (TaskState.DONE, None) if f.has_result else _hold(f.problem, *_fresh_start(f.size))
+    return {
+        "id": f.task_id,
+        "path": f.path,
+        "result_stem": f.result_stem,
+        "language": f.language,
+        "size": f.size,
+        "mtime": f.mtime,
+        "state": state.value,
+        "attempts": 0,
+        "last_error": error,
+        "created_at": now,
+        "updated_at": now,
+        "done_at": now if state == TaskState.DONE else None,
+    }
+
+
+def _seen_again(row: Any, f: FoundFile, now: float) -> tuple[Optional[dict[str, Any]], bool, bool, bool]:
+    """A known file seen again: (its row's update, or None if nothing changed; the file was replaced;
+    it came back from missing; the parts cut from the old file must go)."""
+    new = {
+        "tid": row.id,
+        "state": row.state,
+        "size": row.size,
+        "mtime": row.mtime,
+        "language": f.language,
+        "sha256": row.sha256,
+        "duration_ms": row.duration_ms,
+        "split_ms": row.split_ms,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "now": now,
+    }
+    returned = row.state == TaskState.MISSING
+    if returned:
+        new["state"] = TaskState.DONE.value if row.done_at else TaskState.QUEUED.value
+    replaced = (row.size, row.mtime) != (f.size, f.mtime)
+    drop_parts = False
+    if replaced:
+        # A finished task keeps its result (requeue it to redo); an unfinished one starts over with the new file.
+        new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
+        if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT, TaskState.HELD):
+            state, new["last_error"] = _fresh_start(f.size)
+            new["state"], new["attempts"] = state.value, 0
+            if row.split_ms is not None:  # its parts were cut from the old file
+                drop_parts = True
+                new["split_ms"] = None
+    if new["state"] in _WAITING:
+        state, new["last_error"] = _hold(f.problem, TaskState(new["state"]), new["last_error"])
+        new["state"] = state.value
+    differs = replaced or (new["state"], new["language"], new["last_error"]) != (
+        row.state,
+        row.language,
+        row.last_error,
+    )
+    return (new if differs else None), replaced, returned, drop_parts

@@ -20,6 +20,7 @@ from .errors import LeaseLost, NotFound
 from .events import Event, EventLog
 from .fleet import Fleet
 from .policy import SchedulerKind, finish_at
+from .rows import attempt_row, task_row
 from .snapshot import Snapshots
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
@@ -82,28 +83,10 @@ class Leases:
                 outcome = self.assigner.pick(c, self.snapshots, view, capabilities, languages, self.probed_only)
                 if not isinstance(outcome, Pick):
                     break
-                take = sql_fleet.take_replica if outcome.replica else sql_leases.take_task
-                row = c.execute(take, {"tid": outcome.task_id, "now": now}).first()
-                if row is None:
-                    outcome = None
-                    continue
-                token = secrets.token_urlsafe(24)
-                grant = Grant(outcome.task_id, token, now + seconds, outcome.replica, **row._mapping)
-                c.execute(
-                    sql_leases.insert_attempt,
-                    {
-                        "task_id": grant.task_id,
-                        "client": client,
-                        "protocol": protocol.value,
-                        "token": grant.token,
-                        "state": AttemptState.ACTIVE.value,
-                        "granted_at": now,
-                        "deadline": grant.deadline,
-                        "replica": grant.replica,
-                        "eta": finish_at(outcome.host, grant.seconds, now) if outcome.host else None,
-                    },
-                )
-                break
+                grant = self._take(c, outcome, client, protocol, now, now + seconds)
+                if grant is not None:
+                    break
+                outcome = None
         self._log_expired(expired)
         if grant is None:
             return outcome if isinstance(outcome, Wait) else None
@@ -118,6 +101,27 @@ class Leases:
             attempt=grant.attempt,
             deadline=round(grant.deadline, 3),
         )
+        return grant
+
+    def _take(self, c: Tx, pick: Pick, client: str, protocol: Protocol, now: float, deadline: float) -> Optional[Grant]:
+        """The picked task (or a replica of it) as this client's lease; None: another server took it."""
+        take = sql_fleet.take_replica if pick.replica else sql_leases.take_task
+        row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
+        if row is None:
+            return None
+        grant = Grant(pick.task_id, secrets.token_urlsafe(24), deadline, pick.replica, **row._mapping)
+        attempt = {
+            "task_id": grant.task_id,
+            "client": client,
+            "protocol": protocol.value,
+            "token": grant.token,
+            "state": AttemptState.ACTIVE.value,
+            "granted_at": now,
+            "deadline": grant.deadline,
+            "replica": grant.replica,
+            "eta": finish_at(pick.host, grant.seconds, now) if pick.host else None,
+        }
+        c.execute(sql_leases.insert_attempt, attempt)
         return grant
 
     def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
@@ -144,7 +148,7 @@ class Leases:
         interleave their files, and the task is marked done only once its files are on disk.
         """
         with self.db.writing() as c:
-            attempt = _attempt(c, token)
+            attempt = attempt_row(c, token)
             completion = self.complete_attempt(c, attempt, write_result, made)
         self.log_completion(completion, attempt.client)
         return completion
@@ -154,7 +158,7 @@ class Leases:
     ) -> TaskView:
         """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
         with self.db.writing() as c:
-            attempt = _attempt(c, token)
+            attempt = attempt_row(c, token)
             view = self.fail_attempt(c, attempt, error, stderr_tail, retryable)
         self.log_failure(view, attempt.client, error, retryable)
         return view
@@ -182,7 +186,7 @@ class Leases:
     def leased_task(self, token: str) -> TaskView:
         """The task behind a lease its holder may still use (to download its audio)."""
         with self.db.reading() as c:
-            attempt = _attempt(c, token)
+            attempt = attempt_row(c, token)
             if attempt.state != AttemptState.ACTIVE:
                 raise LeaseLost(f"lease is {attempt.state}")
             return task_row(c, attempt.task_id)
@@ -300,17 +304,3 @@ class Leases:
             attempts=view.attempts,
             job=view.job_id,
         )
-
-
-def task_row(c: Tx, task_id: str, lock: bool = False) -> TaskView:
-    row = c.execute(sql_leases.task_by_id_for_update if lock else sql_leases.task_by_id, {"tid": task_id}).first()
-    if row is None:
-        raise NotFound(f"unknown task id {task_id!r}")
-    return TaskView.from_row(row)
-
-
-def _attempt(c: Tx, token: str) -> AttemptView:
-    row = c.execute(sql_leases.attempt_by_token, {"tok": token}).first()
-    if row is None:
-        raise NotFound("unknown lease token")
-    return AttemptView.from_row(row)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Optional
 
 from .errors import LeaseLost
-from .leases import Leases, WriteResult, task_row
+from .leases import Leases, WriteResult
+from .rows import task_row
 from .sql import leases as sql_leases
 from .states import Protocol, TaskState
 from .values import AttemptView, Completion, Grant, TaskView

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Optional
 
 from .database import Database
-from .leases import task_row
+from .rows import task_row
 from .sql import fleet as sql_fleet
 from .sql import overview as sql_overview
 from .sql import parts as sql_parts
