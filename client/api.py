@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -16,6 +17,7 @@ from . import __version__
 from .settings import ClientSettings
 
 TIMEOUT = (10, 60)  # connect, read
+CHUNK = 1024 * 1024
 
 
 class Transient(Exception):
@@ -93,8 +95,11 @@ class ServerAPI:
             self.session.auth = (settings.username, settings.password)
 
     def _call(self, method: str, path: str, ok=(200,), **kwargs) -> requests.Response:
+        """`path` below SERVER_URL, or a whole URL the server handed out (a job's status_url)."""
+        kwargs.setdefault("timeout", TIMEOUT)
+        url = path if path.startswith(("http://", "https://")) else self.base + path
         try:
-            r = self.session.request(method, self.base + path, timeout=TIMEOUT, **kwargs)
+            r = self.session.request(method, url, **kwargs)
         except requests.RequestException as e:
             raise Transient(f"{type(e).__name__}: {e}") from None
         if r.status_code in ok:
@@ -173,3 +178,36 @@ class ServerAPI:
 
     def release(self, token: str) -> None:
         self._call("POST", f"/api/v1/leases/{token}/release")
+
+    # --- uploaded jobs (`stt-client submit`) --------------------------------------------------
+
+    def submit_job(self, path: Path, fields: dict[str, str]) -> dict:
+        """Upload `path` as a job, streamed (never the whole file in memory)."""
+        boundary = uuid.uuid4().hex
+        return self._call(
+            "POST",
+            "/api/v1/jobs",
+            ok=(202,),
+            data=multipart(path, fields, boundary),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=(10, 3600),
+        ).json()
+
+    def job(self, status_url: str) -> dict:
+        return self._call("GET", status_url).json()
+
+    def job_result(self, result_url: str, fmt: str) -> str:
+        return self._call("GET", result_url, params={"format": fmt}).text
+
+
+def multipart(path: Path, fields: dict[str, str], boundary: str) -> Iterator[bytes]:
+    """A multipart/form-data body made on the fly: the fields, then the file in chunks."""
+    for name, value in fields.items():
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    safe = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+    yield (head + "Content-Type: application/octet-stream\r\n\r\n").encode()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+    yield f"\r\n--{boundary}--\r\n".encode()

@@ -7,26 +7,25 @@ import json
 import logging
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
-import requests
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import media, transcribe
 from .api import ServerAPI
+from .doctor import checks, sample_audio
 from .guard import whisper_config
 from .notify import NotifySetupError, notifier_for
 from .outbox import Entry, Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError
 from .submit import SubmitError, Submitter
-from .worker import Worker, bench_file, measured_rtf
+from .worker import Worker, bench_file
 
 app = typer.Typer(
     help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
@@ -52,17 +51,6 @@ def setup_logging(verbose: bool) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
     )
     logging.getLogger("urllib3").setLevel(logging.WARNING)
-
-
-def sample_audio(s: ClientSettings) -> Optional[Path]:
-    """whisper.cpp ships samples/jfk.wav in its tree, next to the build directory."""
-    for candidate in (
-        s.whisper_cli.parent.parent.parent / "samples" / "jfk.wav",
-        s.whisper_cli.parent.parent / "samples" / "jfk.wav",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 @app.command()
@@ -153,7 +141,7 @@ def submit(
     sub = Submitter(api)
     try:
         jobs = [sub.submit(f, language, model, priority) for f in files]
-    except (SubmitError, requests.RequestException) as e:
+    except SubmitError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
     for f, j in zip(files, jobs, strict=True):
@@ -167,19 +155,27 @@ def submit(
         display.update(sum(progress.values()) / len(progress))
 
     display.start(f"transcribing {len(jobs)} file(s)")
-    ended = sub.wait(jobs, shown)
-    display.finish()
-    failed = 0
-    for f, j in zip(files, ended, strict=True):
-        if j["state"] != "done":
-            failed += 1
-            console.print(f"[red]{f.name}: {j['state']}: {j.get('error') or ''}[/red]")
-            continue
-        dest = (out or f.parent) / f"{f.stem}.{fmt}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(sub.fetch(j, fmt), encoding="utf-8")
-        console.print(f"[green]{f.name}[/green] -> {dest}")
+    try:
+        ended = sub.wait(jobs, shown)
+        display.finish()
+        failed = sum(not _write_transcript(sub, f, j, fmt, out) for f, j in zip(files, ended, strict=True))
+    except SubmitError as e:
+        display.finish()
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
     raise typer.Exit(1 if failed else 0)
+
+
+def _write_transcript(sub: Submitter, file: Path, job: dict, fmt: str, out: Optional[Path]) -> bool:
+    """FILE.FORMAT for a done job (False, said, for one that did not end done)."""
+    if job["state"] != "done":
+        console.print(f"[red]{file.name}: {job['state']}: {job.get('error') or ''}[/red]")
+        return False
+    dest = (out or file.parent) / f"{file.stem}.{fmt}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(sub.fetch(job, fmt), encoding="utf-8")
+    console.print(f"[green]{file.name}[/green] -> {dest}")
+    return True
 
 
 @app.command()
@@ -223,70 +219,7 @@ def bench(
 @app.command()
 def doctor():
     """Check ffmpeg, whisper-cli, the model, the server and the credentials; say how to fix each."""
-    s = load()
-    rows: list[tuple[str, bool, str, str]] = []
-
-    def check(name: str, fn, fix: str) -> bool:
-        try:
-            detail = fn()
-            rows.append((name, True, detail or "ok", ""))
-            return True
-        except Exception as e:  # a check that crashes is a failed check, reported with its fix
-            rows.append((name, False, str(e)[:200], fix))
-            return False
-
-    def version(tool: str) -> str:
-        out = subprocess.run([media.tool(tool), "-version"], capture_output=True, text=True, timeout=30).stdout
-        return out.splitlines()[0][:60]
-
-    check(
-        "ffmpeg",
-        lambda: version("ffmpeg"),
-        "install ffmpeg: apt install ffmpeg | dnf install ffmpeg | brew install ffmpeg",
-    )
-    check("ffprobe", lambda: version("ffprobe"), "ffprobe comes with the ffmpeg package")
-
-    def cli_ok() -> str:
-        if not s.whisper_cli.is_file():
-            raise FileNotFoundError(f"{s.whisper_cli} missing")
-        return str(s.whisper_cli)
-
-    have_cli = check("whisper-cli", cli_ok, "run client/whisper/build.sh (or set WHISPER_CLI)")
-
-    def model_ok() -> str:
-        if not s.whisper_model.is_file():
-            raise FileNotFoundError(f"{s.whisper_model} missing")
-        return f"{s.whisper_model.name} ({s.whisper_model.stat().st_size / 1e6:.0f} MB)"
-
-    have_model = check("model", model_ok, "run client/whisper/download-model.sh base-q5_1 (or set WHISPER_MODEL)")
-
-    def sample_ok() -> str:
-        sample = sample_audio(s)
-        if sample is None:
-            raise FileNotFoundError("whisper.cpp's samples/jfk.wav not found next to whisper-cli")
-        with tempfile.TemporaryDirectory() as tmp:
-            r = transcribe.run(whisper_config(s), sample, Path(tmp) / "o", "en" if s.english_only else "auto")
-            text = r.files["txt"].read_text(errors="replace").strip()
-        if "country" not in text.lower():
-            raise RuntimeError(f"unexpected transcript: {text[:80]!r}")
-        return f"{text[:50]}... in {r.seconds:.1f} s"
-
-    if have_cli and have_model:
-        check("transcribe sample", sample_ok, "rebuild whisper-cli; re-download the model (it may be truncated)")
-    api = ServerAPI(s)
-    if check(
-        "server reachable",
-        lambda: f"{s.server_url}: {api.health()['status']}",
-        "check SERVER_URL, the network, and that the server runs (curl SERVER_URL/health)",
-    ):
-        check(
-            "credentials",
-            lambda: f"{sum(api.stats()['counts'].values())} tasks visible",
-            "set AUTH_ENABLED=true with USERNAME/PASSWORD (or AUTH_TOKEN) as the operator gave them",
-        )
-    rtf = measured_rtf(s)
-    rows.append(("benchmark", rtf is not None, f"{rtf}x real time" if rtf else "not measured", "run stt-client bench"))
-
+    rows = checks(load())
     table = Table(title="stt-client doctor")
     for col in ("check", "", "detail", "fix"):
         table.add_column(col, overflow="fold")

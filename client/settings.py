@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -71,17 +71,7 @@ class ClientSettings:
         server = get("SERVER_URL", "http://127.0.0.1:8000").rstrip("/")
         if need_server and not server.startswith(("http://", "https://")):
             raise SettingsError(f"SERVER_URL={server!r} must start with http:// or https://")
-        try:
-            threads = int(get("THREADS", str(min(8, os.cpu_count() or 2))))
-            poll = float(get("POLL_SECONDS", "30"))
-            beam = int(get("BEAM_SIZE")) if get("BEAM_SIZE") else None
-            retry_max = float(get("RETRY_MAX_SECONDS", "600"))
-        except ValueError as e:
-            raise SettingsError(
-                f"THREADS / POLL_SECONDS / BEAM_SIZE / RETRY_MAX_SECONDS must be numbers ({e})"
-            ) from None
-        if threads < 1:
-            raise SettingsError("THREADS must be at least 1")
+        threads, poll, beam, retry_max = _numbers(get)
         language = get("LANGUAGE").lower() or None
         if language and language != "auto" and len(language) != 2:
             raise SettingsError(f"LANGUAGE={language!r} must be 'auto' or a two-letter code")
@@ -123,3 +113,17 @@ class ClientSettings:
             gotify_key=get("GOTIFY_KEY"),
             notify_urls=tuple(filter(None, (u.strip() for u in get("NOTIFY_URLS").split(",")))),
         )
+
+
+def _numbers(get: Callable[..., str]) -> tuple[int, float, Optional[int], float]:
+    """THREADS, POLL_SECONDS, BEAM_SIZE, RETRY_MAX_SECONDS."""
+    try:
+        threads = int(get("THREADS", str(min(8, os.cpu_count() or 2))))
+        poll = float(get("POLL_SECONDS", "30"))
+        beam = int(get("BEAM_SIZE")) if get("BEAM_SIZE") else None
+        retry_max = float(get("RETRY_MAX_SECONDS", "600"))
+    except ValueError as e:
+        raise SettingsError(f"THREADS / POLL_SECONDS / BEAM_SIZE / RETRY_MAX_SECONDS must be numbers ({e})") from None
+    if threads < 1:
+        raise SettingsError("THREADS must be at least 1")
+    return threads, poll, beam, retry_max

@@ -109,10 +109,7 @@ def run(
     cancel: Optional[threading.Event] = None,
     formats: Sequence[str] = RESULT_FORMATS,
 ) -> Transcript:
-    if not cfg.cli.is_file():
-        raise TranscribeError(f"whisper-cli not found at {cfg.cli}: run client/whisper/build.sh", retryable=True)
-    if not cfg.model.is_file():
-        raise TranscribeError(f"model not found at {cfg.model}: run client/whisper/download-model.sh", retryable=True)
+    _check_setup(cfg)
     language = model_language(cfg.model, language)
     outputs = {f: out_base.with_name(f"{out_base.name}.{f}") for f in formats}
     for p in outputs.values():
@@ -155,28 +152,40 @@ def run(
             reader.join(5)
             raise Cancelled("whisper-cli stopped")
     proc.wait()
-    stderr_tail = "\n".join(tail)
-    errors = [line for line in tail if line.lstrip().lower().startswith("error")]
-    missing = [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
-    if proc.returncode != 0 or errors or missing:
-        rc = proc.returncode
-        reason = (
-            errors[-1].strip()
-            if errors
-            else f"whisper-cli died of {_signal_name(-rc)}"
-            if rc < 0
-            else f"whisper-cli exited with {rc}"
-            if rc
-            else f"whisper-cli wrote no {', '.join(missing)} output"
-        )
-        # Crashes (signals, odd codes) may be this machine's fault; a clean "cannot read" is the file's.
-        raise TranscribeError(reason, stderr_tail, retryable=rc != 0 and not errors, returncode=rc)
+    _check_exit(
+        proc.returncode, list(tail), [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
+    )
     return Transcript(
         outputs,
         detected[-1] if detected else (language if language != "auto" else None),
         time.monotonic() - started,
-        stderr_tail,
+        "\n".join(tail),
     )
+
+
+def _check_setup(cfg: WhisperConfig) -> None:
+    if not cfg.cli.is_file():
+        raise TranscribeError(f"whisper-cli not found at {cfg.cli}: run client/whisper/build.sh", retryable=True)
+    if not cfg.model.is_file():
+        raise TranscribeError(f"model not found at {cfg.model}: run client/whisper/download-model.sh", retryable=True)
+
+
+def _check_exit(rc: int, tail: list[str], missing: list[str]) -> None:
+    """whisper-cli's exit code lies (WHISPER_NOTES.md): an `error:` line or a missing output fails too."""
+    errors = [line for line in tail if line.lstrip().lower().startswith("error")]
+    if rc == 0 and not errors and not missing:
+        return
+    reason = (
+        errors[-1].strip()
+        if errors
+        else f"whisper-cli died of {_signal_name(-rc)}"
+        if rc < 0
+        else f"whisper-cli exited with {rc}"
+        if rc
+        else f"whisper-cli wrote no {', '.join(missing)} output"
+    )
+    # Crashes (signals, odd codes) may be this machine's fault; a clean "cannot read" is the file's.
+    raise TranscribeError(reason, "\n".join(tail), retryable=rc != 0 and not errors, returncode=rc)
 
 
 def _signal_name(number: int) -> str:

@@ -206,49 +206,14 @@ class Worker:
             self.display.finish()
 
     def process(self, job: Job, flush: bool = True) -> None:
-        """Transcribe a prepared job and put its result (or error report) in the outbox."""
+        """Transcribe a prepared job and put its result (or error report) in the outbox, then deliver."""
         lease = job.lease
         self._cancel = job.cancel
         self.display.info(
             f"task {lease.task_id}: {lease.describe()} ({lease.size / 1e6:.1f} MB, language {lease.language})"
         )
         try:
-            if job.error is not None:
-                raise job.error
-            assert job.wav is not None
-            self.display.start(f"transcribing {job.name}")
-            t0 = time.monotonic()
-
-            def progress(pct: float) -> None:
-                job.heartbeat.progress = pct
-                elapsed = time.monotonic() - t0
-                speed = f"{job.audio_seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
-                self.display.update(pct, speed)
-
-            language = self.s.language or lease.language
-            result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel)
-            self.display.finish()
-            files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
-            if "json" in files:
-                files["json"] = add_words(files["json"])
-            meta = {
-                "model": self.s.whisper_model.name,
-                **how,  # the backend that made it, and any retry's reason
-                "audio_seconds": round(job.audio_seconds, 3),
-                "processing_seconds": round(result.seconds, 3),
-                "language": result.language,
-                "threads": self.s.threads,
-                "vad": self.s.vad_enabled,
-                "client": self.s.node_name,
-                "client_version": __version__,
-                "platform": platform.platform(),
-                **{k: round(v, 3) for k, v in job.timings.items()},
-            }
-            self.outbox.put_result(lease.task_id, lease.token, files, meta)
-            self.display.info(
-                f"transcribed {job.name}: {job.audio_seconds:.0f} s of audio in {result.seconds:.1f} s "
-                f"({job.audio_seconds / max(result.seconds, 1e-3):.1f}x real time)"
-            )
+            self.transcribe(job)
         except media.MediaError as e:
             self._report(lease, str(e), e.stderr_tail, retryable=False)
         except transcribe.TranscribeError as e:
@@ -266,8 +231,51 @@ class Worker:
             self.display.finish()
             self._cancel = None
             job.close()
-        if not flush:  # the prefetch thread delivers it
-            return
+        if flush:  # else the prefetch thread delivers it
+            self.deliver()
+
+    def transcribe(self, job: Job) -> None:
+        """whisper-cli on the job's audio; its files and metadata go to the outbox. Raises what failed."""
+        if job.error is not None:
+            raise job.error
+        assert job.wav is not None
+        lease = job.lease
+        self.display.start(f"transcribing {job.name}")
+        t0 = time.monotonic()
+
+        def progress(pct: float) -> None:
+            job.heartbeat.progress = pct
+            elapsed = time.monotonic() - t0
+            speed = f"{job.audio_seconds * pct / 100 / elapsed:.1f}x" if elapsed > 1 and pct else ""
+            self.display.update(pct, speed)
+
+        language = self.s.language or lease.language
+        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel)
+        self.display.finish()
+        files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
+        if "json" in files:
+            files["json"] = add_words(files["json"])
+        meta = {
+            "model": self.s.whisper_model.name,
+            **how,  # the backend that made it, and any retry's reason
+            "audio_seconds": round(job.audio_seconds, 3),
+            "processing_seconds": round(result.seconds, 3),
+            "language": result.language,
+            "threads": self.s.threads,
+            "vad": self.s.vad_enabled,
+            "client": self.s.node_name,
+            "client_version": __version__,
+            "platform": platform.platform(),
+            **{k: round(v, 3) for k, v in job.timings.items()},
+        }
+        self.outbox.put_result(lease.task_id, lease.token, files, meta)
+        self.display.info(
+            f"transcribed {job.name}: {job.audio_seconds:.0f} s of audio in {result.seconds:.1f} s "
+            f"({job.audio_seconds / max(result.seconds, 1e-3):.1f}x real time)"
+        )
+
+    def deliver(self) -> None:
+        """Upload what the outbox holds now; an unreachable server leaves it there for later."""
         try:
             self.flush_outbox()
         except Transient as e:
