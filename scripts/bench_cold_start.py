@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
-from loadtest import generate, start_server, wait_ready  # noqa: E402
+from loadgen import generate, start_server, wait_ready  # noqa: E402
 
 from server.disk.durations import from_headers  # noqa: E402
 from stt_common.media import probe_seconds  # noqa: E402

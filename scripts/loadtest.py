@@ -19,79 +19,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Optional, Union
 
-import requests
 from sqlalchemy import Engine, create_engine, text
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# The load's own clients: the fleet's fastest (a benchmark clamped to twice the fastest measured), so
-# the policy gives them work and every claim is a cycle, not a wait.
-LOAD_CAPS = {"backend": "load", "model": "ggml-base.bin", "rtf": 1000}
-
-
-def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Queue) -> None:
-    """A plain 204 (nothing queued for this client) ends its loop; a wait (Retry-After) does not."""
-    """One OS process running `threads` simulated clients (spreads the load generator over cores)."""
-    results: list[tuple[str, float, str]] = []  # (task_id, lease latency s, outcome)
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        s = requests.Session()
-        name = f"load-{os.getpid()}-{n}"
-        while time.time() < until:
-            t0 = time.perf_counter()
-            if protocol == "legacy":
-                r = s.get(f"{url}/task", stream=True)
-                r.close()
-                latency = time.perf_counter() - t0
-                if r.status_code == 204:
-                    break
-                tid = r.headers["X-Task-ID"]
-                ok = s.post(f"{url}/result", json={"id": tid, "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"})
-                outcome = "accepted" if ok.status_code == 200 else f"http {ok.status_code}"
-            else:
-                r = s.post(f"{url}/api/v1/leases", json={"client": name, "capabilities": LOAD_CAPS})
-                latency = time.perf_counter() - t0
-                if r.status_code == 204 and "Retry-After" in r.headers:
-                    time.sleep(0.2)  # work is queued but held back (being probed, or for a faster host)
-                    continue
-                if r.status_code == 204:
-                    break
-                lease = r.json()
-                tid = lease["task_id"]
-                ok = s.post(
-                    f"{url}/api/v1/leases/{lease['token']}/result",
-                    data={"meta": '{"model":"load"}'},
-                    files={"txt": ("t.txt", b"hello\n")},
-                )
-                outcome = ok.json()["status"] if ok.status_code == 200 else f"http {ok.status_code}"
-            with lock:
-                results.append((tid, latency, outcome))
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    out.put(results)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import (
+    cpu_seconds,
+    free_port,
+    generate,
+    print_figures,
+    reset_database,
+    start_server,
+    wait_ready,
+)
 
 
 def wait_for_housekeeping(db: Engine, timeout: float = 120) -> None:
@@ -101,62 +47,6 @@ def wait_for_housekeeping(db: Engine, timeout: float = 120) -> None:
             if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
                 return
         time.sleep(0.2)
-
-
-def cpu_seconds(proc: subprocess.Popen) -> float:
-    """CPU time of a server and its worker processes so far (user + system)."""
-    import psutil
-
-    procs = [psutil.Process(proc.pid)]
-    procs += procs[0].children(recursive=True)
-    return sum(sum(p.cpu_times()[:2]) for p in procs)
-
-
-def generate(url: Union[str, list[str]], args) -> tuple[list, float]:
-    """The load from args.procs processes; with several servers, each process drives one of them."""
-    urls = [url] if isinstance(url, str) else url
-    queue: mp.Queue = mp.Queue()
-    per_proc = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
-    start = time.time()
-    procs = [
-        mp.Process(target=client_proc, args=(urls[i % len(urls)], n, start + args.seconds, args.protocol, queue))
-        for i, n in enumerate(per_proc)
-        if n
-    ]
-    for p in procs:
-        p.start()
-    rows = [r for _ in procs for r in queue.get()]
-    for p in procs:
-        p.join()
-    return rows, time.time() - start
-
-
-def print_figures(rows: list, elapsed: float, args, tasks: Optional[int] = None) -> None:
-    lat = sorted(latency for _, latency, _ in rows)
-    print(
-        f"clients={args.clients} seconds={elapsed:.1f} tasks={tasks or args.tasks} workers={args.workers} "
-        f"sync={args.sync} protocol={args.protocol}"
-    )
-    print(f"cycles: {len(rows)}  ->  {len(rows) / elapsed:.0f} cycles/s")
-    if lat:
-        print(
-            f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
-            f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
-        )
-
-
-def wait_ready(url: str, proc: subprocess.Popen, err: Path) -> bool:
-    for _ in range(600):
-        if proc.poll() is not None:
-            break
-        try:
-            if requests.get(f"{url}/health/ready", timeout=1).ok:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    print("server did not start:", err.read_text()[-2000:])
-    return False
 
 
 def measure_ceiling(args) -> float:
@@ -293,39 +183,6 @@ def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
     return len(held)
 
 
-def reset_database(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as c:
-        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-
-
-def start_server(root: Path, args, **env: str) -> tuple[subprocess.Popen, str]:
-    """`stt-server serve` on 127.0.0.1 over root/audio, its data in root/data (not yet ready)."""
-    port = free_port()
-    full = {
-        **os.environ,
-        "AUDIO_DIR": str(root / "audio"),
-        "DATA_DIR": str(root / "data"),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "SCAN_INTERVAL": "0",
-        "LEASE_SECONDS": "600",
-        "SQLITE_SYNCHRONOUS": args.sync,
-        "WORKERS": str(args.workers),
-        "LOG_FILE": str(root / "data" / "events.log"),
-        **env,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=full,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.err", "ab"),
-    )
-    return server, f"http://127.0.0.1:{port}"
-
-
 def run_server(args, hosts: int) -> tuple[float, float, bool]:
     """args.servers servers over one fresh library and database (and `hosts` seeded hosts):
     cycles/s, server CPU s per cycle (all servers), checks passed."""
@@ -359,7 +216,16 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
             p.terminate()
             p.wait(15)
 
-    # --- checks: nothing completed twice, nothing lost --------------------------------------
+    where = f"{args.servers} servers on PostgreSQL" if args.database_url else "SQLite"
+    print(f"--- hosts={hosts} (a quarter holding a lease), {where}" if hosts else f"--- {where}")
+    print_figures(rows, elapsed, args, tasks)
+    ok = books_balance(db, rows, root, tasks, args.clients + held)
+    print(f"server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
+    return len(rows) / elapsed, cpu / max(len(rows), 1), ok
+
+
+def books_balance(db: Engine, rows: list, root: Path, tasks: int, max_leased: int) -> bool:
+    """Nothing completed twice, nothing lost: every accepted result is one done task and one result set."""
     accepted = [tid for tid, _, outcome in rows if outcome == "accepted"]
     problems = [o for _, _, o in rows if o != "accepted"]
     with db.connect() as c:
@@ -376,9 +242,6 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
     results = sum(1 for _ in (root / "data" / "results").rglob("*.meta.json"))
     leased = states.get("leased", 0)
 
-    where = f"{args.servers} servers on PostgreSQL" if args.database_url else "SQLite"
-    print(f"--- hosts={hosts} (a quarter holding a lease), {where}" if hosts else f"--- {where}")
-    print_figures(rows, elapsed, args, tasks)
     print(f"task states: {states}; result sets on disk: {results}")
     ok = (
         len(accepted) == len(set(accepted)) == len(done_ids) == results
@@ -386,9 +249,8 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
         and not problems
         and set(accepted) == done_ids
         and total == tasks
-        and leased <= args.clients + held
+        and leased <= max_leased
     )
-    print(f"server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
     print(
         "CHECK",
         "OK: no task completed twice, none lost"
@@ -396,7 +258,7 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
         else f"FAILED: accepted={len(accepted)} unique={len(set(accepted))} done={len(done_ids)} twice={twice} "
         f"problems={problems[:5]} leased={leased}",
     )
-    return len(rows) / elapsed, cpu / max(len(rows), 1), ok
+    return ok
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,58 +40,16 @@ from typing import Optional
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+
+from loadgen import reset_database  # noqa: E402
+from sim_library import File, cut, library, noise_mp3  # noqa: E402
 
 from server.ledger import model_tier  # noqa: E402
 from tests.helpers import ServerProcess  # noqa: E402
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsimulated\n"
 JOB_SECONDS = 1800.0  # the uploaded job of --mixed, asking for a medium model
-
-
-@dataclass(frozen=True)
-class File:
-    path: str  # relative to AUDIO_DIR
-    seconds: float
-    language: str = "auto"
-    min_tier: int = 0
-
-
-def library(files: int, seed: int, mixed: bool) -> list[File]:
-    """Minutes: three quarters short (1-15), the rest 20-60, and 3 of 60-120; names shuffled, so
-    path order says nothing about length. Mixed: every third file French or German, in a folder
-    named for its language; the rest English."""
-    rng = random.Random(seed)
-    long = [rng.uniform(60, 120) for _ in range(min(3, files))]
-    middle = [rng.uniform(20, 60) for _ in range(max(0, files // 4 - len(long)))]
-    short = [rng.uniform(1, 15) for _ in range(files - len(long) - len(middle))]
-    minutes = short + middle + long
-    names = list(range(len(minutes)))
-    rng.shuffle(names)
-    out = []
-    for i, (m, n) in enumerate(zip(minutes, names, strict=True)):
-        lang = ("fr", "de")[i // 3 % 2] if mixed and i % 3 == 2 else ("en" if mixed else "auto")
-        folder = f"{lang}/" if mixed else ""
-        out.append(File(f"{folder}talk-{n:03}.mp3", round(m * 60, 1), lang))
-    return out
-
-
-def noise_mp3(cache: Path) -> Path:
-    """One noise MP3 (8 kbit/s: 2 hours is 7 MB) that every file is cut from, so building takes seconds."""
-    base = cache / "noise-2h.mp3"
-    if not base.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        # fmt: off
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=r=8000:a=0.1:d=7260",
-                        "-ac", "1", "-b:a", "8k", str(base) + ".tmp.mp3"], check=True)
-        # fmt: on
-        Path(str(base) + ".tmp.mp3").rename(base)
-    return base
-
-
-def cut(base: Path, out: Path, seconds: float) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", base, "-t", str(seconds), "-c", "copy", out], check=True)
 
 
 @dataclass
@@ -219,15 +176,6 @@ def lower_bound(files: list[File], hosts: list[Host]) -> float:
             speed = sum(h.speed for h in hosts if any(h.takes(f) for f in mine))
             bound = max(bound, sum(f.seconds for f in mine) / speed)
     return bound
-
-
-def reset_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as c:
-        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def ready(url: str, split_seconds: int, count: int) -> bool:
