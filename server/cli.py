@@ -61,7 +61,7 @@ def serve(
     import uvicorn
 
     settings = load_settings()
-    if settings.workers > 1:  # counters shared by the workers, merged at each scrape (server/metrics.py)
+    if settings.workers > 1:  # counters shared by the workers, merged at each scrape (server/ops/metrics.py)
         shared = settings.data_dir / "metrics"
         shutil.rmtree(shared, ignore_errors=True)
         shared.mkdir(parents=True)

@@ -6,10 +6,12 @@
     ledger.parts      long files cut into part tasks, and when to stitch them (parts.py)
     ledger.fleet      hosts: learned speeds, cool-downs                       (fleet.py)
     ledger.reports    task, tasks, stats                                       (reports.py)
+    ledger.jobs       uploaded jobs: create, follow, cancel, delete           (jobs.py)
 
-Which task a claim gets is the scheduler's choice (../scheduler.py; assign.py reads the fleet for it).
-Statements live in sql.py (long files: sql_parts.py; the fleet: sql_fleet.py), tables in tables.py, migrations in
-migrations/ (migrate.py runs them).
+Which task a claim gets is the policy's choice (policy.py, pure; assign.py reads the fleet for it,
+snapshot.py keeps the claims' shared view of it). Event names: events.py. Statements live in sql/, one
+file per facet (sql/run.py runs them), tables in tables.py, migrations in migrations/ (migrate.py
+runs them). Nothing outside the ledger imports its modules: what others need is on this face.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The scheduler's view of the ledger: the fleet from the shared snapshot (snapshot.py), the policy
-(server/policy.py) chooses, and one index walk finds the task it chose. The grant itself stays
+(policy.py) chooses, and one index walk finds the task it chose. The grant itself stays
 in leases.py."""
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._lock = _write_lock(engine)
-        self._compiled: dict[Any, Any] = {}  # statement -> its SQL for this dialect (statements.py)
+        self._compiled: dict[Any, Any] = {}  # statement -> its SQL for this dialect (sql/run.py)
         # SQLite has one writer and the lock above serialises this process's writes: they share one
         # connection, kept open (the pool's checkout and reset cost as much as a claim's SQL).
         self._writer: Optional[Connection] = None

@@ -1,4 +1,4 @@
-"""What the ledger refuses, in its own words. No HTTP here: server/app.py maps these to statuses."""
+"""What the ledger refuses, in its own words. No HTTP here: server/http/errors.py maps these to statuses."""
 
 from __future__ import annotations
 

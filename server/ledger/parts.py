@@ -3,7 +3,7 @@ every part is done so the file can be stitched.
 
 A part is an ordinary task for leases, attempts, errors and requeue (leases.py). This module owns
 only what concerns a file and its parts together. How the cuts are chosen is the splitter's
-business (server/splitter.py); how results are joined, the stitcher's (server/stitcher.py).
+business (server/parts/plan.py); how results are joined, server/parts/stitch.py's.
 """
 
 from __future__ import annotations

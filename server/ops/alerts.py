@@ -1,5 +1,5 @@
 """Which lease events the operator hears of: a task that failed for good, a finished file, the end of
-the batch, a host put in cool-down. An EventLog listener; delivery is server/notify.py's job."""
+the batch, a host put in cool-down. An EventLog listener; delivery is notify.py's job."""
 
 from __future__ import annotations
 

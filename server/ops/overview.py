@@ -1,5 +1,5 @@
 """What the dashboard shows, gathered from the ledger and put in words and figures a person reads.
-No HTML here (server/templates/), no HTTP (server/dashboard.py)."""
+No HTML here (server/http/templates/), no HTTP (server/http/dashboard.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The statements of the fleet scheduler: hosts, their speeds, cool-downs, replicas (same conventions
-as sql.py)."""
+as params.py says)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The statements about long files and their parts (the rest are in sql.py, same conventions)."""
+"""The statements about long files and their parts (conventions: params.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Running sql.py's statements cheaply: compiled once per dialect, executed on the DBAPI cursor.
+"""Running the sql/ statements cheaply: compiled once per dialect, executed on the DBAPI cursor.
 
 SQLAlchemy's per-execution work (cache lookup, parameter processing, result metadata) cost more
 than SQLite itself on the lease hot path: about 0.1 ms a statement, a dozen statements a cycle.
