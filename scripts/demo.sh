@@ -10,7 +10,8 @@ cp client/whisper/whisper.cpp/samples/jfk.mp3 "$demo/audio/"
 port=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 echo "==> starting stt-server on 127.0.0.1:$port (audio: $demo/audio)"
-(cd "$demo" && AUDIO_DIR="$demo/audio" DATA_DIR="$demo/data" PORT=$port SCAN_INTERVAL=0 \
+# VALIDATION=off: one client, and nobody to check its results (docs/operator.md, "Validation").
+(cd "$demo" && AUDIO_DIR="$demo/audio" DATA_DIR="$demo/data" PORT=$port SCAN_INTERVAL=0 VALIDATION=off \
   exec "$BIN/stt-server" serve >"$demo/server.log" 2>&1) &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

@@ -133,12 +133,19 @@ def status() -> None:
     console.print(f"audio done: {done_h:.2f} h   left: {left}   active leases: {s.active_leases}")
     console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
     console.print(f"scheduler: {ctx.settings.scheduler}   replicas issued: {s.replicas} (won {s.replicas_won})")
+    console.print(f"validation: {ctx.settings.validation}   audio transcribed again to check: {hms(s.check_seconds)}")
     split = ctx.ledger.reports.tasks(TaskState.SPLIT, limit=50)
     progress = ctx.ledger.parts.progress(t.id for t in split)
     for t in split:
         done, total = progress.get(t.id, (0, 0))
         console.print(f"  in parts: {t.path}  {done}/{total} parts done", markup=False)
     hosts_table(ctx.ledger.fleet.hosts())
+
+
+def trust(h: HostView) -> str:
+    """Validation's view of a host: trusted, or its run of confirmed results; outvoted ones."""
+    shown = "trusted" if h.trusted else f"checked ({h.valid_streak} confirmed)"
+    return f"{shown}, {h.invalid_results} invalid" if h.invalid_results else shown
 
 
 def hosts_table(hosts: list[HostView]) -> None:
@@ -152,6 +159,7 @@ def hosts_table(hosts: list[HostView]) -> None:
         "done",
         "failed",
         "replicas (won)",
+        "trust",
         "last seen",
         "cool-down",
     ):
@@ -170,6 +178,7 @@ def hosts_table(hosts: list[HostView]) -> None:
             str(h.tasks_done),
             str(h.tasks_failed),
             f"{h.replicas} ({h.replicas_won})",
+            trust(h),
             f"{hms(max(0.0, now - h.last_seen))} ago",
             cooling,
         )

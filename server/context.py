@@ -20,7 +20,19 @@ from stt_common.files import sha256_file
 from .auth import Authenticator
 from .disk import audio, scanner
 from .disk.layout import Layout
-from .ledger import Assigner, CooldownRule, EventLog, Grant, Ledger, ScanReport, TaskView
+from .disk.upload import Upload
+from .ledger import (
+    Assigner,
+    Completion,
+    CooldownRule,
+    EventLog,
+    Grant,
+    Ledger,
+    ScanReport,
+    TaskState,
+    TaskView,
+    ValidationRule,
+)
 from .ops.alerts import Alerts
 from .ops.metrics import Metrics
 from .ops.notify import Notifier, Targets
@@ -102,9 +114,14 @@ class Context:
             return None
         return found.stat.st_size, sha256_file(found.path)
 
-    def write_result(self, task: TaskView, files: Mapping[str, bytes], meta: dict[str, Any]) -> None:
-        meta = {**meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
-        self.layout.results_of(task).write(task.result_stem, files, meta)
+    def upload(self, files: Mapping[str, bytes], meta: dict[str, Any]) -> Upload:
+        """A client's result, for the ledger to keep, hold for a check, or compare (ledger.Results)."""
+        return Upload(self.layout, files, meta, self.settings.validate_wer)
+
+    def settled(self, done: Completion) -> None:
+        """After the completion's commit: a task no longer checking needs its held results no more."""
+        if done.task.state != TaskState.CHECKING:
+            shutil.rmtree(self.layout.held_folder(done.task.id), ignore_errors=True)
 
     def delete_job(self, job_id: str) -> None:
         """Stop its work, forget it, and remove its upload, results and any parts' files."""
@@ -138,6 +155,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         splitting=bool(split_ms),
         assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
+        validation=ValidationRule(settings.validation, settings.trust_after),
     )
     auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.auth_users_file)
     metrics = Metrics(ledger)

@@ -17,7 +17,7 @@ from stt_common.formats import RESULT_FORMATS
 from .disk.languages import LANGUAGE
 from .disk.results import ResultLayout
 from .disk.sidecar import LanguageRule
-from .ledger import SchedulerKind
+from .ledger import SchedulerKind, ValidationMode
 from .ops.notify import DEFAULT_EVENTS, NotifyEvent
 
 
@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     replica_budget: float = Field(0.05, ge=0)  # tail replicas may cost at most this share of the library's audio
     cooldown_strikes: int = Field(3, ge=1)  # failures others then transcribed, in a row, before a cool-down
     cooldown_seconds: float = Field(600.0, ge=0)  # the first cool-down; doubles each time in a row; 0: never
+    # Validation by replication (ledger/validation.py): who is checked, when two results agree, trust.
+    validation: ValidationMode = ValidationMode.ADAPTIVE
+    validate_wer: float = Field(0.15, ge=0, le=1)
+    trust_after: int = Field(10, ge=1)
     # The original server's layout: language from x.json beside x.mp3 ("": sidecars are not read).
     language_json_key: str = "sql_params.language"
     require_sidecar: bool = False
@@ -150,6 +154,13 @@ class Settings(BaseSettings):
     def _scheduler(cls, raw: Any) -> Any:
         if isinstance(raw, str) and raw.lower() not in {k.value for k in SchedulerKind}:
             raise ValueError(f"SCHEDULER={raw!r} must be 'speed' or 'fifo'")
+        return raw.lower() if isinstance(raw, str) else raw
+
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _validation(cls, raw: Any) -> Any:
+        if isinstance(raw, str) and raw.lower() not in {m.value for m in ValidationMode}:
+            raise ValueError(f"VALIDATION={raw!r} must be adaptive, always or off")
         return raw.lower() if isinstance(raw, str) else raw
 
     @field_validator("replica_budget")
@@ -275,4 +286,6 @@ def _one_line(error: ValidationError) -> str:
         return f"{name}={raw!r} must be true or false"
     if kind == "greater_than_equal":
         return f"{name}={raw!r} must be at least {first['ctx']['ge']}"
+    if kind == "less_than_equal":
+        return f"{name}={raw!r} must be at most {first['ctx']['le']}"
     return f"{name}={raw!r}: {first['msg']}"

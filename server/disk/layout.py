@@ -45,6 +45,9 @@ class Layout:
     def job_result_stem(job_id: str) -> str:
         return f"{job_id}/{JOB_RESULT}"
 
+    def held_folder(self, task_id: str) -> Path:
+        return self.results.root / ".held" / task_id
+
     def part_folder(self, file_id: str) -> Path:
         return self.parts_dir / file_id
 

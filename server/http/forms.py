@@ -99,10 +99,11 @@ class JobForm:
     model_tier: int
     priority: int
     callback_url: Optional[str]
+    validate: bool  # every result checked by a second host, whatever VALIDATION says
 
 
 async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
-    form = await request.form(max_files=1, max_fields=10)  # Starlette: 400 if not multipart; ours: 413
+    form = await request.form(max_files=1, max_fields=12)  # Starlette: 400 if not multipart; ours: 413
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -116,7 +117,7 @@ async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
                 await run_in_threadpool(callbacks.check, callback, ctx.settings.callback_allowed_hosts)
             except callbacks.UnsafeCallback as e:
                 raise invalid(str(e)) from None
-        yield JobForm(upload, language, tier, priority, callback)
+        yield JobForm(upload, language, tier, priority, callback, _validate(form))
     finally:
         await form.close()
 
@@ -152,6 +153,13 @@ def _priority(form: FormData, default: int) -> int:
     return priority
 
 
+def _validate(form: FormData) -> bool:
+    value = (_field(form, "validate") or "false").lower()
+    if value not in ("true", "false"):
+        raise invalid("validate must be true or false")
+    return value == "true"
+
+
 JOB_BODY: dict[str, Any] = {
     "requestBody": {
         "content": {
@@ -165,6 +173,10 @@ JOB_BODY: dict[str, Any] = {
                         "language": {"type": "string", "pattern": LANGUAGE.pattern},
                         "model": {"type": "string", "enum": list(TIERS)},
                         "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                        "validate": {
+                            "type": "boolean",
+                            "description": "a second host checks every result, whatever the server's VALIDATION",
+                        },
                         "callback_url": {
                             "type": "string",
                             "pattern": "^https?://[^/?#]+",

@@ -86,6 +86,7 @@ async def submit(request: Request, ctx: Ctx, form: Annotated[JobForm, Depends(jo
         model_tier=form.model_tier,
         priority=form.priority,
         callback_url=form.callback_url,
+        validate=form.validate,
     )
     job = await run_in_threadpool(create)
     ctx.wake()  # probe and cut it now

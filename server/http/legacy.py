@@ -11,7 +11,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..disk import audio
-from ..ledger import TaskView
 from ..parts.cut import CutError
 from ..transcripts.vtt import vtt_to_text
 from .deps import Ctx, authenticated
@@ -66,11 +65,8 @@ async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTask
     """Store the VTT and a .txt derived from it (a part's VTT is moved to its file's timeline at the stitch)."""
     vtt = body.vtt.encode("utf-8", errors="replace")
     files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
-
-    def write(task: TaskView) -> None:
-        ctx.write_result(task, files, {"protocol": "legacy"})
-
-    done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, write)
+    done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, ctx.upload(files, {"protocol": "legacy"}))
+    background.add_task(ctx.settled, done)
     if done.file_ready:
         background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     return {"status": "ok"}

@@ -73,7 +73,9 @@ class ResultMeta(Strict):
 
 class ResultOut(BaseModel):
     task_id: str
-    status: Literal["accepted", "duplicate"]
+    status: Literal["accepted", "pending", "duplicate"] = Field(
+        description="pending: held until another host's result agrees (validation)"
+    )
     late: bool
 
 
@@ -99,6 +101,7 @@ class StatsOut(BaseModel):
     scheduler: str
     replicas: int = Field(description="tail replicas issued (second copies of running tasks)")
     replicas_won: int = Field(description="replicas whose result came first")
+    validation_audio_hours: float = Field(description="audio transcribed again to check results (validation's cost)")
     hosts: list[HostView] = Field(description="every host: learned speed, benchmark, counts, cool-down")
 
 

@@ -120,15 +120,14 @@ async def upload_result(
 ) -> ResultOut:
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
     info = form.meta
-
-    def write(task: TaskView) -> None:
-        ctx.write_result(task, form.files, {**info.model_dump(), "protocol": "v1"})
-
+    upload = ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"})
     made = Made(info.model, info.backend, info.audio_seconds)
-    done = await ctx.write(ctx.ledger.leases.complete, token, write, made)
+    done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
+    background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
         background.add_task(ctx.stitcher.try_stitch, done.file_ready)
-    return ResultOut(task_id=done.task.id, status="duplicate" if done.duplicate else "accepted", late=done.late)
+    status = "duplicate" if done.duplicate else "pending" if done.held else "accepted"
+    return ResultOut(task_id=done.task.id, status=status, late=done.late)
 
 
 @router.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
@@ -173,6 +172,7 @@ def stats(ctx: Ctx) -> StatsOut:
         scheduler=ctx.settings.scheduler.value,
         replicas=s.replicas,
         replicas_won=s.replicas_won,
+        validation_audio_hours=round(s.check_seconds / 3600, 3),
         hosts=ctx.ledger.fleet.hosts(),
     )
 

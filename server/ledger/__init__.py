@@ -36,6 +36,7 @@ from .policy import SchedulerKind
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
 from .tiers import TIERS, model_tier
+from .validation import Results, ValidationMode, ValidationRule, Validator
 from .values import (
     TASK_ID,
     Completion,
@@ -48,6 +49,7 @@ from .values import (
     ScanReport,
     Stats,
     TaskView,
+    Verdict,
     task_id_for,
 )
 
@@ -77,11 +79,15 @@ __all__ = [
     "Parts",
     "PlannedPart",
     "Protocol",
+    "Results",
     "ScanReport",
     "SchedulerKind",
     "Stats",
     "TaskState",
     "TaskView",
+    "ValidationMode",
+    "ValidationRule",
+    "Verdict",
     "Wait",
     "WaitReason",
     "model_tier",
@@ -113,6 +119,7 @@ class Ledger:
         sqlite_synchronous: str = "FULL",
         splitting: bool = False,
         assigner: Assigner = Assigner(),
+        validation: ValidationRule = ValidationRule(),
         cooldown: CooldownRule = CooldownRule(),
         clock: Callable[[], float] = time.time,
         snapshot_seconds: float = 1.0,
@@ -125,7 +132,7 @@ class Ledger:
         engine = make_engine(url, sqlite_synchronous)
         upgrade(engine)
         db = Database(engine)
-        fleet = Fleet(db, events, clock, cooldown)
+        fleet = Fleet(db, events, clock, cooldown, validation.trust_after)
         leases = Leases(
             db,
             events,
@@ -134,6 +141,7 @@ class Ledger:
             max_attempts=max_attempts,
             fleet=fleet,
             assigner=assigner,
+            validator=Validator(validation, fleet),
             probed_only=splitting,
             snapshot_seconds=snapshot_seconds,
         )

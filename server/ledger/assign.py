@@ -15,7 +15,9 @@ from .policy import Host, Reach, SchedulerKind
 from .snapshot import GroupKey, Snapshots, View
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
+from .sql import validation as sql_validation
 from .sql.run import Tx
+from .validation import TIER_WAIT
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Pick:
     replica: bool  # a second copy of a running task
     host: Optional[Host] = None  # the claiming host as the policy saw it (None: FIFO)
     group: Optional[GroupKey] = None
+    check: bool = False  # a check of a held result (validation.py)
 
 
 class WaitReason(str, Enum):
@@ -32,6 +35,7 @@ class WaitReason(str, Enum):
     FASTER_HOST = "faster-host"  # another host that may take it would finish it sooner
     TAKEN = "taken"  # what the snapshot offered was taken a moment ago: ask again at once
     PROBING = "probing"  # its work waits for the server to read the files' lengths
+    CHECKING = "checking"  # a held result it may check is with another checker now (validation)
 
     def __str__(self) -> str:
         return self.value
@@ -61,15 +65,35 @@ class Assigner:
     def pick(
         self,
         c: Tx,
+        client: str,
+        snapshots: Optional[Snapshots],
+        view: Optional[View],
+        caps: Optional[dict[str, Any]],
+        languages: Optional[Sequence[str]],
+        probed: bool,
+        now: float,
+    ) -> Outcome:
+        """`view`: the fleet as the snapshot had it before this transaction (None: FIFO, which needs
+        none). The snapshot may be up to a second old: what it offers is checked by the picks, and
+        a "nothing" is checked against the queue itself (one index probe) before it is believed.
+        A held result this host may check goes first: its task is finished work waiting."""
+        r = reach(caps, languages)
+        if check := self._check(c, client, r, now):
+            return check
+        outcome = self._pick(c, snapshots, view, caps, languages, probed)
+        if outcome is None and self._check_later(c, client, r):
+            return Wait(WaitReason.CHECKING, 5.0)
+        return outcome
+
+    def _pick(
+        self,
+        c: Tx,
         snapshots: Optional[Snapshots],
         view: Optional[View],
         caps: Optional[dict[str, Any]],
         languages: Optional[Sequence[str]],
         probed: bool,
     ) -> Outcome:
-        """`view`: the fleet as the snapshot had it before this transaction (None: FIFO, which needs
-        none). The snapshot may be up to a second old: what it offers is checked by the picks, and
-        a "nothing" is checked against the queue itself (one index probe) before it is believed."""
         if view is None or snapshots is None:
             return self._fifo(c, caps, languages, probed)
         outcome = self._from_queue(c, view, probed)
@@ -105,6 +129,21 @@ class Assigner:
         if policy.mine(fleet):
             return Wait(WaitReason.FASTER_HOST, self.retry_after)
         return None
+
+    @staticmethod
+    def _check(c: Tx, client: str, r: Reach, now: float) -> Optional[Pick]:
+        params: dict[str, Any] = {"cname": client, "tier": r.tier, "stale": now - TIER_WAIT}
+        if r.languages is not None:
+            params["langs"] = sorted(r.languages)
+        task_id = c.execute(sql_validation.pick_check[r.languages is not None], params).scalar()
+        return Pick(task_id, False, check=True) if task_id else None
+
+    @staticmethod
+    def _check_later(c: Tx, client: str, r: Reach) -> bool:
+        params: dict[str, Any] = {"cname": client, "tier": r.tier}
+        if r.languages is not None:
+            params["langs"] = sorted(r.languages)
+        return c.execute(sql_validation.check_later[r.languages is not None], params).first() is not None
 
     @staticmethod
     def _first_queued(c: Tx, r: Reach, probed: bool) -> Optional[str]:

@@ -13,6 +13,7 @@ from .parts import drop_parts
 from .sql import catalogue as sql_catalogue
 from .sql import leases as sql_leases
 from .sql import parts as sql_parts
+from .sql import validation as sql_validation
 from .sql.run import Tx
 from .states import TaskState
 from .values import FoundFile, ScanReport, TaskView
@@ -61,6 +62,8 @@ class Catalogue:
                     continue
                 update, replaced, back, drop = _seen_again(row, f, now)
                 changed, returned = changed + replaced, returned + back
+                if replaced and row.state == TaskState.CHECKING:  # its held results were of the old file
+                    c.execute(sql_validation.drop_held, {"tid": row.id})
                 if drop:
                     unsplit.append(row.id)
                 if update is not None:
@@ -213,7 +216,7 @@ def _seen_again(row: Any, f: FoundFile, now: float) -> tuple[Optional[dict[str, 
     if replaced:
         # A finished task keeps its result (requeue it to redo); an unfinished one starts over with the new file.
         new["size"], new["mtime"], new["sha256"], new["duration_ms"] = f.size, f.mtime, None, None
-        if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT, TaskState.HELD):
+        if new["state"] in (TaskState.QUEUED, TaskState.FAILED, TaskState.SPLIT, TaskState.HELD, TaskState.CHECKING):
             state, new["last_error"] = _fresh_start(f.size)
             new["state"], new["attempts"] = state.value, 0
             if row.split_ms is not None:  # its parts were cut from the old file

@@ -42,6 +42,9 @@ class Event(str, Enum):
     DELETED = "deleted"
     COOLDOWN = "cooldown"
     COOLDOWN_CLEARED = "cooldown_cleared"
+    RESULT_PENDING = "result.pending"  # held until another host's result agrees
+    RESULT_VALID = "result.valid"  # two hosts agreed: the task is done
+    RESULT_INVALID = "result.invalid"  # outvoted by two hosts that agreed (or three that all differ)
 
     def __str__(self) -> str:
         return self.value

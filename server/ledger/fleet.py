@@ -88,10 +88,13 @@ def learned_speeds(c: Tx) -> dict[tuple[str, str, str], tuple[float, int]]:
 
 
 class Fleet:
-    def __init__(self, db: Database, events: EventLog, clock: Callable[[], float], rule: CooldownRule):
+    def __init__(
+        self, db: Database, events: EventLog, clock: Callable[[], float], rule: CooldownRule, trust_after: int = 10
+    ):
         self.db = db
         self.events = events
         self.clock = clock
+        self.trust_after = trust_after  # validation: a host with this many confirmed results in a row is trusted
         self.rule = rule
 
     # --- inside the lease transactions -------------------------------------------------------
@@ -139,13 +142,19 @@ class Fleet:
         c.execute(sql_fleet.forgive, {"cname": client})
         cooled = []
         for (other,) in c.execute(sql_fleet.failed_elsewhere, {"tid": task_id, "cname": client}).all():
-            row = c.execute(sql_fleet.strike, {"cname": other}).first()
-            if row is None or not self.rule.seconds or row.strikes < self.rule.strikes:
-                continue
-            until = now + self.rule.length(row.cooldowns)
-            c.execute(sql_fleet.cool_down, {"cname": other, "until": until})
-            cooled.append((other, until))
+            if until := self.strike(c, other, now):
+                cooled.append((other, until))
         return cooled
+
+    def strike(self, c: Tx, name: str, now: float) -> float | None:
+        """A strike against `name` (a failure others then transcribed, or an outvoted result); the
+        end of the cool-down it starts now, if it does."""
+        row = c.execute(sql_fleet.strike, {"cname": name}).first()
+        if row is None or not self.rule.seconds or row.strikes < self.rule.strikes:
+            return None
+        until = now + self.rule.length(row.cooldowns)
+        c.execute(sql_fleet.cool_down, {"cname": name, "until": until})
+        return until
 
     def log_cooled(self, cooled: list[tuple[str, float]]) -> None:
         for name, until in cooled:
@@ -187,6 +196,9 @@ class Fleet:
                     cooldown_until=r.cooldown_until if r.cooldown_until and r.cooldown_until > now else None,
                     replicas=issued,
                     replicas_won=won,
+                    valid_streak=r.valid_streak,
+                    trusted=r.valid_streak >= self.trust_after,
+                    invalid_results=r.invalid_results,
                 )
             )
         return out

@@ -34,6 +34,7 @@ _FROM_TASK = {
     TaskState.HELD: JobState.QUEUED,
     TaskState.LEASED: JobState.RUNNING,
     TaskState.SPLIT: JobState.RUNNING,
+    TaskState.CHECKING: JobState.RUNNING,
     TaskState.DONE: JobState.DONE,
     TaskState.FAILED: JobState.FAILED,
     TaskState.MISSING: JobState.FAILED,
@@ -71,10 +72,11 @@ class Jobs:
         model_tier: int,
         priority: int,
         callback_url: Optional[str],
+        validate: bool = False,
     ) -> JobView:
         """`stored_as`, `result_stem`: the upload's and its results' place under the jobs folder
-        (disk/layout.py). Probing (and cutting) follows in the
-        housekeeping thread, as for any new file."""
+        (disk/layout.py); `validate`: a second host checks every result, whatever VALIDATION says.
+        Probing (and cutting) follows in the housekeeping thread, as for any new file."""
         now = self.clock()
         with self.db.writing() as c:
             c.execute(
@@ -93,6 +95,7 @@ class Jobs:
                     "job_id": job_id,
                     "priority": priority,
                     "min_tier": model_tier,
+                    "validate_all": validate,
                 },
             )
             c.execute(

@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 from stt_common.formats import hms
 
 from .assign import Assigner, Outcome, Pick, Wait
+from .booking import Booking
 from .database import Database
 from .errors import LeaseLost, NotFound
 from .events import Event, EventLog
@@ -25,11 +26,11 @@ from .snapshot import Snapshots
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
 from .sql import parts as sql_parts
+from .sql import validation as sql_validation
 from .sql.run import Tx
 from .states import AttemptState, Protocol, TaskState
+from .validation import Results, Validator
 from .values import AttemptView, Completion, Grant, Made, TaskView
-
-WriteResult = Callable[[TaskView], None]
 
 
 class Leases:
@@ -43,6 +44,7 @@ class Leases:
         max_attempts: int,
         fleet: Fleet,
         assigner: Assigner,
+        validator: Validator,
         probed_only: bool = False,
         snapshot_seconds: float = 1.0,
     ):
@@ -52,6 +54,7 @@ class Leases:
         self.db = db
         self.fleet = fleet
         self.assigner = assigner
+        self.booking = Booking(fleet, validator, events, clock)
         self.events = events
         self.clock = clock
         self.lease_seconds = lease_seconds
@@ -80,7 +83,9 @@ class Leases:
             expired = self._expire_due(c, now)
             cooling = self.fleet.touch(c, client, now, capabilities)
             for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again
-                outcome = self.assigner.pick(c, self.snapshots, view, capabilities, languages, self.probed_only)
+                outcome = self.assigner.pick(
+                    c, client, self.snapshots, view, capabilities, languages, self.probed_only, now
+                )
                 if not isinstance(outcome, Pick):
                     break
                 grant = self._take(c, outcome, client, protocol, now, now + seconds)
@@ -105,7 +110,13 @@ class Leases:
 
     def _take(self, c: Tx, pick: Pick, client: str, protocol: Protocol, now: float, deadline: float) -> Optional[Grant]:
         """The picked task (or a replica of it) as this client's lease; None: another server took it."""
-        take = sql_fleet.take_replica if pick.replica else sql_leases.take_task
+        take = (
+            sql_validation.take_check
+            if pick.check
+            else sql_fleet.take_replica
+            if pick.replica
+            else sql_leases.take_task
+        )
         row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
         if row is None:
             return None
@@ -120,6 +131,7 @@ class Leases:
             "deadline": grant.deadline,
             "replica": grant.replica,
             "eta": finish_at(pick.host, grant.seconds, now) if pick.host else None,
+            "checking": pick.check,
         }
         c.execute(sql_leases.insert_attempt, attempt)
         return grant
@@ -141,16 +153,16 @@ class Leases:
         self.events.emit(Event.EXTENDED, task=task_id, progress=progress, deadline=round(deadline, 3))
         return deadline
 
-    def complete(self, token: str, write_result: WriteResult, made: Optional[Made] = None) -> Completion:
-        """Accept a result for the lease `token`.
+    def complete(self, token: str, results: Results, made: Optional[Made] = None) -> Completion:
+        """Accept a result for the lease `token` (booking.py; validation may hold it for a check).
 
-        `write_result` runs inside the transaction, so two results racing for one task never
+        `results` writes inside the transaction, so two results racing for one task never
         interleave their files, and the task is marked done only once its files are on disk.
         """
         with self.db.writing() as c:
             attempt = attempt_row(c, token)
-            completion = self.complete_attempt(c, attempt, write_result, made)
-        self.log_completion(completion, attempt.client)
+            completion = self.booking.complete_attempt(c, attempt, results, made)
+        self.booking.log_completion(completion, attempt.client)
         return completion
 
     def fail(
@@ -191,46 +203,7 @@ class Leases:
                 raise LeaseLost(f"lease is {attempt.state}")
             return task_row(c, attempt.task_id)
 
-    # --- steps shared with the legacy adapter (inside the caller's transaction) ----------------
-
-    def complete_attempt(
-        self, c: Tx, attempt: AttemptView, write_result: WriteResult, made: Optional[Made]
-    ) -> Completion:
-        now = self.clock()
-        task = task_row(c, attempt.task_id, lock=True)
-        if task.state == TaskState.DONE:  # a result for a done task changes nothing
-            return Completion(task, True, False, task.attempts)
-        if task.state == TaskState.CANCELLED:
-            raise LeaseLost(f"task {task.id} was cancelled")
-        if attempt.state in (AttemptState.RELEASED, AttemptState.SUPERSEDED):
-            raise LeaseLost(f"lease is {attempt.state}: the file changed or the task was handed back; result refused")
-        late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
-        write_result(task)  # only now: after the state checks, under the task's lock
-        # What was transcribed: the task's probed length, else what the client says (an unprobed file).
-        audio_seconds = task.seconds or (made.audio_seconds if made else None)
-        c.execute(sql_leases.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
-        c.execute(sql_leases.mark_attempt_completed, {"aid": attempt.id, "now": now})
-        # Anyone else still working on it should stop at their next heartbeat.
-        c.execute(sql_leases.supersede_active_attempts, {"tid": task.id, "now": now})
-        c.execute(sql_leases.credit_client_done, {"cname": attempt.client, "now": now})
-        if task.seconds > 0:  # measured here: the client's own figures are not believed
-            model, backend = (made.model, made.backend) if made else ("", "")
-            self.fleet.learn(
-                c,
-                attempt.client,
-                model=model,
-                backend=backend,
-                audio_seconds=task.seconds,
-                granted_at=attempt.granted_at,
-                now=now,
-            )
-        cooled = self.fleet.succeeded(c, task.id, attempt.client, now)
-        ready = None
-        if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():
-            # Every part is done (a late result may even complete a file that had failed): stitch it.
-            c.execute(sql_parts.reopen_file, {"tid": task.parent_id, "now": now})
-            ready = task.parent_id
-        return Completion(task_row(c, task.id), False, late, task.attempts, ready, cooled)
+    # --- a step shared with the legacy adapter (inside the caller's transaction) ---------------
 
     def fail_attempt(
         self, c: Tx, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
@@ -280,18 +253,6 @@ class Leases:
     def _log_expired(self, expired: list[tuple[str, str, Optional[str]]]) -> None:
         for task_id, client, state in expired:
             self.events.emit(Event.EXPIRED, task=task_id, client=client, task_state=state)
-
-    def log_completion(self, c: Completion, client: str) -> None:
-        self.events.emit(
-            Event.DUPLICATE if c.duplicate else Event.COMPLETED,
-            task=c.task.id,
-            client=client,
-            late=c.late,
-            attempt=c.attempt,
-            audio_seconds=None if c.duplicate else round(c.task.seconds, 3),
-            job=c.task.job_id,
-        )
-        self.fleet.log_cooled(c.cooled)
 
     def log_failure(self, view: TaskView, client: str, error: str, retryable: Optional[bool]) -> None:
         self.events.emit(

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Optional
 
 from .errors import LeaseLost
-from .leases import Leases, WriteResult
+from .leases import Leases
 from .rows import task_row
 from .sql import leases as sql_leases
 from .states import Protocol, TaskState
+from .validation import Results
 from .values import AttemptView, Completion, Grant, TaskView
 
 
@@ -29,7 +30,7 @@ class LegacyLeases:
         grant = self.leases.claim(client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds)
         return grant if isinstance(grant, Grant) else None
 
-    def complete(self, task_id: str, write_result: WriteResult) -> Completion:
+    def complete(self, task_id: str, results: Results) -> Completion:
         with self.leases.db.writing() as c:
             task = task_row(c, task_id)
             row = c.execute(sql_leases.newest_legacy_attempt_of_task, {"tid": task_id}).first()
@@ -38,8 +39,8 @@ class LegacyLeases:
                     return Completion(task, True, False, 0)
                 raise LeaseLost(f"task {task_id} was never handed out to a legacy client")
             attempt = AttemptView.from_row(row)
-            completion = self.leases.complete_attempt(c, attempt, write_result, None)
-        self.leases.log_completion(completion, attempt.client)
+            completion = self.leases.booking.complete_attempt(c, attempt, results, None)
+        self.leases.booking.log_completion(completion, attempt.client)
         return completion
 
     def fail(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:

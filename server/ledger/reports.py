@@ -11,6 +11,7 @@ from .sql import fleet as sql_fleet
 from .sql import overview as sql_overview
 from .sql import parts as sql_parts
 from .sql import reports as sql_reports
+from .sql import validation as sql_validation
 from .states import TaskState
 from .values import Overview, SplitFile, Stats, TaskView
 
@@ -44,8 +45,17 @@ class Reports:
             clients = list(c.execute(sql_reports.active_clients, {"since": since}).scalars())
             active = c.execute(sql_reports.count_active_attempts).scalar_one()
             replicas, won = c.execute(sql_fleet.replica_totals).one()
+            checked = float(c.execute(sql_validation.check_seconds).scalar_one())
         return Stats(
-            counts, float(seconds_done), int(bytes_done), int(bytes_left), clients, int(active), replicas, int(won)
+            counts,
+            float(seconds_done),
+            int(bytes_done),
+            int(bytes_left),
+            clients,
+            int(active),
+            replicas,
+            int(won),
+            checked,
         )
 
     def overview(self, window: float = 3600.0) -> Overview:

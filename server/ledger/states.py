@@ -21,6 +21,7 @@ class TaskState(str, Enum):
     SPLIT = "split"
     HELD = "held"
     CANCELLED = "cancelled"  # an uploaded job its owner called off
+    CHECKING = "checking"  # a result is held until another host's agrees (validation.py)
 
     def __str__(self) -> str:
         return self.value
@@ -35,6 +36,8 @@ class AttemptState(str, Enum):
     EXPIRED = "expired"
     SUPERSEDED = "superseded"  # another attempt of the same task finished first
     RELEASED = "released"  # handed back unfinished (does not use up an attempt)
+    PENDING = "pending"  # its result is held until another host's agrees with it
+    INVALID = "invalid"  # its result was outvoted by two hosts that agreed
 
     def __str__(self) -> str:
         return self.value

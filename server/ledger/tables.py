@@ -44,6 +44,10 @@ class Task(SQLModel, table=True):
     job_id: Optional[str] = Field(default=None, index=True, max_length=32)  # an uploaded job's (and its parts')
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # higher goes first
     min_tier: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # least model tier (jobs.TIERS)
+    validate_all: bool = Field(
+        default=False, sa_column_kwargs={"server_default": "0"}
+    )  # a job asked: check each result
+    check_tier: Optional[int] = None  # checking: the model tier of the held result a check should match
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None
     created_at: float = 0.0
@@ -83,6 +87,7 @@ class Attempt(SQLModel, table=True):
     retryable: Optional[bool] = None
     replica: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # a second copy (tail)
     eta: Optional[float] = None  # when the scheduler expected it done, as granted
+    checking: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # granted to check a held result
 
     __table_args__ = (Index("ix_attempt_state_deadline", "state", "deadline"),)
 
@@ -98,6 +103,9 @@ class Client(SQLModel, table=True):
     strikes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     cooldowns: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # in a row: each lasts longer
     cooldown_until: Optional[float] = None
+    # Validation: results in a row that another host confirmed (trusted from TRUST_AFTER), and outvoted ones.
+    valid_streak: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    invalid_results: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Speed(SQLModel, table=True):

@@ -113,6 +113,10 @@ class TaskView(RowView):
     job_id: Optional[str]  # uploaded over HTTP (its audio and results live under DATA_DIR/jobs/)
     priority: int
     min_tier: int
+    validate_all: bool  # its job asked for every result to be checked
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "validate_all", bool(self.validate_all))  # SQLite's driver says 0 or 1
 
     @property
     def file_id(self) -> str:
@@ -159,6 +163,18 @@ class PlannedPart:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What validation made of an upload (validation.py)."""
+
+    held: bool = False  # the upload waits for a check: the task is not done
+    kept: Optional[int] = None  # accepted after a check: the held attempt whose result was kept
+    confirmed: tuple[str, ...] = ()  # hosts whose results a check confirmed (the uploader's included)
+    outvoted: tuple[str, ...] = ()  # hosts whose held results two others outvoted
+    disagreed: bool = False  # validation.MAX_RESULTS results, no two alike: the task failed
+    cooled: list[tuple[str, float]] = field(default_factory=list)  # outvoted hosts that start a cool-down
+
+
+@dataclass(frozen=True)
 class Completion:
     task: TaskView
     duplicate: bool  # the task was already done: nothing changed
@@ -166,6 +182,11 @@ class Completion:
     attempt: int
     file_ready: Optional[str] = None  # the last part of this file is done: stitch it
     cooled: list[tuple[str, float]] = field(default_factory=list)  # hosts that start a cool-down now
+    verdict: Verdict = Verdict()
+
+    @property
+    def held(self) -> bool:
+        return self.verdict.held
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,7 @@ class Stats:
     active_leases: int
     replicas: int = 0  # tail replicas issued
     replicas_won: int = 0  # of which the replica's result came first
+    check_seconds: float = 0.0  # validation's cost: audio transcribed by checks of held results
 
 
 @dataclass(frozen=True)
@@ -248,3 +270,6 @@ class HostView:
     cooldown_until: Optional[float]
     replicas: int  # second copies it was handed
     replicas_won: int  # of which its result came first
+    valid_streak: int = 0  # results in a row another host confirmed
+    trusted: bool = False  # its streak reached TRUST_AFTER: only one result in n is checked
+    invalid_results: int = 0  # results two other hosts outvoted

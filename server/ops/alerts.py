@@ -10,7 +10,7 @@ from ..ledger import Event, JobState, Ledger, NotFound, TaskState
 from .notify import Notifier, NotifyEvent
 
 # Events after which an uploaded job may have ended.
-_JOB_ENDS = frozenset({Event.COMPLETED, Event.STITCHED, Event.FAILED, Event.CANCELLED})
+_JOB_ENDS = frozenset({Event.COMPLETED, Event.STITCHED, Event.FAILED, Event.CANCELLED, Event.RESULT_INVALID})
 # Events after which the queue may have run dry.
 _FINISHING = frozenset({Event.COMPLETED, Event.FAILED, Event.EXPIRED, Event.STITCHED})
 

@@ -42,13 +42,24 @@ class LedgerCollector(Collector):
             "batch_stt_host_speed", "A host's learned speed, audio seconds per second", labels=["host", "backend"]
         )
         done = GaugeMetricFamily("batch_stt_host_tasks", "A host's tasks, by outcome", labels=["host", "outcome"])
+        trusted = GaugeMetricFamily(
+            "batch_stt_host_trusted", "1: the host's results are checked one in n", labels=["host"]
+        )
+        streak = GaugeMetricFamily(
+            "batch_stt_host_confirmed_streak", "Results in a row a check confirmed", labels=["host"]
+        )
         for h in self.ledger.fleet.hosts():
             if h.speed:
                 speed.add_metric([h.name, h.backend or ""], h.speed)
             done.add_metric([h.name, "done"], h.tasks_done)
             done.add_metric([h.name, "failed"], h.tasks_failed)
-        yield speed
-        yield done
+            done.add_metric([h.name, "invalid"], h.invalid_results)
+            trusted.add_metric([h.name], int(h.trusted))
+            streak.add_metric([h.name], h.valid_streak)
+        yield from (speed, done, trusted, streak)
+        yield GaugeMetricFamily(
+            "batch_stt_validation_audio_seconds", "Audio transcribed again to check results", value=stats.check_seconds
+        )
 
 
 class Metrics:
@@ -70,6 +81,8 @@ class Metrics:
             Event.REPLICATED: lambda f: self.replicated.inc(),
             Event.COMPLETED: self._completed,
             Event.DUPLICATE: lambda f: self.results.labels("duplicate").inc(),
+            Event.RESULT_PENDING: lambda f: self.results.labels("pending").inc(),
+            Event.RESULT_INVALID: lambda f: self.results.labels("invalid").inc(),
             Event.FAILED: self._failed,
         }
         if not os.environ.get(MULTIPROC_ENV):

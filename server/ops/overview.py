@@ -12,7 +12,7 @@ from ..ledger import Ledger, TaskState
 # The cards: each the states it adds up.
 GROUPS = {
     "done": (TaskState.DONE,),
-    "in_progress": (TaskState.LEASED, TaskState.SPLIT),
+    "in_progress": (TaskState.LEASED, TaskState.SPLIT, TaskState.CHECKING),
     "queued": (TaskState.QUEUED,),
     "failed": (TaskState.FAILED,),
     "held": (TaskState.HELD,),
@@ -58,6 +58,8 @@ def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = 
             "speed": f"{h.speed:.1f}x" if h.speed else (f"{h.bench_rtf:.1f}x (bench)" if h.bench_rtf else "not yet"),
             "done": h.tasks_done,
             "failed": h.tasks_failed,
+            "trust": "trusted" if h.trusted else f"checked ({h.valid_streak} confirmed)",
+            "invalid": h.invalid_results,
             "work": [{"path": p, "progress": round(pr or 0)} for p, pr in work.get(h.name, [])],
             "last_seen": ago(h.last_seen, now),
             "cooling": time.strftime("%H:%M", time.localtime(h.cooldown_until))

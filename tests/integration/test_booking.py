@@ -10,7 +10,7 @@ import time
 import pytest
 
 from server.ledger import Grant, LeaseLost, Made, TaskState
-from tests.helpers import Clock, add_tasks, make_ledger
+from tests.helpers import Clock, Kept, add_tasks, make_ledger
 
 CAPS = {"backend": "cpu", "model": "ggml-base.bin"}
 
@@ -22,10 +22,6 @@ def db(request, tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}"
 
 
-def nothing(_task) -> None:
-    pass
-
-
 def test_a_result_made_before_the_file_changed_is_refused(db):
     ledger = make_ledger(db)
     [tid] = add_tasks(ledger, 1)
@@ -33,10 +29,10 @@ def test_a_result_made_before_the_file_changed_is_refused(db):
     ledger.catalogue.file_changed(tid, 42, 2.0)  # replaced while leased: the lease is released
     written = []
     with pytest.raises(LeaseLost, match="released"):
-        ledger.leases.complete(old.token, written.append)
+        ledger.leases.complete(old.token, Kept(written.append))
     assert written == [] and ledger.reports.task(tid).state == TaskState.QUEUED
     new = ledger.leases.claim("b")
-    assert ledger.leases.complete(new.token, written.append).task.state == TaskState.DONE
+    assert ledger.leases.complete(new.token, Kept(written.append)).task.state == TaskState.DONE
     assert [t.size for t in written] == [42]
 
 
@@ -59,7 +55,7 @@ def test_two_results_racing_for_one_task_are_decided_one_after_the_other(db):
             time.sleep(0.3)
 
         start.wait()
-        outcomes[name] = ledger.leases.complete(token, write, Made("ggml-base.bin", "cpu", 600.0)).duplicate
+        outcomes[name] = ledger.leases.complete(token, Kept(write), Made("ggml-base.bin", "cpu", 600.0)).duplicate
 
     threads = [threading.Thread(target=deliver, args=a) for a in (("laptop", holder.token), ("gpu", copy.token))]
     for t in threads:
@@ -86,7 +82,7 @@ def test_a_legacy_report_acts_on_the_legacy_clients_own_attempt_only(db):
     # The old client posts /error when it is stopped, and a stray /result may name any task: neither
     # reaches the v1 holder's or the replica's attempt.
     with pytest.raises(LeaseLost, match="never handed out to a legacy client"):
-        ledger.legacy.complete(v1.task_id, nothing)
+        ledger.legacy.complete(v1.task_id, Kept())
     assert ledger.legacy.fail(v1.task_id).state == TaskState.LEASED
     assert ledger.leases.heartbeat(copy.token) and ledger.leases.heartbeat(v1.token)
     assert ledger.legacy.fail(old.task_id).state == TaskState.QUEUED  # its own attempt: back in the queue

@@ -18,7 +18,7 @@ from server.ledger import LeaseLost, Made, TaskState
 from server.ledger.errors import MigrationError
 from server.ledger.migrate import head, upgrade
 from server.ledger.tables import metadata
-from tests.helpers import ServerProcess, make_ledger
+from tests.helpers import Kept, ServerProcess, make_ledger
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOW = time.time()
@@ -134,7 +134,7 @@ def test_a_release_0_1_database_is_adopted_and_upgraded_without_loss(db, tmp_pat
 
     assert ledger.leases.heartbeat(LIVE_TOKEN, 50.0) > NOW  # the live lease goes on as if nothing happened
     written = []
-    done = ledger.leases.complete(LIVE_TOKEN, written.append, Made("ggml-tiny.en.bin", "cpu", 12.0))
+    done = ledger.leases.complete(LIVE_TOKEN, Kept(written.append), Made("ggml-tiny.en.bin", "cpu", 12.0))
     assert (done.duplicate, done.task.state, len(written)) == (False, TaskState.DONE, 1)
     # The 0.1 host keeps its counts; the scheduler's columns start empty, then learn from the result.
     [host] = ledger.fleet.hosts()

@@ -8,7 +8,7 @@ import pytest
 from server.disk.scanner import task_id_for
 from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState
 from server.ledger.policy import SchedulerKind
-from tests.helpers import Clock, make_ledger
+from tests.helpers import Clock, Kept, make_ledger
 
 MODEL = "ggml-tiny.en.bin"
 
@@ -16,10 +16,6 @@ MODEL = "ggml-tiny.en.bin"
 @pytest.fixture
 def db(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}"
-
-
-def nothing(_task):
-    pass
 
 
 def caps(rtf: float) -> dict:
@@ -46,10 +42,10 @@ def test_speeds_are_measured_by_the_server_per_model_and_backend_whatever_the_cl
         g = ledger.leases.claim("box", capabilities=caps(9.0))
         clock.t += processing
         # The client claims 0.1 s (it wants to look fastest): the server's own clock decides.
-        ledger.leases.complete(g.token, nothing, Made(MODEL, "cpu", 600.0))
+        ledger.leases.complete(g.token, Kept(), Made(MODEL, "cpu", 600.0))
     g = ledger.leases.claim("box", capabilities={**caps(9.0), "backend": "cuda"})
     clock.t += 2.0
-    ledger.leases.complete(g.token, nothing, Made(MODEL, "cuda", 60.0))
+    ledger.leases.complete(g.token, Kept(), Made(MODEL, "cuda", 60.0))
     [host] = ledger.fleet.hosts()
     # The last capabilities (cuda) pick the speed shown; its one sample says 30x.
     assert (host.backend, host.speed, host.samples, host.bench_rtf) == ("cuda", 30.0, 1, 9.0)
@@ -65,9 +61,9 @@ def test_a_prefetched_task_is_timed_from_the_hosts_previous_result_not_its_grant
     first = ledger.leases.claim("box", capabilities=caps(5.0))
     ahead = ledger.leases.claim("box", capabilities=caps(5.0))  # prefetched while the first runs
     clock.t += 12.0
-    ledger.leases.complete(first.token, nothing, Made(MODEL, "cpu", 60.0))
+    ledger.leases.complete(first.token, Kept(), Made(MODEL, "cpu", 60.0))
     clock.t += 6.0  # 18 s after its grant, but only 6 s of work
-    ledger.leases.complete(ahead.token, nothing, Made(MODEL, "cpu", 60.0))
+    ledger.leases.complete(ahead.token, Kept(), Made(MODEL, "cpu", 60.0))
     [host] = ledger.fleet.hosts()
     assert host.speed == round((60 * 0.7 + 60) / (12 * 0.7 + 6), 3)
 
@@ -79,7 +75,7 @@ def test_a_result_made_on_the_cpu_after_a_gpu_crash_is_measured_as_cpu(db):
     cuda = {**caps(40.0), "backend": "cuda"}
     g = ledger.leases.claim("box", capabilities=cuda)
     clock.t += 20.0  # the GPU build crashed; the task ran again with --no-gpu
-    ledger.leases.complete(g.token, nothing, Made(MODEL, "cpu", 60.0))
+    ledger.leases.complete(g.token, Kept(), Made(MODEL, "cpu", 60.0))
     [host] = ledger.fleet.hosts()
     assert (host.backend, host.speed) == ("cuda", None)  # nothing measured on the GPU
     ledger.leases.claim("box", capabilities=caps(40.0))  # the client stays on the CPU now, and says so
@@ -124,10 +120,10 @@ def test_a_replica_goes_to_an_idle_fast_host_and_the_first_result_wins(db):
     copy = ledger.leases.claim("gpu", capabilities=caps(30.0))
     assert copy.task_id == tid and copy.replica and not slow.replica
     assert ledger.leases.claim("gpu2", capabilities=caps(30.0)) is None  # one extra copy at most
-    ledger.leases.complete(copy.token, nothing, Made(MODEL, "cpu", 600.0))
+    ledger.leases.complete(copy.token, Kept(), Made(MODEL, "cpu", 600.0))
     with pytest.raises(LeaseLost):
         ledger.leases.heartbeat(slow.token, 40.0)  # the holder learns it at its next heartbeat
-    assert ledger.leases.complete(slow.token, nothing).duplicate
+    assert ledger.leases.complete(slow.token, Kept()).duplicate
     hosts = {h.name: h for h in ledger.fleet.hosts()}
     assert (hosts["gpu"].replicas, hosts["gpu"].replicas_won) == (1, 1)
     assert ledger.reports.stats().counts[TaskState.DONE] == 1
@@ -152,7 +148,7 @@ def fail_then_done_elsewhere(ledger, bad: str) -> None:
     ledger.leases.fail(g.token, "whisper-cli crashed", retryable=True)
     g2 = ledger.leases.claim("good", capabilities=caps(5.0))
     assert g2.task_id == g.task_id
-    ledger.leases.complete(g2.token, nothing)
+    ledger.leases.complete(g2.token, Kept())
 
 
 def test_a_host_that_keeps_failing_what_others_transcribe_cools_down_longer_each_time(db):

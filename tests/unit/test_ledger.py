@@ -9,16 +9,12 @@ import pytest
 
 from server.disk.scanner import task_id_for
 from server.ledger import FoundFile, LeaseLost, NotFound, TaskState
-from tests.helpers import Clock, add_tasks, make_ledger
+from tests.helpers import Clock, Kept, add_tasks, make_ledger
 
 
 @pytest.fixture
 def db(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}"
-
-
-def nothing(_task):
-    pass
 
 
 def test_concurrent_claims_never_share_a_task(db):
@@ -52,11 +48,11 @@ def test_expired_lease_is_reissued_and_late_result_accepted(db):
     assert second.task_id == tid and second.token != first.token and second.attempt == 2
     with pytest.raises(LeaseLost):
         ledger.leases.heartbeat(first.token)
-    late = ledger.leases.complete(first.token, nothing)  # BOINC-style: accepted, task not done yet
+    late = ledger.leases.complete(first.token, Kept())  # BOINC-style: accepted, task not done yet
     assert late.late and not late.duplicate and late.task.state == TaskState.DONE
     with pytest.raises(LeaseLost):  # the current holder is told to stop
         ledger.leases.heartbeat(second.token)
-    again = ledger.leases.complete(second.token, nothing)
+    again = ledger.leases.complete(second.token, Kept())
     assert again.duplicate and again.task.state == TaskState.DONE
 
 
@@ -114,9 +110,9 @@ def test_result_is_written_once(db):
     add_tasks(ledger, 1)
     g = ledger.leases.claim("a")
     writes = []
-    ledger.leases.complete(g.token, writes.append)
-    ledger.leases.complete(g.token, writes.append)
-    ledger.legacy.complete(g.task_id, writes.append)
+    ledger.leases.complete(g.token, Kept(writes.append))
+    ledger.leases.complete(g.token, Kept(writes.append))
+    ledger.legacy.complete(g.task_id, Kept(writes.append))
     assert len(writes) == 1
 
 
@@ -125,7 +121,7 @@ def test_unknown_tokens_and_ids(db):
     with pytest.raises(NotFound):
         ledger.leases.heartbeat("nope" * 8)
     with pytest.raises(NotFound):
-        ledger.legacy.complete("aaaaaaaaaaaaaaaa", nothing)
+        ledger.legacy.complete("aaaaaaaaaaaaaaaa", Kept())
     with pytest.raises(NotFound):
         ledger.legacy.fail("aaaaaaaaaaaaaaaa")
 
@@ -135,7 +131,7 @@ def test_restart_keeps_every_state(db):
     ledger = make_ledger(db, clock, max_attempts=1)
     add_tasks(ledger, 4)
     done, failed, leased = ledger.leases.claim("a"), ledger.leases.claim("b"), ledger.leases.claim("c")
-    ledger.leases.complete(done.token, nothing)
+    ledger.leases.complete(done.token, Kept())
     ledger.leases.fail(failed.token, "boom")
     before = {t.id: (t.state, t.attempts, t.last_error) for t in ledger.reports.tasks()}
     ledger.db.dispose()

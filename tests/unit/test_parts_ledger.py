@@ -9,16 +9,12 @@ import pytest
 from server.disk.scanner import task_id_for
 from server.ledger import FoundFile, Made, PlannedPart, TaskState, Wait, WaitReason
 from server.ledger.policy import SchedulerKind
-from tests.helpers import Clock, make_ledger
+from tests.helpers import Clock, Kept, make_ledger
 
 
 @pytest.fixture
 def db(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}"
-
-
-def nothing(_task):
-    pass
 
 
 SECOND = Made("ggml-tiny.en.bin", "cpu", 1.0)
@@ -41,7 +37,7 @@ def split_file(ledger, path="long.mp3", size=1000, plan=PLAN, split_ms=600_000):
 
 def finish(ledger, name="c"):
     grant = ledger.leases.claim(name)
-    return ledger.leases.complete(grant.token, nothing, SECOND)
+    return ledger.leases.complete(grant.token, Kept(), SECOND)
 
 
 def test_a_split_file_hands_out_its_parts_in_order_and_is_ready_when_all_are_done(db):
@@ -57,7 +53,7 @@ def test_a_split_file_hands_out_its_parts_in_order_and_is_ready_when_all_are_don
         1_800_000,
     )
     assert ledger.leases.claim("c4") is None  # the file itself is never handed out
-    done = [ledger.leases.complete(g.token, nothing, SECOND) for g in grants]
+    done = [ledger.leases.complete(g.token, Kept(), SECOND) for g in grants]
     assert [d.file_ready for d in done] == [None, None, fid]
     assert ledger.parts.ready() == [fid]
     assert [p.client for p in ledger.parts.of(fid)] == ["c0", "c1", "c2"]

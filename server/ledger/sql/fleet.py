@@ -177,6 +177,8 @@ host_rows = select(
     client.c.tasks_failed,
     client.c.strikes,
     client.c.cooldown_until,
+    client.c.valid_streak,
+    client.c.invalid_results,
 ).order_by(client.c.name)
 replicas_by_client = (
     select(

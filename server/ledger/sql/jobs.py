@@ -28,7 +28,7 @@ live_progress = (
     .where(task.c.job_id == jid, attempt.c.state == AttemptState.ACTIVE)
     .group_by(attempt.c.task_id)
 )
-_UNFINISHED = [TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT, TaskState.HELD]
+_UNFINISHED = [TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT, TaskState.HELD, TaskState.CHECKING]
 cancel_tasks = (
     update(task)
     .where(task.c.job_id == jid, task.c.state.in_(_UNFINISHED))

@@ -22,7 +22,11 @@ audio_by_state = (
 )
 
 # Is anything left to do? (one row at most, through the state-led indexes)
-work_left = select(task.c.id).where(task.c.state.in_([TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT])).limit(1)
+work_left = (
+    select(task.c.id)
+    .where(task.c.state.in_([TaskState.QUEUED, TaskState.LEASED, TaskState.SPLIT, TaskState.CHECKING]))
+    .limit(1)
+)
 
 # Units of work finished since `since`, and their audio (seconds).
 done_since = select(func.count(), func.coalesce(func.sum(_length_ms), 0)).where(

@@ -18,7 +18,7 @@ done_totals = select(func.coalesce(func.sum(task.c.audio_seconds), 0.0), func.co
     task.c.state == TaskState.DONE
 )
 bytes_left = select(func.coalesce(func.sum(task.c.size), 0)).where(
-    task.c.state.in_([TaskState.QUEUED, TaskState.LEASED])
+    task.c.state.in_([TaskState.QUEUED, TaskState.LEASED, TaskState.CHECKING])
 )
 active_clients = (
     select(attempt.c.client)

@@ -1,0 +1,45 @@
+"""A client's uploaded result, written where the ledger's verdict says (ledger.Results): kept as
+the task's, held under RESULTS_DIR/.held/<task>/ for a check, compared with a held one, or a held
+one promoted. Runs inside the completion's transaction, under the task's lock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..ledger import TaskView
+from ..transcripts.compare import distance, text_of
+from .layout import Layout
+from .results import ResultLayout
+
+
+@dataclass(frozen=True)
+class Upload:
+    layout: Layout
+    files: Mapping[str, bytes]
+    meta: dict[str, Any]
+    max_wer: float  # VALIDATE_WER: two results agree within it
+
+    def _meta(self, task: TaskView) -> dict[str, Any]:
+        return {**self.meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
+
+    def _held(self, task: TaskView) -> ResultLayout:
+        return ResultLayout(self.layout.held_folder(task.id))
+
+    def keep(self, task: TaskView) -> None:
+        self.layout.results_of(task).write(task.result_stem, self.files, self._meta(task))
+
+    def hold(self, task: TaskView, attempt_id: int) -> None:
+        self._held(task).write(str(attempt_id), self.files, self._meta(task))
+
+    def agrees(self, task: TaskView, attempt_id: int) -> bool:
+        _, held = self._held(task).read(str(attempt_id))
+        mine = {f: data.decode("utf-8", "replace") for f, data in self.files.items()}
+        return distance(text_of(held), text_of(mine)) <= self.max_wer
+
+    def promote(self, task: TaskView, attempt_id: int) -> None:
+        meta, held = self._held(task).read(str(attempt_id))
+        meta.pop("formats", None)
+        files = {f: text.encode("utf-8") for f, text in held.items()}
+        self.layout.results_of(task).write(task.result_stem, files, {**meta, "checked": True})

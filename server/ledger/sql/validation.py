@@ -1,0 +1,105 @@
+"""The statements of validation: held results, checks, and each host's run of confirmed results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
+
+from ..states import AttemptState, TaskState
+from ..tables import LENGTH_MS, attempt, client, task
+from .leases import GRANT_COLUMNS
+from .params import now, tid
+
+cname: BindParameter[str] = bindparam("cname", type_=String)
+aid: BindParameter[int] = bindparam("aid", type_=Integer)
+
+held_results = (
+    select(attempt.c.id, attempt.c.client)
+    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.PENDING)
+    .order_by(attempt.c.id)
+)
+streak_of = select(client.c.valid_streak).where(client.c.name == cname)
+hold_attempt = update(attempt).where(attempt.c.id == aid).values(state=AttemptState.PENDING, finished_at=now)
+to_checking = (
+    update(task).where(task.c.id == tid).values(state=TaskState.CHECKING, check_tier=bindparam("tier"), updated_at=now)
+)
+outvote = update(attempt).where(attempt.c.id == aid).values(state=AttemptState.INVALID)
+confirmed = update(client).where(client.c.name == cname).values(valid_streak=client.c.valid_streak + 1)
+outvoted = (
+    update(client).where(client.c.name == cname).values(valid_streak=0, invalid_results=client.c.invalid_results + 1)
+)
+# Three different transcripts of one task: nobody can tell which is right.
+disagreed = (
+    update(task)
+    .where(task.c.id == tid)
+    .values(state=TaskState.FAILED, last_error=bindparam("error"), check_tier=None, updated_at=now)
+)
+drop_held = (
+    update(attempt)
+    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.PENDING)
+    .values(state=AttemptState.SUPERSEDED)
+)
+
+
+def _pick_check(languages: bool) -> Select[Any]:
+    """The held result this host may check: a task it may take, that it has not answered, that
+    nobody is checking now; of the held result's model tier, or any once it has waited `:stale`."""
+    answered = exists().where(
+        attempt.c.task_id == task.c.id, or_(attempt.c.client == cname, attempt.c.state == AttemptState.ACTIVE)
+    )
+    q = select(task.c.id).where(
+        task.c.state == TaskState.CHECKING,
+        task.c.min_tier <= bindparam("tier"),
+        or_(task.c.check_tier == bindparam("tier"), task.c.updated_at < bindparam("stale", type_=Float)),
+        ~answered,
+    )
+    if languages:
+        q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
+    return q.order_by(task.c.priority.desc(), task.c.updated_at).limit(1).with_for_update(skip_locked=True)
+
+
+pick_check = {langs: _pick_check(langs) for langs in (False, True)}
+
+
+def _check_later(languages: bool) -> Select[Any]:
+    """A held result this host may check once its current checker is done (or the tier wait is over)."""
+    answered = exists().where(attempt.c.task_id == task.c.id, attempt.c.client == cname)
+    q = select(task.c.id).where(task.c.state == TaskState.CHECKING, task.c.min_tier <= bindparam("tier"), ~answered)
+    if languages:
+        q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
+    return q.limit(1)
+
+
+check_later = {langs: _check_later(langs) for langs in (False, True)}
+# A check does not move the task: it stays `checking` (its clock for the tier fallback keeps running).
+take_check = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.CHECKING)
+    .values(attempts=task.c.attempts + 1)
+    .returning(*GRANT_COLUMNS)
+)
+_length: ColumnClause[Any] = literal_column(LENGTH_MS)
+# Validation's cost: audio transcribed by checks that gave a result.
+check_seconds = (
+    select(func.coalesce(func.sum(_length), 0) / 1000.0)
+    .select_from(attempt.join(task, and_(attempt.c.task_id == task.c.id)))
+    .where(
+        attempt.c.checking.is_(True),
+        attempt.c.state.in_([AttemptState.COMPLETED, AttemptState.INVALID, AttemptState.PENDING]),
+    )
+)

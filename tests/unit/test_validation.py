@@ -1,0 +1,165 @@
+"""Validation by replication in the ledger: a result held until a second host's agrees, a third host
+deciding a disagreement, trust earned and lost, and checks only for hosts that may take them."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.ledger import (
+    AttemptState,
+    Event,
+    Grant,
+    Made,
+    TaskState,
+    ValidationMode,
+    ValidationRule,
+    Wait,
+    WaitReason,
+)
+from server.ledger.validation import TIER_WAIT
+from tests.helpers import Clock, add_tasks, make_ledger
+
+SMALL = {"model": "ggml-small.bin", "backend": "cpu"}
+BASE = {"model": "ggml-base.bin", "backend": "cpu"}
+
+
+class Store:
+    """ledger.Results in memory: what each upload says, where the ledger put it."""
+
+    def __init__(self, text: str, shelf: dict):
+        self.text, self.shelf = text, shelf
+
+    def keep(self, task):
+        self.shelf[("kept", task.id)] = self.text
+
+    def hold(self, task, attempt_id):
+        self.shelf[("held", attempt_id)] = self.text
+
+    def agrees(self, task, attempt_id):
+        return self.shelf[("held", attempt_id)] == self.text
+
+    def promote(self, task, attempt_id):
+        self.shelf[("kept", task.id)] = self.shelf[("held", attempt_id)]
+
+
+@pytest.fixture
+def world(tmp_path):
+    def make(mode=ValidationMode.ADAPTIVE, trust_after=10, chance=lambda: 0.5, tasks=1):
+        clock = Clock()
+        ledger = make_ledger(
+            f"sqlite:///{tmp_path / 'db'}",
+            clock,
+            validation=ValidationRule(mode, trust_after, chance),
+            scheduler="fifo",
+        )
+        heard = []
+        ledger.leases.events.subscribe(lambda event, record: heard.append((event, record)))
+        return ledger, add_tasks(ledger, tasks), clock, heard, {}
+
+    return make
+
+
+def upload(ledger, host, text, shelf, caps=SMALL):
+    grant = ledger.leases.claim(host, capabilities=caps)
+    assert isinstance(grant, Grant), f"{host} got {grant!r}"
+    return grant, ledger.leases.complete(grant.token, Store(text, shelf), Made(caps["model"], "cpu", 60.0))
+
+
+def host(ledger, name):
+    return next(h for h in ledger.fleet.hosts() if h.name == name)
+
+
+def test_an_untrusted_result_is_held_until_another_host_agrees(world):
+    ledger, (tid,), _, heard, shelf = world()
+    _, done = upload(ledger, "a", "the same words", shelf)
+    assert done.held and ledger.reports.task(tid).state == TaskState.CHECKING and ("kept", tid) not in shelf
+    assert ledger.leases.claim("a", capabilities=SMALL) is None  # a host never checks itself
+    check, done = upload(ledger, "b", "the same words", shelf)
+    assert check.task_id == tid and not done.held and done.verdict.kept is not None
+    assert ledger.reports.task(tid).state == TaskState.DONE and shelf[("kept", tid)] == "the same words"
+    assert (host(ledger, "a").valid_streak, host(ledger, "b").valid_streak) == (1, 1)
+    assert (host(ledger, "a").tasks_done, host(ledger, "b").tasks_done) == (1, 1)
+    events = [e for e, _ in heard]
+    assert events.index(Event.RESULT_PENDING) < events.index(Event.RESULT_VALID) < events.index(Event.COMPLETED)
+    assert ledger.reports.stats().check_seconds == 0.0  # unprobed task: no known length to count
+
+
+def test_a_third_host_decides_and_the_outvoted_host_loses_its_run(world):
+    ledger, (tid,), _, heard, shelf = world()
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
+                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 5, 0)")  # fmt: skip
+    upload(ledger, "liar", "plausible garbage", shelf)
+    _, second = upload(ledger, "b", "the true words", shelf)
+    assert second.held and ledger.reports.task(tid).state == TaskState.CHECKING  # one against one: wait
+    _, third = upload(ledger, "c", "the true words", shelf)
+    assert third.verdict.outvoted == ("liar",) and shelf[("kept", tid)] == "the true words"
+    liar = host(ledger, "liar")
+    assert (liar.valid_streak, liar.invalid_results, liar.strikes, liar.trusted) == (0, 1, 1, False)
+    assert (host(ledger, "b").valid_streak, host(ledger, "c").valid_streak) == (1, 1)
+    assert [r["client"] for e, r in heard if e == Event.RESULT_INVALID] == ["liar"]
+
+
+def test_three_different_transcripts_fail_the_task(world):
+    ledger, (tid,), _, _, shelf = world()
+    for name in ("a", "b", "c"):
+        _, done = upload(ledger, name, f"words of {name}", shelf)
+    assert done.verdict.disagreed and ("kept", tid) not in shelf
+    task = ledger.reports.task(tid)
+    assert task.state == TaskState.FAILED and "different transcripts" in task.last_error
+
+
+def test_trust_is_earned_then_one_result_in_n_is_checked(world):
+    ledger, _, _, _, shelf = world(trust_after=2, chance=lambda: 0.4, tasks=5)
+    for _ in range(2):  # two confirmed results: trusted
+        upload(ledger, "a", "words", shelf)
+        upload(ledger, "b", "words", shelf)
+    assert host(ledger, "a").trusted and host(ledger, "a").valid_streak == 2
+    _, unchecked = upload(ledger, "a", "words", shelf)  # 0.4 < 1/2: checked
+    assert unchecked.held
+    upload(ledger, "b", "words", shelf)
+    _, trusted = upload(ledger, "a", "words", shelf)  # streak 3: 0.4 >= 1/3, taken as it is
+    assert not trusted.held and ledger.reports.task(trusted.task.id).state == TaskState.DONE
+
+
+@pytest.mark.parametrize(
+    "mode,asked,held",
+    [(ValidationMode.OFF, False, False), (ValidationMode.OFF, True, True), (ValidationMode.ALWAYS, False, True)],
+)
+def test_modes_and_a_job_that_asks(world, mode, asked, held):
+    ledger, (tid,), _, _, shelf = world(mode=mode, trust_after=1, chance=lambda: 0.99)
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql(f"UPDATE task SET validate_all = {int(asked)}")
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
+                                     " VALUES ('a', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+    _, done = upload(ledger, "a", "words", shelf)
+    assert done.held == held and ledger.reports.task(tid).validate_all == asked
+
+
+def test_a_check_waits_for_the_same_model_tier_then_any_host(world):
+    ledger, (tid,), clock, _, shelf = world()
+    upload(ledger, "a", "words", shelf, caps=SMALL)
+    # Another tier: not yet, but soon (an until-idle client stays for it).
+    assert ledger.leases.claim("b", capabilities=BASE) == Wait(WaitReason.CHECKING, 5.0)
+    clock.t += TIER_WAIT + 1
+    check, done = upload(ledger, "b", "words", shelf, caps=BASE)
+    assert check.task_id == tid and not done.held
+
+
+def test_a_repeated_upload_of_a_held_result_changes_nothing(world):
+    ledger, (tid,), _, _, shelf = world()
+    grant, done = upload(ledger, "a", "words", shelf)
+    again = ledger.leases.complete(grant.token, Store("other words", shelf), None)
+    assert done.held and again.duplicate and shelf[("held", _attempt_id(ledger, tid, "a"))] == "words"
+
+
+def _attempt_id(ledger, tid, client):
+    with ledger.db.reading() as c:
+        rows = c.connection.exec_driver_sql(
+            f"SELECT id, state FROM attempt WHERE task_id='{tid}' AND client='{client}'"
+        )
+        (aid, state), *_ = rows.all()
+    assert state == AttemptState.PENDING
+    return aid
