@@ -13,6 +13,11 @@ next lease while it works.
               model (small.en), one slow host with a medium model, and one uploaded job that asks for
               medium (only that host may take it)
     --noisy   each host's benchmark is off by x0.5-1.5, and each task takes x0.8-1.2 of its speed
+    --liars K K hosts (the fastest among them) upload plausible garbage: other words, as many. Then
+              the runs compare VALIDATION=adaptive with VALIDATION=off (speed-aware both), each over
+              the library twice in a row (the second time the honest hosts have earned trust), and
+              print garbage results left in RESULTS_DIR, the audio transcribed again to check results
+              as a share of each batch, and the makespans
 
 Printed per scheduler: makespan, the lower bound, their ratio, each host's busy share, replicas
 issued and won. The lower bound is the largest, over every set of task groups (language, least
@@ -32,10 +37,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Optional
 
 import requests
 
@@ -43,108 +46,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
 from loadgen import reset_database  # noqa: E402
+from sim_host import LIES, Host  # noqa: E402
 from sim_library import File, cut, library, noise_mp3  # noqa: E402
 
-from server.ledger import model_tier  # noqa: E402
 from tests.helpers import ServerProcess  # noqa: E402
 
-VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsimulated\n"
 JOB_SECONDS = 1800.0  # the uploaded job of --mixed, asking for a medium model
-
-
-@dataclass
-class Host:
-    name: str
-    speed: float  # real, x real time
-    url: str
-    timescale: float
-    model: str = "ggml-base.bin"
-    english_only: bool = False
-    bench: float = 1.0  # what its benchmark says, as a share of its real speed
-    noise: float = 0.0  # each task takes x(1 +- noise) of its speed
-    busy: float = 0.0
-    tasks: int = 0
-    lost: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def takes(self, f: File) -> bool:
-        return (not self.english_only or f.language in ("en", "auto")) and model_tier(self.model) >= f.min_tier
-
-    def lease(self, session: requests.Session, wait: bool = True) -> Optional[dict]:
-        """A lease with its audio downloaded; None after a 204 (waited out unless `wait` is off)."""
-        caps = {
-            "backend": "sim",
-            "model": self.model,
-            "english_only": self.english_only,
-            "rtf": self.speed * self.timescale * self.bench,
-        }
-        r = session.post(f"{self.url}/api/v1/leases", json={"client": self.name, "capabilities": caps})
-        if r.status_code == 204:
-            if wait:  # Retry-After, in simulated time
-                time.sleep(max(0.2, float(r.headers.get("Retry-After", 0)) / self.timescale))
-            return None
-        r.raise_for_status()
-        lease = r.json()
-        with session.get(self.url + lease["audio_url"], stream=True) as audio:
-            for _ in audio.iter_content(1 << 16):
-                pass
-        return lease
-
-    def work(self, lease: dict, held: list[Optional[dict]]) -> None:
-        """Sleep the simulated transcription, heartbeating every lease held; upload unless lost."""
-        if lease["start_seconds"] is not None:
-            length = lease["end_seconds"] - lease["start_seconds"]
-        else:
-            length = lease["file_duration_seconds"] or 1.0
-        wall = length / self.speed / self.timescale * self.rng.uniform(1 - self.noise, 1 + self.noise)
-        started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < wall:
-            time.sleep(min(0.5, wall - elapsed))
-            for other in held:
-                if other is None:
-                    continue
-                progress = min(100.0, 100 * (time.monotonic() - started) / wall) if other is lease else None
-                r = self.session.post(
-                    f"{self.url}/api/v1/leases/{other['token']}/heartbeat", json={"progress": progress}
-                )
-                if r.status_code == 409 and other is lease:
-                    self.lost += 1
-                    self.busy += time.monotonic() - started
-                    return
-        self.busy += wall
-        self.tasks += 1
-        meta = f'{{"model": "{self.model}", "backend": "sim", "audio_seconds": {length}, "processing_seconds": 0}}'
-        files = {"vtt": ("v.vtt", VTT.encode()), "txt": ("t.txt", b"simulated\n")}
-        self.session.post(f"{self.url}/api/v1/leases/{lease['token']}/result", data={"meta": meta}, files=files)
-
-    def run(self, finished: threading.Event) -> None:
-        try:
-            self._loop(finished)
-        except requests.RequestException:
-            if not finished.is_set():  # the servers stop once the batch is done; before that, it is a bug
-                raise
-
-    def _loop(self, finished: threading.Event) -> None:
-        nxt: Optional[dict] = None
-        while not finished.is_set():
-            lease = nxt or self.lease(self.session)
-            if lease is None:
-                continue
-            held: list[Optional[dict]] = [lease]  # the prefetched lease joins it, and is heartbeated too
-            prefetch = threading.Thread(target=self._prefetch, args=(held,))
-            prefetch.start()
-            self.work(lease, held)
-            prefetch.join()
-            nxt = held[1]
-
-    def _prefetch(self, held: list[Optional[dict]]) -> None:
-        with requests.Session() as session:
-            held.append(self.lease(session, wait=False))
 
 
 def fleet(speeds: list[float], args: argparse.Namespace, urls: list[str], seed: int) -> list[Host]:
     rng = random.Random(seed)
+    ranked = sorted(range(len(speeds)), key=lambda i: -speeds[i])
+    liars = set(ranked[:1] + rng.sample(ranked[1:], max(0, args.liars - 1))) if args.liars else set()
     hosts = []
     fastest = sorted(speeds)[-3:] if args.mixed else []
     medium = sorted(speeds)[1] if args.mixed else None
@@ -161,6 +74,7 @@ def fleet(speeds: list[float], args: argparse.Namespace, urls: list[str], seed: 
                 bench=rng.uniform(0.5, 1.5) if args.noisy else 1.0,
                 noise=0.2 if args.noisy else 0.0,
                 rng=random.Random(seed * 100 + i),
+                liar=i in liars,
             )
         )
     return hosts
@@ -178,18 +92,26 @@ def lower_bound(files: list[File], hosts: list[Host]) -> float:
     return bound
 
 
-def ready(url: str, split_seconds: int, count: int) -> bool:
-    """All `count` files found and probed, and every long one cut into parts."""
+def ready(url: str, split_seconds: int, count: int, prefix: str = "") -> bool:
+    """All `count` files (under `prefix`) found and probed, and every long one cut into parts."""
     tasks = requests.get(f"{url}/api/v1/tasks", params={"limit": 10000}).json()
-    files = [t for t in tasks if t["parent_id"] is None]
+    files = [t for t in tasks if t["parent_id"] is None and t["path"].startswith(prefix)]
     return len(files) == count and all(
-        t["duration_ms"] is not None and (t["state"] == "split" or t["duration_ms"] <= split_seconds * 1000)
+        t["duration_ms"] is not None and (t["state"] in ("split", "done") or t["duration_ms"] <= split_seconds * 1000)
         for t in files
     )
 
 
-def run_fleet(root: Path, files: list[File], speeds: list[float], args: argparse.Namespace, scheduler: str) -> dict:
-    env = {"SCHEDULER": scheduler, "LEASE_SECONDS": 30, "SPLIT_SECONDS": args.split_seconds}
+def run_fleet(
+    root: Path,
+    files: list[File],
+    speeds: list[float],
+    args: argparse.Namespace,
+    scheduler: str,
+    validation: str = "off",
+) -> dict:
+    """The library (and, with --liars, the same again under second/ once it is done) on a fresh server."""
+    env = {"SCHEDULER": scheduler, "LEASE_SECONDS": 30, "SPLIT_SECONDS": args.split_seconds, "VALIDATION": validation}
     if args.database_url:
         reset_database(args.database_url)
         env["DATABASE_URL"] = args.database_url
@@ -199,10 +121,7 @@ def run_fleet(root: Path, files: list[File], speeds: list[float], args: argparse
         for h in hosts:  # a running fleet, waiting for work: the scheduler knows it before the first task
             assert h.lease(h.session) is None
         jobs = [f for f in files if f.min_tier]
-        for f in files:
-            if not f.min_tier:
-                (root / "audio" / f.path).parent.mkdir(parents=True, exist_ok=True)
-                (root / "library" / f.path).rename(root / "audio" / f.path)
+        _move(root, [f.path for f in files if not f.min_tier])
         for f in jobs:
             with open(root / "library" / f.path, "rb") as body:
                 r = requests.post(
@@ -218,18 +137,36 @@ def run_fleet(root: Path, files: list[File], speeds: list[float], args: argparse
         started = time.monotonic()
         for t in threads:
             t.start()
-        while True:
-            counts = requests.get(f"{servers[0].url}/api/v1/stats").json()["counts"]
-            if counts["queued"] + counts["leased"] + counts["split"] == 0:
-                break
-            time.sleep(0.1)
+        stats = _until_done(servers[0].url)
         wall = time.monotonic() - started
+        batches = [stats["validation_audio_hours"] * 3600]
+        if args.liars:  # the same library again: the honest hosts have a record by now
+            _move(root, [f"second/{f.path}" for f in files if not f.min_tier])
+            while not ready(servers[0].url, args.split_seconds, len(files) - len(jobs), "second/"):
+                time.sleep(0.2)
+            stats = _until_done(servers[0].url)
+            batches.append(stats["validation_audio_hours"] * 3600 - batches[0])
         finished.set()
-        stats = requests.get(f"{servers[0].url}/api/v1/stats").json()
     finally:
         for s in servers:
             s.stop()
-    return {"wall": wall, "hosts": hosts, "stats": stats}
+    garbage = sum(bool(set(LIES) & set(p.read_text().split())) for p in (root / "data" / "results").rglob("*.txt"))
+    return {"wall": wall, "hosts": hosts, "stats": stats, "checked": batches, "garbage": garbage}
+
+
+def _move(root: Path, paths: list[str]) -> None:
+    for path in paths:
+        (root / "audio" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "library" / path).rename(root / "audio" / path)
+
+
+def _until_done(url: str) -> dict:
+    while True:
+        stats = requests.get(f"{url}/api/v1/stats").json()
+        counts = stats["counts"]
+        if counts["queued"] + counts["leased"] + counts["split"] + counts["checking"] == 0:
+            return stats
+        time.sleep(0.1)
 
 
 def report(title: str, result: dict, bound: float, timescale: float) -> float:
@@ -256,6 +193,7 @@ def main() -> None:
     ap.add_argument("--database-url", help="PostgreSQL (reset for each run!); default SQLite")
     ap.add_argument("--servers", type=int, default=1, help="servers on one database")
     ap.add_argument("--skip-single", action="store_true", help="skip the single 2-hour file")
+    ap.add_argument("--liars", type=int, default=0, help="hosts that upload garbage (the fastest among them)")
     args = ap.parse_args()
     speeds = [float(s) for s in args.hosts.split(",")]
     cache = Path(tempfile.gettempdir()) / "batch-stt-sim"
@@ -266,8 +204,10 @@ def main() -> None:
     total = sum(f.seconds for f in files)
     mode = " ".join(m for m in ("mixed" if args.mixed else "", "noisy" if args.noisy else "") if m) or "default"
     print(f"library: {len(files)} files, {total / 3600:.1f} h ({mode}); hosts {args.hosts}; servers {args.servers}")
-    ratios = {}
     base = noise_mp3(cache)
+    if args.liars:
+        return liars(files, speeds, args, bound, base, total)
+    ratios = {}
     for scheduler in ("speed", "fifo"):
         with tempfile.TemporaryDirectory(prefix="stt-sim-") as tmp:
             for f in files:
@@ -285,6 +225,28 @@ def main() -> None:
             walls[n] = run_fleet(Path(tmp), [File("one.mp3", 7200.0)], [20.0] * n, single, "speed")["wall"]
     share = walls[8] / walls[1]
     print(f"one 2-hour file: 8 hosts {walls[8]:.1f} s wall, 1 host {walls[1]:.1f} s: {share:.3f} of one host")
+
+
+def liars(files: list[File], speeds: list[float], args: argparse.Namespace, bound: float, base: Path, total: float):
+    """VALIDATION=adaptive against off, same fleet (with its liars), the library twice each."""
+    makespans = {}
+    for validation in ("adaptive", "off"):
+        with tempfile.TemporaryDirectory(prefix="stt-sim-") as tmp:
+            for f in files:
+                cut(base, Path(tmp) / "library" / f.path, f.seconds)
+                cut(base, Path(tmp) / "library" / "second" / f.path, f.seconds)
+            result = run_fleet(Path(tmp), files, speeds, args, "speed", validation)
+        makespans[validation] = report(f"VALIDATION={validation}", result, bound, args.timescale)
+        first, second = (s / total for s in result["checked"])
+        trust = "  ".join(
+            f"{h['name']}{' (liar)' if h['name'] in {x.name for x in result['hosts'] if x.liar} else ''}: "
+            f"{'trusted' if h['trusted'] else 'checked'}, {h['invalid_results']} invalid"
+            for h in result["stats"]["hosts"]
+        )
+        print(f"  garbage results in RESULTS_DIR: {result['garbage']}; audio checked again: {first:.3f} of the first"
+              f" batch, {second:.3f} of the second")  # fmt: skip
+        print(f"  hosts: {trust}")
+    print(f"makespan, validation on / off (first batch): {makespans['adaptive'] / makespans['off']:.3f}")
 
 
 if __name__ == "__main__":

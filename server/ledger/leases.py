@@ -96,7 +96,7 @@ class Leases:
         if grant is None:
             return outcome if isinstance(outcome, Wait) else None
         if isinstance(outcome, Pick) and outcome.host:
-            copyable = protocol != Protocol.LEGACY  # the old client cannot be told to stop
+            copyable = protocol != Protocol.LEGACY and not outcome.check  # the old client cannot be told to stop
             self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
         self.events.emit(
             Event.REPLICATED if grant.replica else Event.GRANTED,

@@ -205,8 +205,9 @@ class Snapshots:
         for r in running_rows:
             finish = policy.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
             free_at[r.client] = max(free_at.get(r.client, now), finish)
-            # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be stopped.
-            if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY:
+            # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be
+            # stopped; a check is itself the second copy.
+            if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY and not r.checking:
                 running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier))
         hosts = {name: Host(name, speeds[name], free_at.get(name, now), r) for name, (_, r) in caps.items()}
         members: dict[Reach, list[Host]] = {}

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import WHISPER_CLI, client_env
+from server.ledger import TaskState, ValidationMode, ValidationRule
+from tests.helpers import WHISPER_CLI, Clock, add_tasks, client_env, make_ledger
+from tests.unit.test_validation import SMALL, upload
 
 # A modified client: the real whisper-cli, then each word of its outputs swapped for another one.
 LIAR = textwrap.dedent("""\
@@ -113,3 +115,18 @@ def test_a_liar_among_honest_clients_leaves_no_garbage_and_trust_is_earned(
 def _ids(srv, prefix: str) -> set[str]:
     tasks = requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json()
     return {t["id"] for t in tasks if t["path"].startswith(prefix)}
+
+
+def test_a_third_host_decides_on_postgresql(pg_url):
+    """The same ledger steps on PostgreSQL: held results, the check pick (FOR UPDATE SKIP LOCKED), the vote."""
+    ledger = make_ledger(pg_url, Clock(), validation=ValidationRule(ValidationMode.ADAPTIVE), scheduler="fifo")
+    (tid,) = add_tasks(ledger, 1)
+    shelf: dict = {}
+    assert upload(ledger, "liar", "garbage", shelf)[1].held
+    assert ledger.leases.claim("liar", capabilities=SMALL) is None
+    assert upload(ledger, "b", "the words", shelf)[1].held
+    _, done = upload(ledger, "c", "the words", shelf)
+    assert done.verdict.outvoted == ("liar",) and ledger.reports.task(tid).state == TaskState.DONE
+    liar = next(h for h in ledger.fleet.hosts() if h.name == "liar")
+    assert (liar.invalid_results, liar.valid_streak) == (1, 0) and shelf[("kept", tid)] == "the words"
+    ledger.db.dispose()

@@ -163,3 +163,16 @@ def _attempt_id(ledger, tid, client):
         (aid, state), *_ = rows.all()
     assert state == AttemptState.PENDING
     return aid
+
+
+def test_parts_are_checked_as_parts_before_the_stitch(world):
+    from tests.unit.test_parts_ledger import split_file
+
+    ledger, _, _, heard, shelf = world(tasks=0)
+    fid, parts = split_file(ledger)
+    done = [upload(ledger, name, "part words", shelf)[1] for name in ("a", "b", "c", "a", "b", "c")]
+    # Each part: a result held, then a check (checks go first) that agrees; the file is ready last.
+    assert [d.held for d in done] == [True, False] * 3
+    assert [d.file_ready for d in done] == [None] * 5 + [fid]
+    assert [r["task"] for e, r in heard if e == Event.RESULT_PENDING] == parts
+    assert ledger.reports.stats().check_seconds == 1800.0  # the checks transcribed the file once more

@@ -80,6 +80,7 @@ running = (
         attempt.c.progress,
         attempt.c.heartbeat_at,
         attempt.c.protocol,
+        attempt.c.checking,
         task.c.replicas,
         task.c.language,
         task.c.min_tier,
