@@ -139,6 +139,7 @@ def run_fleet(
             t.start()
         stats = _until_done(servers[0].url)
         wall = time.monotonic() - started
+        busy = [h.busy for h in hosts]  # the first batch's (the makespan's)
         batches = [stats["validation_audio_hours"] * 3600]
         if args.liars:  # the same library again: the honest hosts have a record by now
             _move(root, [f"second/{f.path}" for f in files if not f.min_tier])
@@ -151,7 +152,7 @@ def run_fleet(
         for s in servers:
             s.stop()
     garbage = sum(bool(set(LIES) & set(p.read_text().split())) for p in (root / "data" / "results").rglob("*.txt"))
-    return {"wall": wall, "hosts": hosts, "stats": stats, "checked": batches, "garbage": garbage}
+    return {"wall": wall, "hosts": hosts, "busy": busy, "stats": stats, "checked": batches, "garbage": garbage}
 
 
 def _move(root: Path, paths: list[str]) -> None:
@@ -174,7 +175,8 @@ def report(title: str, result: dict, bound: float, timescale: float) -> float:
     stats = result["stats"]
     print(f"{title}: makespan {makespan:,.0f} s, lower bound {bound:,.0f} s, ratio {makespan / bound:.3f}")
     shares = "  ".join(
-        f"{h.speed:g}x{'/en' if h.english_only else ''} {h.busy / result['wall']:.0%}" for h in result["hosts"]
+        f"{h.speed:g}x{'/en' if h.english_only else ''} {busy / result['wall']:.0%}"
+        for h, busy in zip(result["hosts"], result["busy"], strict=True)
     )
     print(f"  busy share: {shares}")
     print(f"  replicas issued {stats['replicas']}, won {stats['replicas_won']}; failed {stats['counts']['failed']}")
