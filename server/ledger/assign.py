@@ -132,26 +132,20 @@ class Assigner:
 
     @staticmethod
     def _check(c: Tx, client: str, r: Reach, now: float) -> Optional[Pick]:
-        params: dict[str, Any] = {"cname": client, "tier": r.tier, "stale": now - TIER_WAIT}
-        if r.languages is not None:
-            params["langs"] = sorted(r.languages)
+        params = _reach(r, cname=client, stale=now - TIER_WAIT)
         task_id = c.execute(sql_validation.pick_check[r.languages is not None], params).scalar()
         return Pick(task_id, False, check=True) if task_id else None
 
     @staticmethod
     def _check_later(c: Tx, client: str, r: Reach) -> bool:
-        params: dict[str, Any] = {"cname": client, "tier": r.tier}
-        if r.languages is not None:
-            params["langs"] = sorted(r.languages)
+        params = _reach(r, cname=client)
         return c.execute(sql_validation.check_later[r.languages is not None], params).first() is not None
 
     @staticmethod
     def _first_queued(c: Tx, r: Reach, probed: bool) -> Optional[str]:
         """The next queued task `r` may take in path order (FIFO's pick), or None."""
         variant = (r.languages is not None, probed)
-        params: dict[str, Any] = {"tier": r.tier}
-        if r.languages is not None:
-            params["langs"] = sorted(r.languages)
+        params = _reach(r)
         params["priority"] = c.execute(sql_leases.top_priority[variant], params).scalar() or 0
         return c.execute(sql_leases.pick_queued[variant], params).scalar()
 
@@ -160,3 +154,11 @@ class Assigner:
     ) -> Optional[Pick]:
         task_id = self._first_queued(c, reach(caps, languages), probed)
         return Pick(task_id, False) if task_id else None
+
+
+def _reach(r: Reach, **extra: Any) -> dict[str, Any]:
+    """The parameters that say what a host may take: its tier, and its languages if it names them."""
+    params: dict[str, Any] = {"tier": r.tier, **extra}
+    if r.languages is not None:
+        params["langs"] = sorted(r.languages)
+    return params
