@@ -300,4 +300,4 @@ class Kept:
     def hold(self, task: Any, attempt_id: int) -> None:
         raise AssertionError("validation is off: no result is held")
 
-    agrees = promote = hold
+    agrees = promote = reopen = hold

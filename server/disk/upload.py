@@ -38,6 +38,15 @@ class Upload:
         mine = {f: data.decode("utf-8", "replace") for f, data in self.files.items()}
         return distance(text_of(held), text_of(mine)) <= self.max_wer
 
+    def reopen(self, task: TaskView, attempt_id: int) -> bool:
+        try:
+            meta, kept = self.layout.results_of(task).read(task.result_stem)
+        except (OSError, ValueError, KeyError):  # removed or unreadable: nothing left to check
+            return False
+        meta.pop("formats", None)
+        self._held(task).write(str(attempt_id), {f: text.encode("utf-8") for f, text in kept.items()}, meta)
+        return True
+
     def promote(self, task: TaskView, attempt_id: int) -> None:
         meta, held = self._held(task).read(str(attempt_id))
         meta.pop("formats", None)

@@ -81,6 +81,8 @@ class Booking:
             return
         for host in v.outvoted:
             self.events.emit(Event.RESULT_INVALID, task=c.task.id, client=host, job=c.task.job_id)
+        for task_id in v.rechecked:
+            self.events.emit(Event.RESULT_PENDING, task=task_id, client=", ".join(v.outvoted), recheck=True)
         if v.disagreed:
             self.events.emit(
                 Event.RESULT_INVALID, task=c.task.id, client=client, job=c.task.job_id, error=c.task.last_error

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Protocol
 
 from .fleet import Fleet
+from .rows import task_row
 from .sql import leases as sql_leases
 from .sql import validation as sql_validation
 from .sql.run import Tx
@@ -63,6 +64,8 @@ class Results(Protocol):
 
     def promote(self, task: TaskView, attempt_id: int) -> None: ...  # a held result becomes the task's
 
+    def reopen(self, task: TaskView, attempt_id: int) -> bool: ...  # a kept result is held again (False: gone)
+
 
 class Validator:
     def __init__(self, rule: ValidationRule, fleet: Fleet):
@@ -84,23 +87,39 @@ class Validator:
                 results.promote(task, held_id)
                 c.execute(sql_leases.mark_attempt_completed, {"aid": held_id, "now": now})
                 losers = [(i, who) for i, who in held if i != held_id]
-                cooled = []
+                cooled, rechecked = [], []
                 for i, who in losers:
                     c.execute(sql_validation.outvote, {"aid": i})
                     c.execute(sql_validation.outvoted, {"cname": who})
                     if until := self.fleet.strike(c, who, now):
                         cooled.append((who, until))
+                    rechecked += self._recheck(c, who, results, now)
                 for who in (held_client, attempt.client):
                     c.execute(sql_validation.confirmed, {"cname": who})
                 c.execute(sql_leases.credit_client_done, {"cname": held_client, "now": now})
                 confirmed = (held_client, attempt.client)
-                return Verdict(kept=held_id, confirmed=confirmed, outvoted=tuple(w for _, w in losers), cooled=cooled)
+                outvoted = tuple(w for _, w in losers)
+                return Verdict(kept=held_id, confirmed=confirmed, outvoted=outvoted, cooled=cooled, rechecked=rechecked)
         if len(held) + 1 >= MAX_RESULTS:
             error = f"{MAX_RESULTS} hosts sent {MAX_RESULTS} different transcripts: none can be trusted"
             c.execute(sql_validation.drop_held, {"tid": task.id})
             c.execute(sql_validation.disagreed, {"tid": task.id, "error": error, "now": now})
             return Verdict(disagreed=True)
         return self._hold(c, task, attempt, results, tier, now)
+
+    @staticmethod
+    def _recheck(c: Tx, host: str, results: Results, now: float) -> list[str]:
+        """An outvoted host's results that went out unchecked (it was trusted) are held again for a
+        check: the file's result stays until a check outvotes it."""
+        reopened = []
+        for aid, tid in c.execute(sql_validation.unchecked_results_of, {"cname": host}).all():
+            if c.execute(sql_validation.others_completed, {"tid": tid, "aid": aid}).first() is not None:
+                continue  # another host's result confirmed it
+            if results.reopen(task_row(c, tid, lock=True), aid):
+                c.execute(sql_validation.hold_attempt, {"aid": aid, "now": now})
+                c.execute(sql_validation.reopen, {"tid": tid, "now": now})
+                reopened.append(tid)
+        return reopened
 
     @staticmethod
     def _hold(c: Tx, task: TaskView, attempt: AttemptView, results: Results, tier: int, now: float) -> Verdict:

@@ -172,6 +172,7 @@ class Verdict:
     outvoted: tuple[str, ...] = ()  # hosts whose held results two others outvoted
     disagreed: bool = False  # validation.MAX_RESULTS results, no two alike: the task failed
     cooled: list[tuple[str, float]] = field(default_factory=list)  # outvoted hosts that start a cool-down
+    rechecked: list[str] = field(default_factory=list)  # done tasks of outvoted hosts, held again for a check
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ class Store:
     def promote(self, task, attempt_id):
         self.shelf[("kept", task.id)] = self.shelf[("held", attempt_id)]
 
+    def reopen(self, task, attempt_id):
+        self.shelf[("held", attempt_id)] = self.shelf[("kept", task.id)]
+        return True
+
 
 @pytest.fixture
 def world(tmp_path):
@@ -176,3 +180,24 @@ def test_parts_are_checked_as_parts_before_the_stitch(world):
     assert [d.file_ready for d in done] == [None] * 5 + [fid]
     assert [r["task"] for e, r in heard if e == Event.RESULT_PENDING] == parts
     assert ledger.reports.stats().check_seconds == 1800.0  # the checks transcribed the file once more
+
+
+def test_an_outvoted_hosts_unchecked_results_are_checked_again(world):
+    ledger, _, _, heard, shelf = world(tasks=3, chance=lambda: 0.99)  # trusted: 0.99 >= 1/n, no check
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
+                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+    first, done = upload(ledger, "liar", "garbage", shelf)
+    assert not done.held and shelf[("kept", first.task_id)] == "garbage"  # trusted: taken unchecked
+    upload(ledger, "b", "true words", shelf)  # b's own result (untrusted): held
+    _, check = upload(ledger, "liar", "garbage", shelf)  # the liar checks it: they disagree
+    assert check.held
+    _, decided = upload(ledger, "c", "true words", shelf)  # c decides: the liar is outvoted
+    assert decided.verdict.outvoted == ("liar",) and decided.verdict.rechecked == [first.task_id]
+    assert ledger.reports.task(first.task_id).state == TaskState.CHECKING  # its unchecked result: again
+    assert ("result.pending", first.task_id) in [(str(e), r["task"]) for e, r in heard]
+    upload(ledger, "b", "true words", shelf)  # disagrees with the liar's held result
+    upload(ledger, "c", "true words", shelf)  # and c agrees with b: the file's result is replaced
+    assert ledger.reports.task(first.task_id).state == TaskState.DONE and shelf[("kept", first.task_id)] == "true words"
+    assert next(h for h in ledger.fleet.hosts() if h.name == "liar").invalid_results == 2

@@ -49,6 +49,28 @@ disagreed = (
     .where(task.c.id == tid)
     .values(state=TaskState.FAILED, last_error=bindparam("error"), check_tier=None, updated_at=now)
 )
+# An outvoted host's results that went out unchecked (no other host's result confirmed them):
+# whole files only (a part's results are gone once its file is stitched; a job's owner has its own).
+unchecked_results_of = (
+    select(attempt.c.id, attempt.c.task_id)
+    .join(task, task.c.id == attempt.c.task_id)
+    .where(
+        attempt.c.client == cname,
+        attempt.c.state == AttemptState.COMPLETED,
+        task.c.state == TaskState.DONE,
+        task.c.parent_id.is_(None),
+        task.c.job_id.is_(None),
+        task.c.split_ms.is_(None),
+    )
+)
+others_completed = select(attempt.c.id).where(
+    attempt.c.task_id == tid, attempt.c.state == AttemptState.COMPLETED, attempt.c.id != aid
+)
+reopen = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.DONE)
+    .values(state=TaskState.CHECKING, check_tier=None, done_at=None, updated_at=now)
+)
 drop_held = (
     update(attempt)
     .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.PENDING)
@@ -65,7 +87,11 @@ def _pick_check(languages: bool) -> Select[Any]:
     q = select(task.c.id).where(
         task.c.state == TaskState.CHECKING,
         task.c.min_tier <= bindparam("tier"),
-        or_(task.c.check_tier == bindparam("tier"), task.c.updated_at < bindparam("stale", type_=Float)),
+        or_(
+            task.c.check_tier == bindparam("tier"),
+            task.c.check_tier.is_(None),  # a result re-checked after its host was outvoted: any tier
+            task.c.updated_at < bindparam("stale", type_=Float),
+        ),
         ~answered,
     )
     if languages:
