@@ -13,7 +13,8 @@ next lease while it works.
               model (small.en), one slow host with a medium model, and one uploaded job that asks for
               medium (only that host may take it)
     --noisy   each host's benchmark is off by x0.5-1.5, and each task takes x0.8-1.2 of its speed
-    --liars K K hosts (the fastest among them) upload plausible garbage: other words, as many. Then
+    --liars K K hosts (the fastest among them) upload plausible garbage: other words, as many (0: none,
+              to see what checking an honest fleet costs). Then
               the runs compare VALIDATION=adaptive with VALIDATION=off (speed-aware both), each over
               the library twice in a row (the second time the honest hosts have earned trust), and
               print garbage results left in RESULTS_DIR, the audio transcribed again to check results
@@ -141,7 +142,7 @@ def run_fleet(
         wall = time.monotonic() - started
         busy = [h.busy for h in hosts]  # the first batch's (the makespan's)
         batches = [stats["validation_audio_hours"] * 3600]
-        if args.liars:  # the same library again: the honest hosts have a record by now
+        if args.liars is not None:  # the same library again: the honest hosts have a record by now
             _move(root, [f"second/{f.path}" for f in files if not f.min_tier])
             while not ready(servers[0].url, args.split_seconds, len(files) - len(jobs), "second/"):
                 time.sleep(0.2)
@@ -195,7 +196,7 @@ def main() -> None:
     ap.add_argument("--database-url", help="PostgreSQL (reset for each run!); default SQLite")
     ap.add_argument("--servers", type=int, default=1, help="servers on one database")
     ap.add_argument("--skip-single", action="store_true", help="skip the single 2-hour file")
-    ap.add_argument("--liars", type=int, default=0, help="hosts that upload garbage (the fastest among them)")
+    ap.add_argument("--liars", type=int, help="hosts that upload garbage (the fastest among them); 0: none")
     args = ap.parse_args()
     speeds = [float(s) for s in args.hosts.split(",")]
     cache = Path(tempfile.gettempdir()) / "batch-stt-sim"
@@ -207,7 +208,7 @@ def main() -> None:
     mode = " ".join(m for m in ("mixed" if args.mixed else "", "noisy" if args.noisy else "") if m) or "default"
     print(f"library: {len(files)} files, {total / 3600:.1f} h ({mode}); hosts {args.hosts}; servers {args.servers}")
     base = noise_mp3(cache)
-    if args.liars:
+    if args.liars is not None:
         return liars(files, speeds, args, bound, base, total)
     ratios = {}
     for scheduler in ("speed", "fifo"):
