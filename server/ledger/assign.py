@@ -80,22 +80,19 @@ class Assigner:
         r = reach(caps, languages)
         if check := self._check(c, client, r, now):
             return check
-        outcome = self._pick(c, snapshots, view, caps, languages, probed)
+        outcome = self._pick(c, snapshots, view, r, caps is not None, probed)
         if outcome is None and self._check_later(c, client, r):
             return Wait(WaitReason.CHECKING, 5.0)
         return outcome
 
     def _pick(
-        self,
-        c: Tx,
-        snapshots: Optional[Snapshots],
-        view: Optional[View],
-        caps: Optional[dict[str, Any]],
-        languages: Optional[Sequence[str]],
-        probed: bool,
+        self, c: Tx, snapshots: Optional[Snapshots], view: Optional[View], r: Reach, stoppable: bool, probed: bool
     ) -> Outcome:
+        """New work from the queue, or a replica. `stoppable`: a v1 client, which can be told to stop a
+        replica that lost (a legacy client, with no capabilities, cannot)."""
         if view is None or snapshots is None:
-            return self._fifo(c, caps, languages, probed)
+            task_id = self._first_queued(c, r, probed)
+            return Pick(task_id, False) if task_id else None
         outcome = self._from_queue(c, view, probed)
         if isinstance(outcome, Pick) or (isinstance(outcome, Wait) and outcome.reason == WaitReason.FASTER_HOST):
             return outcome
@@ -105,9 +102,9 @@ class Assigner:
             return outcome if outcome is not None else TAKEN
         if view.probing:
             return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
-        if self.replica_budget and caps is not None:  # a legacy client (no capabilities) cannot be stopped
+        if self.replica_budget and stoppable:
             budget = self.replica_budget * view.library - view.replica_spent
-            running = [r for r in view.running if r.task_id not in view.copied]
+            running = [run for run in view.running if run.task_id not in view.copied]
             if copy := policy.replica(view.fleet, running, budget):
                 return Pick(copy, True, view.fleet.me)
         return None
@@ -148,12 +145,6 @@ class Assigner:
         params = _reach(r)
         params["priority"] = c.execute(sql_leases.top_priority[variant], params).scalar() or 0
         return c.execute(sql_leases.pick_queued[variant], params).scalar()
-
-    def _fifo(
-        self, c: Tx, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]], probed: bool
-    ) -> Optional[Pick]:
-        task_id = self._first_queued(c, reach(caps, languages), probed)
-        return Pick(task_id, False) if task_id else None
 
 
 def _reach(r: Reach, **extra: Any) -> dict[str, Any]:
