@@ -9,6 +9,7 @@ slows a request, and a restart loses nothing (the client's outbox, once more).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -101,7 +102,17 @@ class Notifier:
         self.wake.set()
 
     def deliver_due(self) -> int:
-        """Send what is due, oldest first; returns how many were delivered."""
+        """Send what is due, oldest first; returns how many were delivered. One process at a time
+        (WORKERS > 1 share the outbox): a pass another worker is making is not made twice, so a
+        receiver that is down does not hear each notification once per worker."""
+        with open(self.outbox / ".sender.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another worker is sending: it will see these entries too
+            return self._deliver()
+
+    def _deliver(self) -> int:
         delivered = 0
         now = self.clock()
         for path in sorted(self.outbox.glob("*.json")):

@@ -81,3 +81,22 @@ def test_the_client_sends_to_gotify_and_to_apprise_urls():
     assert len(body["message"].splitlines()) == 2 + 15  # the last 15 lines of output
     assert json.loads(via_apprise.body)["title"] == "fedora"
     assert notifier_for("fedora", "", "", ()).send("nobody listens") is False
+
+
+def test_workers_sharing_the_outbox_send_each_notification_once(tmp_path):
+    """WORKERS > 1: each process has its own Notifier on one outbox; a down receiver hears one try."""
+    import threading
+
+    with Receiver() as hook:
+        hook.status = 503
+        hook.gate.clear()  # the first try hangs until released: the other worker's pass overlaps it
+        workers = [Notifier(tmp_path / "out", Targets(webhook_url=hook.url), clock=Clock()) for _ in range(2)]
+        workers[0].enqueue(NotifyEvent.QUEUE_EMPTY, {"files_done": 3, "files_failed": 0})
+        first = threading.Thread(target=workers[0].deliver_due)
+        first.start()
+        with hook.arrived:
+            assert hook.arrived.wait_for(lambda: hook.received, timeout=10)
+        assert workers[1].deliver_due() == 0  # the first worker's pass holds the outbox
+        hook.gate.set()
+        first.join(10)
+        assert workers[1].deliver_due() == 0 and len(hook.received) == 1  # backing off: not due again yet
