@@ -40,6 +40,7 @@ _FROM_TASK = {
     TaskState.MISSING: JobState.FAILED,
     TaskState.CANCELLED: JobState.CANCELLED,
 }
+JOB_MIN_TIER = 1  # tiers.TIERS['tiny']
 STATES_OF = {js: [ts for ts, j in _FROM_TASK.items() if j == js] for js in JobState}
 
 
@@ -78,6 +79,9 @@ class Jobs:
         (disk/layout.py); `validate`: a second host checks every result, whatever VALIDATION says.
         Probing (and cutting) follows in the housekeeping thread, as for any new file."""
         now = self.clock()
+        # At least the least tier there is: a job goes only to hosts that name their model, never to a
+        # legacy client (tier 0), whose id-only reports could not be held to the job.
+        model_tier = max(model_tier, JOB_MIN_TIER)
         with self.db.writing() as c:
             c.execute(
                 sql_catalogue.insert_task,

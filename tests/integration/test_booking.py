@@ -97,3 +97,17 @@ def test_a_legacy_client_is_never_given_a_replica(db):
     clock.t += 10
     assert ledger.legacy.claim("fedora") is None  # it could not be told to stop when the holder wins
     assert ledger.leases.claim("gpu", capabilities={**CAPS, "rtf": 50.0}).replica  # a v1 host may copy it
+
+
+def test_a_job_never_goes_to_a_legacy_client_nor_completes_through_its_routes(db):
+    ledger = make_ledger(db, Clock())
+    job = ledger.jobs.create(job_id="jjjjjjjjjjjjjjjj", filename="talk.mp3", stored_as="jjjjjjjjjjjjjjjj/talk.mp3",
+                             result_stem="jjjjjjjjjjjjjjjj/result", size=10, mtime=1.0, language="en", model_tier=0,
+                             priority=10, callback_url=None)  # fmt: skip
+    assert job.task.min_tier == 1  # "any model" still means a model the host names
+    assert ledger.legacy.claim("legacy:old-box") is None
+    with pytest.raises(LeaseLost):
+        ledger.legacy.complete(job.id, Kept())  # the legacy routes name only the id: refused
+    grant = ledger.leases.claim("laptop", capabilities={"model": "ggml-tiny.en.bin"})
+    assert grant is not None and grant.task_id == job.id
+    ledger.db.dispose()
