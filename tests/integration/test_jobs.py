@@ -114,7 +114,10 @@ def test_jobs_survive_a_restart(shared, server_process, tmp_path):
         time.sleep(0.1)
     assert state == "queued"
     assert [j["id"] for j in requests.get(f"{srv.url}/api/v1/jobs?state=queued", timeout=10).json()] == [job["id"]]
-    assert requests.get(f"{srv.url}/task", timeout=10).headers["X-Task-ID"] == job["id"]  # old clients take jobs too
+    # It goes out after the restart, to a host that names its model; never to a legacy client (#21).
+    assert requests.get(f"{srv.url}/task", timeout=10).status_code == 204
+    lease = {"client": "laptop", "capabilities": {"model": "ggml-tiny.en.bin"}}
+    assert requests.post(f"{srv.url}/api/v1/leases", json=lease, timeout=10).json()["task_id"] == job["id"]
 
 
 def test_stt_client_submit_waits_and_writes_the_transcript(shared, whisper_cli, server_process, tmp_path):
