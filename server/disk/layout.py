@@ -3,7 +3,7 @@
 AUDIO_DIR/<path>                        the library (read only)
 RESULTS_DIR/<stem>.<fmt>, .meta.json    a library file's transcripts (or beside its audio)
 RESULTS_DIR/.parts/<file>/              a long file's cut audio and its parts' results, until stitched
-DATA_DIR/jobs/<job>/<upload name>       an uploaded job's audio
+DATA_DIR/jobs/<job>/source.<ext>        an uploaded job's audio (its name is metadata)
 DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
 """
 
@@ -16,7 +16,7 @@ from ..ledger import TaskView
 from .paths import safe_join
 from .results import ResultLayout
 
-JOB_RESULT = "result"  # a job's transcripts: <job>/result.<fmt>; uploads.safe_name keeps clear of it
+JOB_RESULT = "result"  # a job's transcripts: <job>/result.<fmt>, beside its audio <job>/source.<ext>
 
 
 @dataclass(frozen=True)

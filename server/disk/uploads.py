@@ -28,16 +28,14 @@ def new_job_id() -> str:
     return task_id_for(f"jobs/{uuid.uuid4().hex}")
 
 
-MAX_NAME_BYTES = 200  # file systems allow 255 bytes a name; room for the temp names beside it
+MAX_NAME_BYTES = 200  # the name kept as metadata (the job's filename, its Markdown title)
+_EXTENSION = re.compile(r"^\.[a-z0-9]{1,10}$")
 
 
 def safe_name(filename: Optional[str]) -> str:
-    """The uploaded name as a plain file name: no folders, no control or shell characters, at most
-    MAX_NAME_BYTES of UTF-8 (84 CJK characters are 252 bytes) with its extension kept, and never a
-    name the job's own results take (`result.vtt` would be overwritten by its transcript)."""
+    """The uploaded name as the job shows it: no folders, no control or shell characters, at most
+    MAX_NAME_BYTES of UTF-8 (84 CJK characters are 252 bytes) with its extension kept."""
     name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).strip(" .") or "upload"
-    if name.lower().startswith(f"{JOB_RESULT}."):
-        name = "upload-" + name
     if len(name.encode()) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
         ext = ext if dot and stem and len(ext.encode()) <= 16 else ""
@@ -47,11 +45,19 @@ def safe_name(filename: Optional[str]) -> str:
     return name
 
 
-def store(folder: Path, filename: str, source: IO[bytes]) -> tuple[Path, float]:
-    """Copy the spooled upload into the job's new folder, then probe it: (path, seconds). Not media
-    -> NotMedia, and nothing is kept."""
+def stored_name(name: str) -> str:
+    """What the upload is stored as: `source` and its extension (which the cut of a part keeps), so
+    no uploaded name reaches the file system and none can be a result's (`result.vtt`)."""
+    ext = Path(name).suffix.lower()
+    return f"source{ext if _EXTENSION.match(ext) else ''}"
+
+
+def store(folder: Path, name: str, source: IO[bytes]) -> tuple[Path, float]:
+    """Copy the spooled upload into the job's new folder as stored_name(name), then probe it:
+    (path, seconds). Not media -> NotMedia, which names the upload as it came (never a server
+    path), and nothing is kept."""
     folder.mkdir(parents=True)
-    dest = folder / filename
+    dest = folder / stored_name(name)
     try:
         with open(dest, "wb") as out:
             shutil.copyfileobj(source, out, 1024 * 1024)
@@ -59,9 +65,10 @@ def store(folder: Path, filename: str, source: IO[bytes]) -> tuple[Path, float]:
         try:
             seconds = probe_seconds(dest)
         except ProbeError as e:
-            raise NotMedia(f"{e}: {e.stderr_tail.strip()}" if e.stderr_tail.strip() else str(e)) from None
+            said = f"{e}: {e.stderr_tail.strip()}" if e.stderr_tail.strip() else str(e)
+            raise NotMedia(said.replace(str(dest), name).replace(dest.name, name)) from None
         if seconds <= 0:
-            raise NotMedia(f"{filename} has no audio (ffprobe reports no duration)")
+            raise NotMedia(f"{name} has no audio (ffprobe reports no duration)")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

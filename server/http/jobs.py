@@ -78,7 +78,7 @@ async def submit(request: Request, ctx: Ctx, form: Annotated[JobForm, Depends(jo
         ctx.ledger.jobs.create,
         job_id=job_id,
         filename=name,
-        stored_as=ctx.layout.job_upload(job_id, name),
+        stored_as=ctx.layout.job_upload(job_id, stored.name),
         result_stem=ctx.layout.job_result_stem(job_id),
         size=st.st_size,
         mtime=st.st_mtime,

@@ -73,6 +73,7 @@ def test_uploads_that_are_not_audio_or_too_big_are_refused(shared, server_proces
     text.write_text("these are not the sounds you are looking for\n" * 100)
     r = submit(srv.url, text)
     assert r.status_code == 415 and "ffprobe cannot read notes.mp3" in r.json()["detail"]
+    assert str(tmp_path) not in r.json()["detail"] and "source" not in r.json()["detail"]  # no server path
     assert submit(srv.url, shared / "audio" / "jfk.mp3", language="english").status_code == 422
     assert submit(srv.url, shared / "audio" / "jfk.mp3", model="huge").status_code == 422
     assert list((tmp_path / "data" / "jobs").iterdir()) == []  # nothing kept
@@ -188,6 +189,8 @@ def test_upload_names_the_file_system_refuses_or_the_results_would_take(shared, 
         assert vtt.startswith("WEBVTT") and "fellow Americans" in vtt
     assert shown[long_name].endswith(".mp3") and len(shown[long_name].encode()) <= 200
     assert long_name.startswith(shown[long_name][:-4])  # cut at a character, the extension kept
-    assert shown["result.vtt"] == "upload-result.vtt"
+    assert shown["result.vtt"] == "result.vtt"  # the name is metadata: kept as it came
     stored = [p for p in (tmp_path / "data" / "jobs" / jobs["result.vtt"]["id"]).iterdir() if p.read_bytes() == jfk]
-    assert [p.name for p in stored] == ["upload-result.vtt"]  # the audio outlived its own result
+    assert [p.name for p in stored] == ["source.vtt"]  # stored as source<ext>: it outlived its own result
+    stored = [p.name for p in (tmp_path / "data" / "jobs" / jobs[long_name]["id"]).iterdir() if p.read_bytes() == jfk]
+    assert stored == ["source.mp3"]
