@@ -72,16 +72,19 @@ class Assigner:
         languages: Optional[Sequence[str]],
         probed: bool,
         now: float,
+        validating: bool = False,
     ) -> Outcome:
         """`view`: the fleet as the snapshot had it before this transaction (None: FIFO, which needs
         none). The snapshot may be up to a second old: what it offers is checked by the picks, and
         a "nothing" is checked against the queue itself (one index probe) before it is believed.
-        A held result this host may check goes first: its task is finished work waiting."""
+        A held result this host may check goes first: its task is finished work waiting. `validating`:
+        results may be held, so a host with nothing to do waits while others work (it may have a
+        check to do) rather than hearing "nothing"."""
         r = reach(caps, languages)
         if check := self._check(c, client, r, now):
             return check
         outcome = self._pick(c, snapshots, view, r, caps is not None, probed)
-        if outcome is None and self._check_later(c, client, r):
+        if outcome is None and self._check_later(c, client, r, validating):
             return Wait(WaitReason.CHECKING, 5.0)
         return outcome
 
@@ -134,9 +137,10 @@ class Assigner:
         return Pick(task_id, False, check=True) if task_id else None
 
     @staticmethod
-    def _check_later(c: Tx, client: str, r: Reach) -> bool:
+    def _check_later(c: Tx, client: str, r: Reach, validating: bool) -> bool:
         params = _reach(r, cname=client)
-        return c.execute(sql_validation.check_later[r.languages is not None], params).first() is not None
+        statement = sql_validation.check_later[(r.languages is not None, validating)]
+        return c.execute(statement, params).first() is not None
 
     @staticmethod
     def _first_queued(c: Tx, r: Reach, probed: bool) -> Optional[str]:

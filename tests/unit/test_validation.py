@@ -201,3 +201,15 @@ def test_an_outvoted_hosts_unchecked_results_are_checked_again(world):
     upload(ledger, "c", "true words", shelf)  # and c agrees with b: the file's result is replaced
     assert ledger.reports.task(first.task_id).state == TaskState.DONE and shelf[("kept", first.task_id)] == "true words"
     assert next(h for h in ledger.fleet.hosts() if h.name == "liar").invalid_results == 2
+
+
+def test_a_host_with_nothing_to_do_waits_while_another_works_it_may_have_to_check(world):
+    ledger, (x, y), _, _, shelf = world(tasks=2)
+    working = ledger.leases.claim("b", capabilities=SMALL)  # b works on one task
+    _, held = upload(ledger, "a", "words", shelf)  # a's result on the other is held for b to check
+    assert held.held and {working.task_id, held.task.id} == {x, y}
+    # a has nothing to do now, but b's result may need a's check: a is told to wait, not "nothing".
+    assert ledger.leases.claim("a", capabilities=SMALL) == Wait(WaitReason.CHECKING, 5.0)
+    assert ledger.leases.complete(working.token, Store("words", shelf), Made("ggml-small.bin", "cpu", 60.0)).held
+    check = ledger.leases.claim("a", capabilities=SMALL)
+    assert isinstance(check, Grant) and check.task_id == working.task_id

@@ -102,16 +102,19 @@ def _pick_check(languages: bool) -> Select[Any]:
 pick_check = {langs: _pick_check(langs) for langs in (False, True)}
 
 
-def _check_later(languages: bool) -> Select[Any]:
-    """A held result this host may check once its current checker is done (or the tier wait is over)."""
+def _check_later(languages: bool, validating: bool) -> Select[Any]:
+    """A held result this host may check once its checker is done (or the tier wait is over); and,
+    while results are being validated, a task another host is working on, whose result may be held
+    for this host to check."""
     answered = exists().where(attempt.c.task_id == task.c.id, attempt.c.client == cname)
-    q = select(task.c.id).where(task.c.state == TaskState.CHECKING, task.c.min_tier <= bindparam("tier"), ~answered)
+    states = [TaskState.CHECKING, TaskState.LEASED] if validating else [TaskState.CHECKING]
+    q = select(task.c.id).where(task.c.state.in_(states), task.c.min_tier <= bindparam("tier"), ~answered)
     if languages:
         q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
     return q.limit(1)
 
 
-check_later = {langs: _check_later(langs) for langs in (False, True)}
+check_later = {(langs, on): _check_later(langs, on) for langs in (False, True) for on in (False, True)}
 # A check does not move the task: it stays `checking` (its clock for the tier fallback keeps running).
 take_check = (
     update(task)
