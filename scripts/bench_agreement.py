@@ -21,13 +21,14 @@ from itertools import combinations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+
+from sim_host import LIES  # noqa: E402  (simulate_fleet's liars' words)
 
 from server.transcripts.compare import distance  # noqa: E402
 
 CLI = REPO / "client/whisper/whisper.cpp/build/bin/whisper-cli"
 SHARED = REPO.parent / "shared"
-LIES = ["banana", "window", "seventeen", "purple", "engine", "quietly", "marble", "harbour"]
 
 
 def transcribe(model: Path, wav: Path, threads: int, greedy: bool, out: Path) -> str:

@@ -29,7 +29,6 @@ from .ledger import (
     Grant,
     Ledger,
     ScanReport,
-    TaskState,
     TaskView,
     ValidationRule,
 )
@@ -119,8 +118,9 @@ class Context:
         return Upload(self.layout, files, meta, self.settings.validate_wer)
 
     def settled(self, done: Completion) -> None:
-        """After the completion's commit: a task no longer checking needs its held results no more."""
-        if done.task.state != TaskState.CHECKING:
+        """After the completion's commit: held results a vote has settled are needed no more (only
+        a verdict that read held results leaves any: most uploads touch nothing here)."""
+        if done.verdict.kept is not None or done.verdict.disagreed:
             shutil.rmtree(self.layout.held_folder(done.task.id), ignore_errors=True)
 
     def delete_job(self, job_id: str) -> None:

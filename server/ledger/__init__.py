@@ -132,7 +132,7 @@ class Ledger:
         engine = make_engine(url, sqlite_synchronous)
         upgrade(engine)
         db = Database(engine)
-        fleet = Fleet(db, events, clock, cooldown, validation.trust_after)
+        fleet = Fleet(db, events, clock, cooldown, validation.trusted)
         leases = Leases(
             db,
             events,

@@ -89,12 +89,17 @@ def learned_speeds(c: Tx) -> dict[tuple[str, str, str], tuple[float, int]]:
 
 class Fleet:
     def __init__(
-        self, db: Database, events: EventLog, clock: Callable[[], float], rule: CooldownRule, trust_after: int = 10
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Callable[[], float],
+        rule: CooldownRule,
+        trusted: Callable[[int], bool] = lambda streak: False,
     ):
         self.db = db
         self.events = events
         self.clock = clock
-        self.trust_after = trust_after  # validation: a host with this many confirmed results in a row is trusted
+        self.trusted = trusted  # validation's rule (ValidationRule.trusted): is a run of confirmed results trust
         self.rule = rule
 
     # --- inside the lease transactions -------------------------------------------------------
@@ -197,7 +202,7 @@ class Fleet:
                     replicas=issued,
                     replicas_won=won,
                     valid_streak=r.valid_streak,
-                    trusted=r.valid_streak >= self.trust_after,
+                    trusted=self.trusted(r.valid_streak),
                     invalid_results=r.invalid_results,
                 )
             )

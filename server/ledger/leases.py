@@ -29,7 +29,7 @@ from .sql import parts as sql_parts
 from .sql import validation as sql_validation
 from .sql.run import Tx
 from .states import AttemptState, Protocol, TaskState
-from .validation import Results, ValidationMode, Validator
+from .validation import Results, Validator
 from .values import AttemptView, Completion, Grant, Made, TaskView
 
 
@@ -73,7 +73,7 @@ class Leases:
         """Grant `client` the task the scheduler picks for it; Wait: work it may take is queued, but
         not for it now; None: nothing is queued for it (or it is cooling down)."""
         seconds = lease_seconds or self.lease_seconds
-        validating = self.booking.validator.rule.mode != ValidationMode.OFF
+        validating = self.booking.validator.rule.on
         speed_aware = self.assigner.kind == SchedulerKind.SPEED
         # Read (at most once a second) before the write transaction, which it would otherwise hold up.
         view = self.snapshots.view(client, capabilities, languages) if speed_aware else None

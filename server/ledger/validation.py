@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Protocol
 
 from .fleet import Fleet
@@ -42,14 +43,20 @@ class ValidationRule:
     trust_after: int = 10  # confirmed results in a row before a host is trusted
     chance: Callable[[], float] = random.random
 
+    @property
+    def on(self) -> bool:
+        return self.mode != ValidationMode.OFF
+
     def trusted(self, streak: int) -> bool:
         return streak >= self.trust_after
 
-    def wants_check(self, streak: int, asked: bool) -> bool:
+    def wants_check(self, streak_of: Callable[[], int], asked: bool) -> bool:
+        """`streak_of` is read only when the answer depends on it (adaptive, not asked)."""
         if asked or self.mode == ValidationMode.ALWAYS:
             return True
         if self.mode == ValidationMode.OFF:
             return False
+        streak = streak_of()
         return not self.trusted(streak) or self.chance() < 1 / streak
 
 
@@ -77,7 +84,7 @@ class Validator:
         held = [(r.id, r.client) for r in c.execute(sql_validation.held_results, {"tid": task.id}).all()]
         now = self.fleet.clock()
         if not held:
-            streak = c.execute(sql_validation.streak_of, {"cname": attempt.client}).scalar() or 0
+            streak = partial(_streak, c, attempt.client)
             if not self.rule.wants_check(streak, task.validate_all):
                 results.keep(task)
                 return Verdict()
@@ -127,3 +134,7 @@ class Validator:
         c.execute(sql_validation.hold_attempt, {"aid": attempt.id, "now": now})
         c.execute(sql_validation.to_checking, {"tid": task.id, "tier": tier, "now": now})
         return Verdict(held=True)
+
+
+def _streak(c: Tx, client: str) -> int:
+    return int(c.execute(sql_validation.streak_of, {"cname": client}).scalar() or 0)

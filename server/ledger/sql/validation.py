@@ -9,7 +9,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    and_,
     bindparam,
     exists,
     func,
@@ -126,7 +125,7 @@ _length: ColumnClause[Any] = literal_column(LENGTH_MS)
 # Validation's cost: audio transcribed by checks that gave a result.
 check_seconds = (
     select(func.coalesce(func.sum(_length), 0) / 1000.0)
-    .select_from(attempt.join(task, and_(attempt.c.task_id == task.c.id)))
+    .select_from(attempt.join(task, attempt.c.task_id == task.c.id))
     .where(
         attempt.c.checking.is_(True),
         attempt.c.state.in_([AttemptState.COMPLETED, AttemptState.INVALID, AttemptState.PENDING]),
