@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .context import build_context
 from .housekeeping import Background
-from .http import dashboard, errors, health, jobs, legacy, v1
+from .http import dashboard, errors, health, jobs, legacy, openai, v1
 from .http.limits import BodyLimitMiddleware, LatencyMiddleware
 from .http.origin import SameOriginMiddleware
 from .settings import Settings
@@ -40,13 +40,14 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         BodyLimitMiddleware,
         limit=settings.max_result_bytes + 64 * 1024,
         upload_limit=settings.max_upload_bytes + 64 * 1024,
-        upload_path="/api/v1/jobs",
+        upload_paths=("/api/v1/jobs", *openai.UPLOAD_PATHS),
     )
     app.add_middleware(SameOriginMiddleware)  # before any body is read: a cross-site write goes no further
     app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
     errors.install(app)
-    for module in (health, legacy, v1, jobs, dashboard):
+    for module in (health, legacy, v1, jobs, openai, dashboard):
         app.include_router(module.router)
+    app.include_router(v1.leases)
     return app
 
 

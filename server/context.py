@@ -17,8 +17,8 @@ import anyio.to_thread
 
 from stt_common.files import sha256_file
 
-from .auth import Authenticator
-from .disk import audio, scanner
+from .auth import Authenticator, Role
+from .disk import audio, scanner, uploads
 from .disk.layout import Layout
 from .disk.upload import Upload
 from .ledger import (
@@ -27,6 +27,8 @@ from .ledger import (
     CooldownRule,
     EventLog,
     Grant,
+    JobRequest,
+    JobView,
     Ledger,
     ScanReport,
     TaskView,
@@ -43,6 +45,7 @@ from .settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger("batch-stt.server")
+CALLBACK_TIMEOUT = 5.0  # seconds: a receiver that hangs holds up only the callbacks after it, briefly
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class Context:
     auth: Authenticator
     events: EventLog
     metrics: Metrics
-    notifier: Notifier
+    notifier: Notifier  # the operator's alerts
+    callbacks: Notifier  # jobs' callbacks: their own outbox and sender, with a short timeout
     layout: Layout
     splitter: Splitter
     stitcher: Stitcher
@@ -76,6 +80,24 @@ class Context:
         report = scanner.scan(self.ledger.catalogue, s.audio_dir, s.results, s.languages)
         self.wake()
         return report
+
+    def submit_job(self, source: IO[bytes], filename: Optional[str], ask: JobRequest) -> JobView:
+        """Store an upload in a new job's folder (checked with ffprobe: uploads.NotMedia), then make
+        its job; the housekeeping thread is woken to probe and cut it."""
+        job_id, name = uploads.new_job_id(), uploads.safe_name(filename)
+        stored, _ = uploads.store(self.layout.job_folder(job_id), name, source)
+        st = stored.stat()
+        job = self.ledger.jobs.create(
+            job_id=job_id,
+            filename=name,
+            stored_as=self.layout.job_upload(job_id, stored.name),
+            result_stem=self.layout.job_result_stem(job_id),
+            size=st.st_size,
+            mtime=st.st_mtime,
+            ask=ask,
+        )
+        self.wake()
+        return job
 
     def wake(self) -> None:
         self._wake.set()
@@ -157,14 +179,20 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
         validation=ValidationRule(settings.validation, settings.trust_after),
     )
-    auth = Authenticator(dict(settings.auth_tokens), settings.admin_tokens, settings.auth_users_file)
+    tokens = {**settings.auth_tokens, **{t: ("admin", Role.ADMIN) for t in settings.admin_tokens}}
+    auth = Authenticator(tokens, settings.auth_users_file, ledger.principals)
     metrics = Metrics(ledger)
-    targets = Targets(
-        settings.notify_urls, settings.webhook_url, settings.webhook_secret, settings.callback_allowed_hosts
+    notifier = Notifier(
+        settings.data_dir / "notifications",
+        Targets(settings.notify_urls, settings.webhook_url, settings.webhook_secret),
+        settings.notify_events,
     )
-    notifier = Notifier(settings.data_dir / "notifications", targets, settings.notify_events)
+    callbacks = Notifier(
+        settings.data_dir / "callbacks", Targets(callback_rules=settings.callback_rules), timeout=CALLBACK_TIMEOUT
+    )
     events.subscribe(metrics.observe)
-    events.subscribe(Alerts(ledger, notifier).on_event)
+    events.subscribe(Alerts(ledger, notifier, callbacks).on_event)
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
     splitter = Splitter(ledger.parts, layout, split_ms)
-    return Context(settings, ledger, auth, events, metrics, notifier, layout, splitter, Stitcher(ledger, layout))
+    stitcher = Stitcher(ledger, layout)
+    return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher)

@@ -53,13 +53,16 @@ def loop(ctx: Context, stop: threading.Event) -> None:
 
 
 class Background:
-    """The housekeeping and notification threads of one app."""
+    """The housekeeping thread and the two senders (alerts, callbacks) of one app."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.stop_event = threading.Event()
         self.worker = threading.Thread(target=loop, args=(ctx, self.stop_event), name="housekeeping", daemon=True)
-        self.sender = threading.Thread(target=ctx.notifier.run, args=(self.stop_event,), name="notify", daemon=True)
+        self.senders = [
+            threading.Thread(target=n.run, args=(self.stop_event,), name=name, daemon=True)
+            for n, name in ((ctx.notifier, "notify"), (ctx.callbacks, "callbacks"))
+        ]
 
     def start(self) -> None:
         """Clear what a crash left mid-write, register new files (quick), then start both threads."""
@@ -68,13 +71,15 @@ class Background:
                 remove_stale_temps(folder)
         self.ctx.scan()
         self.worker.start()
-        self.sender.start()  # also for jobs' callback URLs
+        for sender in self.senders:
+            sender.start()
 
     def stop(self) -> None:
         self.stop_event.set()
         self.ctx.wake()
         self.ctx.notifier.wake.set()
+        self.ctx.callbacks.wake.set()
         self.worker.join(timeout=5)
-        if self.sender.is_alive():
-            self.sender.join(timeout=15)
+        for sender in self.senders:
+            sender.join(timeout=15)
         self.ctx.close()

@@ -14,10 +14,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stt_common.formats import RESULT_FORMATS
 
+from .auth import Role, load_users, parse_role
 from .disk.languages import LANGUAGE
 from .disk.results import ResultLayout
 from .disk.sidecar import LanguageRule
 from .ledger import SchedulerKind, ValidationMode
+from .ops.callbacks import CallbackRules
 from .ops.notify import DEFAULT_EVENTS, NotifyEvent
 
 
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024)  # POST /api/v1/jobs
     job_priority: int = Field(10, ge=-1000)  # uploaded jobs go before the directory backlog (priority 0)
+    # An OpenAI-style request (/v1/audio/...) waits for its job this long, plus FACTOR x its audio's length.
+    openai_wait_seconds: int = Field(60, ge=1, le=86400)
+    openai_wait_factor: float = Field(1.0, ge=0, le=100)
     sqlite_synchronous: str = "FULL"
     split_seconds: int = Field(600, ge=0)  # files longer than this become parts of about this length; 0: never
     scheduler: SchedulerKind = SchedulerKind.SPEED
@@ -83,8 +88,9 @@ class Settings(BaseSettings):
     notify_events: Annotated[frozenset[NotifyEvent], Listed] = DEFAULT_EVENTS
     # Jobs' callback_url: hosts the server may call although they are private (ops/callbacks.py).
     callback_allowed_hosts: Annotated[frozenset[str], Listed] = frozenset()
-    # Built-in auth (optional; the documented deployment uses Caddy instead).
-    auth_tokens: Annotated[dict[str, str], Listed] = Field(default_factory=dict)  # token -> client name
+    callback_allow_private: bool = False  # a LAN: callbacks may call private addresses (not loopback)
+    # Built-in auth (optional; the documented deployment uses Caddy instead). Tokens: token -> (name, role).
+    auth_tokens: Annotated[dict[str, tuple[str, Role]], Listed] = Field(default_factory=dict)
     admin_tokens: Annotated[frozenset[str], Listed] = frozenset()
     auth_users_file: Optional[Path] = None
 
@@ -225,10 +231,13 @@ class Settings(BaseSettings):
             return raw
         tokens = {}
         for item in _items(raw):
-            name, sep, token = item.partition(":")
+            name, sep, rest = item.partition(":")
+            token, _, role = rest.partition(":")
             if not sep or not name or len(token) < 16:
-                raise ValueError("AUTH_TOKENS must be 'name:token' pairs separated by commas, tokens of 16+ characters")
-            tokens[token] = name
+                raise ValueError(
+                    "AUTH_TOKENS must be 'name:token[:role]' items separated by commas, tokens of 16+ characters"
+                )
+            tokens[token] = (name, parse_role(role or Role.VOLUNTEER.value))
         return tokens
 
     @field_validator("admin_tokens", mode="before")
@@ -244,7 +253,13 @@ class Settings(BaseSettings):
     def _users_file(cls, path: Optional[Path]) -> Optional[Path]:
         if path is not None and not path.is_file():
             raise ValueError(f"AUTH_USERS_FILE={str(path)!r} does not exist (create it with 'stt-server add-user')")
+        if path is not None:
+            load_users(path)  # a line with an unknown role stops the server here, with its number
         return path
+
+    @property
+    def callback_rules(self) -> CallbackRules:
+        return CallbackRules(self.callback_allowed_hosts, self.callback_allow_private)
 
     @property
     def beside_audio(self) -> bool:

@@ -25,6 +25,7 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.status = 200
+        self.location = ""  # with a 3xx status: where it redirects to
         self.gate = threading.Event()  # cleared: requests wait (a receiver that hangs)
         self.gate.set()
         self.arrived = threading.Condition()
@@ -39,6 +40,8 @@ class Receiver:
                 receiver.gate.wait()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "application/json")
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
                 self.wfile.write(b'{"id": 1}')
 

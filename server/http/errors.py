@@ -38,9 +38,25 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="batch-stt"'}
 
 
-async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes (openai.py) answer errors in OpenAI's shape
+_OPENAI_CODES = {401: "invalid_api_key", 404: "not_found", 413: "file_too_large", 415: "unsupported_file"}
+
+
+def body(request: Request, status: int, detail: Any) -> dict[str, Any]:
+    """An error's JSON: `{"detail": ...}`, or on the OpenAI routes `{"error": {"message", "type",
+    "param", "code", ...}}` (a dict `detail` gives its own message, param, code and extra fields)."""
+    if not request.url.path.startswith(OPENAI_PREFIX):
+        return {"detail": detail}
+    fields = dict(detail) if isinstance(detail, dict) else {"message": str(detail)}
+    kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+    error = {"type": kind, "param": None, "code": _OPENAI_CODES.get(status), **fields}
+    return {"error": error}
+
+
+async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = next(code for cls, code in STATUS if isinstance(exc, cls))
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=CHALLENGE if status == 401 else None)
+    headers = CHALLENGE if status == 401 else None
+    return JSONResponse(body(request, status, str(exc)), status_code=status, headers=headers)
 
 
 def _finite(value: Any) -> Any:
@@ -54,10 +70,12 @@ def _finite(value: Any) -> Any:
     return value
 
 
-async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     # FastAPI's own handler fails (500) on bytes that are not UTF-8 and on inf/nan inputs.
-    errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
-    return JSONResponse({"detail": _finite(errors)}, status_code=422)
+    errors = _finite(jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")}))
+    if request.url.path.startswith(OPENAI_PREFIX):  # OpenAI says 400 for what FastAPI calls 422
+        return JSONResponse(body(request, 400, {"message": str(errors)[:1000]}), status_code=400)
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def install(app: FastAPI) -> None:
@@ -68,6 +86,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """A 405 names every method the path has (Starlette names only the first route's)."""
+        if request.url.path.startswith(OPENAI_PREFIX):
+            content = body(request, exc.status_code, exc.detail)
+            return JSONResponse(content, exc.status_code, headers=getattr(exc, "headers", None))
         if exc.status_code != 405:
             return await http_exception_handler(request, exc)
         allowed: set[str] = set()

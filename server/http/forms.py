@@ -114,7 +114,7 @@ async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
             if len(callback) > 2000:
                 raise invalid("callback_url is over 2000 characters")
             try:  # resolving the name may take a moment: off the event loop
-                await run_in_threadpool(callbacks.check, callback, ctx.settings.callback_allowed_hosts)
+                await run_in_threadpool(callbacks.resolve, callback, ctx.settings.callback_rules)
             except callbacks.UnsafeCallback as e:
                 raise invalid(str(e)) from None
         yield JobForm(upload, language, tier, priority, callback, _validate(form))

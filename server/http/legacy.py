@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..disk import audio
 from ..parts.cut import CutError
 from ..transcripts.vtt import vtt_to_text
-from .deps import Ctx, authenticated
+from .deps import Ctx, volunteer
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 from .serve import audio_response
 
@@ -21,7 +21,7 @@ ERROR_CHARS = 4000  # the end of a long error (ffmpeg's and whisper's last lines
 
 router = APIRouter(
     tags=["legacy"],
-    dependencies=[Depends(authenticated)],
+    dependencies=[Depends(volunteer)],
     responses={400: {"model": Message}, 401: {"model": Message}, 404: {"model": Message}, 413: {"model": Message}},
 )
 

@@ -18,19 +18,26 @@ class BodyTooLarge(HTTPException):
         )
 
 
-class BodyLimitMiddleware:
-    """`limit` for every request body, `upload_limit` for uploads (POST `upload_path`)."""
+def too_large_body(path: str, message: str) -> dict[str, object]:
+    """The 413's body: the OpenAI-compatible routes (/v1/) answer in OpenAI's shape."""
+    if path.startswith("/v1/"):
+        return {"error": {"message": message, "type": "invalid_request_error", "param": "file", "code": None}}
+    return {"detail": message}
 
-    def __init__(self, app: ASGIApp, limit: int, upload_limit: int = 0, upload_path: str = ""):
+
+class BodyLimitMiddleware:
+    """`limit` for every request body, `upload_limit` for uploads (POST to one of `upload_paths`)."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int = 0, upload_paths: tuple[str, ...] = ()):
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit
-        self.upload_path = upload_path
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        upload = scope["method"] == "POST" and scope["path"] == self.upload_path and self.upload_limit
+        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths and self.upload_limit
         return await self._limited(scope, receive, send, self.upload_limit if upload else self.limit)
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -41,10 +48,8 @@ class BodyLimitMiddleware:
             except ValueError:
                 return await JSONResponse({"detail": "invalid Content-Length"}, 400)(scope, receive, send)
             if too_big:
-                err = BodyTooLarge(limit)
-                return await JSONResponse({"detail": err.detail}, 413, headers={"Connection": "close"})(
-                    scope, receive, send
-                )
+                body = too_large_body(scope["path"], BodyTooLarge(limit).detail)
+                return await JSONResponse(body, 413, headers={"Connection": "close"})(scope, receive, send)
         seen = 0
 
         async def limited_receive() -> Message:

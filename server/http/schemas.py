@@ -147,3 +147,21 @@ class JobOut(BaseModel):
     created_at: float
     status_url: str
     result_url: str = Field(description="add ?format=txt|vtt|srt|json|md")
+    callback_secret: Optional[str] = Field(
+        None,
+        description="only in the answer to a submit with a callback_url: the key of the callback's "
+        "X-Batch-STT-Signature (HMAC-SHA256 of the body); not shown again",
+    )
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
+class OpenAIError(BaseModel):
+    """The OpenAI-compatible routes' errors, in OpenAI's shape."""
+
+    error: OpenAIErrorDetail

@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 
 from ..ledger import TASK_ID, Made, NotFound, TaskState, TaskView, Wait
-from .deps import Ctx, admin, authenticated
+from .deps import Ctx, admin, authenticated, volunteer
 from .forms import RESULT_BODY, ResultForm, result_form
 from .schemas import (
     CLIENT_NAME,
@@ -29,21 +29,21 @@ from .schemas import (
 )
 from .serve import audio_response
 
-router = APIRouter(
-    prefix="/api/v1",
-    dependencies=[Depends(authenticated)],
-    responses={
-        400: {"model": Message},
-        401: {"model": Message},
-        413: {"model": Message},
-        422: {"description": "invalid request"},
-    },
-)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message},
+    401: {"model": Message},
+    403: {"model": Message},
+    413: {"model": Message},
+    422: {"description": "invalid request"},
+}
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)], responses=_RESPONSES)
+# A client daemon's routes: a volunteer's credentials (or an admin's).
+leases = APIRouter(prefix="/api/v1", tags=["leases"], dependencies=[Depends(volunteer)], responses=_RESPONSES)
 WAIT_REASON = "X-Wait-Reason"
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-@router.post(
+@leases.post(
     "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
 )
 async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
@@ -92,14 +92,14 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
+@leases.get("/leases/{token}/audio", name="lease_audio", responses=AUDIO_RESPONSES)
 def lease_audio(token: Token, ctx: Ctx) -> Any:
     """The leased audio (a part's own range of its file); send `Range: bytes=N-` to resume a broken download."""
     task = ctx.ledger.leases.leased_task(token)
     return audio_response(ctx.audio(task), task)
 
 
-@router.post(
+@leases.post(
     "/leases/{token}/heartbeat",
     response_model=HeartbeatOut,
     responses={404: {"model": Message}, 409: {"model": Message}},
@@ -109,7 +109,7 @@ async def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress))
 
 
-@router.post(
+@leases.post(
     "/leases/{token}/result",
     response_model=ResultOut,
     openapi_extra=RESULT_BODY,
@@ -130,14 +130,14 @@ async def upload_result(
     return ResultOut(task_id=done.task.id, status=status, late=done.late)
 
 
-@router.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
+@leases.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
 async def report_error(token: Token, body: ErrorIn, ctx: Ctx) -> ErrorOut:
     """Report that this attempt failed; the task is retried until MAX_ATTEMPTS attempts failed."""
     view = await ctx.write(ctx.ledger.leases.fail, token, body.message, body.stderr_tail, body.retryable)
     return ErrorOut(task_id=view.id, task_state=view.state, attempts=view.attempts)
 
 
-@router.post("/leases/{token}/release", response_model=ErrorOut, responses={404: {"model": Message}})
+@leases.post("/leases/{token}/release", response_model=ErrorOut, responses={404: {"model": Message}})
 async def release(token: Token, ctx: Ctx) -> ErrorOut:
     """Hand an unfinished task back (the volunteer stopped the client); no attempt is used up."""
     view = await ctx.write(ctx.ledger.leases.release, token)

@@ -27,12 +27,13 @@ from .database import Database, make_engine
 from .errors import LeaseLost, LedgerError, MigrationError, NotFound
 from .events import Event, EventLog
 from .fleet import CooldownRule, Fleet
-from .jobs import Jobs, JobState, JobView
+from .jobs import JobRequest, Jobs, JobState, JobView
 from .leases import Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
 from .parts import Parts
 from .policy import SchedulerKind
+from .principals import Principals, PrincipalView
 from .reports import Reports
 from .states import AttemptState, Protocol, TaskState
 from .tiers import TIERS, model_tier
@@ -66,6 +67,7 @@ __all__ = [
     "FoundFile",
     "Grant",
     "HostView",
+    "JobRequest",
     "JobState",
     "JobView",
     "Jobs",
@@ -78,6 +80,8 @@ __all__ = [
     "PartView",
     "Parts",
     "PlannedPart",
+    "PrincipalView",
+    "Principals",
     "Protocol",
     "Results",
     "ScanReport",
@@ -106,6 +110,7 @@ class Ledger:
     fleet: Fleet
     reports: Reports
     jobs: Jobs
+    principals: Principals
 
     @classmethod
     def open(
@@ -154,6 +159,7 @@ class Ledger:
             fleet,
             Reports(db, clock),
             Jobs(db, events, clock),
+            Principals(db, clock),
         )
 
 

@@ -45,6 +45,20 @@ STATES_OF = {js: [ts for ts, j in _FROM_TASK.items() if j == js] for js in JobSt
 
 
 @dataclass(frozen=True)
+class JobRequest:
+    """What a submitter asks of a job, beside its file."""
+
+    language: str = "auto"
+    model_tier: int = JOB_MIN_TIER  # the least model tier (tiers.TIERS)
+    priority: int = 0  # over the directory backlog (0)
+    callback_url: Optional[str] = None
+    callback_secret: Optional[str] = None  # signs the callback; the submitter got it at submit
+    validate: bool = False  # a second host checks every result, whatever VALIDATION says
+    owner: Optional[str] = None  # who may see it (None: anyone, as before owners)
+    request_key: Optional[str] = None  # an OpenAI-style request's digest: its retry finds this job (find_request)
+
+
+@dataclass(frozen=True)
 class JobView:
     id: str
     filename: str
@@ -52,6 +66,7 @@ class JobView:
     progress: float  # percent: parts done and the live attempts' own progress
     created_at: float
     task: TaskView  # the job's own task: its language, tier (min_tier), priority, error
+    owner: Optional[str] = None  # who submitted it (None: a job from before owners, or auth is off)
 
 
 class Jobs:
@@ -61,27 +76,14 @@ class Jobs:
         self.clock = clock
 
     def create(
-        self,
-        *,
-        job_id: str,
-        filename: str,
-        stored_as: str,
-        result_stem: str,
-        size: int,
-        mtime: float,
-        language: str,
-        model_tier: int,
-        priority: int,
-        callback_url: Optional[str],
-        validate: bool = False,
+        self, *, job_id: str, filename: str, stored_as: str, result_stem: str, size: int, mtime: float, ask: JobRequest
     ) -> JobView:
         """`stored_as`, `result_stem`: the upload's and its results' place under the jobs folder
-        (disk/layout.py); `validate`: a second host checks every result, whatever VALIDATION says.
-        Probing (and cutting) follows in the housekeeping thread, as for any new file."""
+        (disk/layout.py). Probing (and cutting) follows in the housekeeping thread, as for any new file."""
         now = self.clock()
         # At least the least tier there is: a job goes only to hosts that name their model, never to a
         # legacy client (tier 0), whose id-only reports could not be held to the job.
-        model_tier = max(model_tier, JOB_MIN_TIER)
+        model_tier = max(ask.model_tier, JOB_MIN_TIER)
         with self.db.writing() as c:
             c.execute(
                 sql_catalogue.insert_task,
@@ -89,7 +91,7 @@ class Jobs:
                     "id": job_id,
                     "path": stored_as,
                     "result_stem": result_stem,
-                    "language": language,
+                    "language": ask.language,
                     "size": size,
                     "mtime": mtime,
                     "state": TaskState.QUEUED.value,
@@ -97,9 +99,9 @@ class Jobs:
                     "created_at": now,
                     "updated_at": now,
                     "job_id": job_id,
-                    "priority": priority,
+                    "priority": ask.priority,
                     "min_tier": model_tier,
-                    "validate_all": validate,
+                    "validate_all": ask.validate,
                 },
             )
             c.execute(
@@ -108,11 +110,14 @@ class Jobs:
                     "id": job_id,
                     "task_id": job_id,
                     "filename": filename,
-                    "callback_url": callback_url,
+                    "callback_url": ask.callback_url,
                     "created_at": now,
+                    "owner": ask.owner,
+                    "callback_secret": ask.callback_secret,
+                    "request_key": ask.request_key,
                 },
             )
-        self.events.emit(Event.JOB, task=job_id, priority=priority, min_tier=model_tier)
+        self.events.emit(Event.JOB, task=job_id, priority=ask.priority, min_tier=model_tier)
         return self.get(job_id)
 
     def get(self, job_id: str) -> JobView:
@@ -127,17 +132,26 @@ class Jobs:
         done = sum(100.0 if t.state == TaskState.DONE else float(live.get(t.id) or 0) for t in work)
         state = _FROM_TASK[own.state]
         progress = 100.0 if state == JobState.DONE else round(done / len(work), 1)
-        return JobView(row.id, row.filename, state, progress, row.created_at, own)
+        return JobView(row.id, row.filename, state, progress, row.created_at, own, row.owner)
 
-    def page(self, state: Optional[JobState] = None, limit: int = 100, offset: int = 0) -> list[JobView]:
-        params = {"limit": limit, "offset": offset}
+    def page(
+        self, state: Optional[JobState] = None, limit: int = 100, offset: int = 0, owner: Optional[str] = None
+    ) -> list[JobView]:
+        """Newest first; `owner`: only that owner's jobs (None: everyone's)."""
+        params = {"limit": limit, "offset": offset, "owner": owner}
         with self.db.reading() as c:
             if state is None:
-                ids = list(c.execute(sql_jobs.jobs_page, params).scalars())
+                ids = list(c.execute(sql_jobs.jobs_page[owner is not None], params).scalars())
             else:
                 states = [s.value for s in STATES_OF[state]]
-                ids = list(c.execute(sql_jobs.jobs_in_states_page, {**params, "states": states}).scalars())
+                q = sql_jobs.jobs_in_states_page[owner is not None]
+                ids = list(c.execute(q, {**params, "states": states}).scalars())
         return [self.get(i) for i in ids]
+
+    def find_request(self, request_key: str, owner: Optional[str]) -> Optional[str]:
+        """The unfinished or done job an earlier identical request made (a client's retry), if any."""
+        with self.db.reading() as c:
+            return c.execute(sql_jobs.job_of_request, {"key": request_key, "owner": owner}).scalar()
 
     def cancel(self, job_id: str) -> JobView:
         """Unfinished work stops: nobody gets it again, and its holders hear 409 at their next heartbeat."""
@@ -150,10 +164,12 @@ class Jobs:
             self.events.emit(Event.CANCELLED, task=job_id, job=job_id)
         return self.get(job_id)
 
-    def take_callback(self, job_id: str) -> Optional[str]:
-        """The job's callback URL the first time it is asked for after the job ended; then None."""
+    def take_callback(self, job_id: str) -> Optional[tuple[str, Optional[str]]]:
+        """The job's callback URL and signing secret the first time they are asked for after the job
+        ended; then None."""
         with self.db.writing() as c:
-            return c.execute(sql_jobs.claim_callback, {"jid": job_id}).scalar()
+            row = c.execute(sql_jobs.claim_callback, {"jid": job_id}).first()
+        return (row.callback_url, row.callback_secret) if row and row.callback_url else None
 
     def delete(self, job_id: str) -> None:
         """Forget the job, its task, parts and attempts (the caller removes its files)."""

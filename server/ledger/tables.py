@@ -129,6 +129,20 @@ class Job(SQLModel, table=True):
     callback_url: Optional[str] = None
     callback_sent: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     created_at: float
+    owner: Optional[str] = Field(default=None, index=True, max_length=128)  # who submitted it (None: anyone)
+    callback_secret: Optional[str] = Field(default=None, max_length=64)  # signs its callback (given at submit)
+    # An OpenAI-style request's upload and options (a digest): a retry of it follows the same job.
+    request_key: Optional[str] = Field(default=None, index=True, max_length=64)
+
+
+class Principal(SQLModel, table=True):
+    """An API token (`stt-server token add`): only its SHA-256 digest is kept."""
+
+    name: str = Field(primary_key=True, max_length=128)
+    role: str = Field(max_length=16)  # auth.Role
+    token_sha256: str = Field(unique=True, max_length=64)
+    created_at: float
+    revoked_at: Optional[float] = None
 
 
 task = Task.__table__  # type: ignore[attr-defined]
@@ -136,4 +150,5 @@ job = Job.__table__  # type: ignore[attr-defined]
 attempt = Attempt.__table__  # type: ignore[attr-defined]
 client = Client.__table__  # type: ignore[attr-defined]
 speed = Speed.__table__  # type: ignore[attr-defined]
+principal = Principal.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -16,9 +16,10 @@ _FINISHING = frozenset({Event.COMPLETED, Event.FAILED, Event.EXPIRED, Event.STIT
 
 
 class Alerts:
-    def __init__(self, ledger: Ledger, notifier: Notifier):
+    def __init__(self, ledger: Ledger, notifier: Notifier, callbacks: Notifier):
         self.ledger = ledger
         self.notifier = notifier
+        self.callbacks = callbacks  # jobs' callbacks: a queue of their own, so the operator's alerts never wait
         self._lock = threading.Lock()
         self._empty_told = False  # queue.empty once per batch: until work is handed out again
 
@@ -53,10 +54,10 @@ class Alerts:
         job = self.ledger.jobs.get(job_id)
         if job.state not in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
             return
-        url = self.ledger.jobs.take_callback(job.id)
-        if url:
+        if callback := self.ledger.jobs.take_callback(job.id):
+            url, secret = callback
             body = {"event": "job.ended", "id": job.id, "state": job.state.value, "error": job.task.last_error}
-            self.notifier.enqueue_to(url, body)
+            self.callbacks.enqueue_to(url, body, secret)
 
     def _task_failed(self, record: dict[str, Any]) -> None:
         task = self.ledger.reports.task(record["task"])

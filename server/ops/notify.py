@@ -18,12 +18,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import requests
+import urllib3
 
 from stt_common.files import fsync_dir, write_atomic
 
@@ -60,8 +61,8 @@ def backoff(attempts: int) -> float:
 class Targets:
     apprise_urls: Sequence[str] = ()
     webhook_url: str = ""
-    webhook_secret: str = ""
-    callback_allowed_hosts: frozenset[str] = frozenset()  # private hosts jobs' callbacks may call
+    webhook_secret: str = ""  # the operator's webhook only: each job's callback has its own secret
+    callback_rules: callbacks.CallbackRules = field(default_factory=callbacks.CallbackRules)
 
     def names(self) -> list[str]:
         webhook = [f"webhook:{self.webhook_url}"] if self.webhook_url else []
@@ -91,13 +92,16 @@ class Notifier:
         for target in self.targets.names():
             self._put(target, body)
 
-    def enqueue_to(self, url: str, body: dict[str, Any]) -> None:
-        """A one-off webhook for a submitter (a job's callback_url), signed and retried like
-        WEBHOOK_URL, but checked again when sent and never redirected (callbacks.py)."""
-        self._put(f"callback:{url}", body)
+    def enqueue_to(self, url: str, body: dict[str, Any], secret: Optional[str]) -> None:
+        """A one-off webhook for a submitter (a job's callback_url), retried like WEBHOOK_URL, signed
+        with the job's own secret over a body with its time (`ts`), checked again when sent, sent to
+        the address that was checked and never redirected (callbacks.py)."""
+        self._put(f"callback:{url}", {**body, "ts": round(self.clock(), 3)}, secret)
 
-    def _put(self, target: str, body: dict[str, Any]) -> None:
+    def _put(self, target: str, body: dict[str, Any], secret: Optional[str] = None) -> None:
         entry = {"target": target, "body": body, "attempts": 0, "next_at": 0.0, "created": self.clock()}
+        if secret:
+            entry["secret"] = secret
         self._write(self.outbox / f"{int(self.clock() * 1000):015d}-{uuid.uuid4().hex[:8]}.json", entry)
         self.wake.set()
 
@@ -122,7 +126,7 @@ class Notifier:
                 continue  # half-written by a crash before its rename: never there
             if entry["next_at"] > now:
                 continue
-            error = self._send(entry["target"], entry["body"])
+            error = self._send(entry["target"], entry["body"], entry.get("secret"))
             if error is None:
                 path.unlink(missing_ok=True)
                 delivered += 1
@@ -149,14 +153,18 @@ class Notifier:
             self.wake.wait(idle)
             self.wake.clear()
 
-    def _send(self, target: str, body: dict[str, Any]) -> Optional[str]:
+    def _send(self, target: str, body: dict[str, Any], secret: Optional[str]) -> Optional[str]:
         kind, _, url = target.partition(":")
+        raw = json.dumps(body, sort_keys=True).encode()
+        headers = {"Content-Type": "application/json"}
         try:
             if kind == "callback":
-                callbacks.check(url, self.targets.callback_allowed_hosts)  # it may resolve elsewhere by now
-            if kind in ("webhook", "callback"):
-                raw = json.dumps(body, sort_keys=True).encode()
-                headers = {"Content-Type": "application/json"}
+                dest = callbacks.resolve(url, self.targets.callback_rules)  # it may resolve elsewhere by now
+                if secret:
+                    headers[SIGNATURE_HEADER] = sign(secret, raw)
+                status = callbacks.post(dest, raw, headers, self.timeout)
+                return None if 200 <= status < 300 else f"HTTP {status}"
+            if kind == "webhook":
                 if self.targets.webhook_secret:
                     headers[SIGNATURE_HEADER] = sign(self.targets.webhook_secret, raw)
                 r = requests.post(url, data=raw, headers=headers, timeout=self.timeout, allow_redirects=False)
@@ -165,7 +173,7 @@ class Notifier:
         except callbacks.UnsafeCallback as e:  # never sent, and no retry makes it safe
             log.error("dropping the callback of %s: %s", body.get("id", "?"), e)
             return None
-        except requests.RequestException as e:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             return str(e)
 
     @staticmethod

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from server.ledger import Grant, LeaseLost, Made, TaskState
+from server.ledger import Grant, JobRequest, LeaseLost, Made, TaskState
 from tests.helpers import Clock, Kept, add_tasks, make_ledger
 
 CAPS = {"backend": "cpu", "model": "ggml-base.bin"}
@@ -102,8 +102,8 @@ def test_a_legacy_client_is_never_given_a_replica(db):
 def test_a_job_never_goes_to_a_legacy_client_nor_completes_through_its_routes(db):
     ledger = make_ledger(db, Clock())
     job = ledger.jobs.create(job_id="jjjjjjjjjjjjjjjj", filename="talk.mp3", stored_as="jjjjjjjjjjjjjjjj/talk.mp3",
-                             result_stem="jjjjjjjjjjjjjjjj/result", size=10, mtime=1.0, language="en", model_tier=0,
-                             priority=10, callback_url=None)  # fmt: skip
+                             result_stem="jjjjjjjjjjjjjjjj/result", size=10, mtime=1.0,
+                             ask=JobRequest(language="en", model_tier=0, priority=10))  # fmt: skip
     assert job.task.min_tier == 1  # "any model" still means a model the host names
     assert ledger.legacy.claim("legacy:old-box") is None
     with pytest.raises(LeaseLost):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
 
 from server.auth import hash_password
-from tests.helpers import REPO, client_env, copy_audio, run_client
+from tests.helpers import REPO, client_env, copy_audio, free_port, run_client
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -107,7 +110,24 @@ def test_the_dashboard_live_in_chromium(shared, whisper_cli, server_process, bro
         "const f = document.createElement('form'); f.method = 'post';"
         f"f.action = '/dashboard/requeue/{bad_id}'; document.body.appendChild(f); f.submit();"
     )
-    WebDriverWait(viewer, 10).until(lambda d: "admin credentials required" in d.page_source)
+    WebDriverWait(viewer, 10).until(lambda d: "this needs the admin role" in d.page_source)
+
+    # A page on another site posts the admin's button: Chromium sends the credentials along, and
+    # says where the request comes from; the server refuses it and the task stays failed.
+    page = tmp_path / "site" / "index.html"
+    page.parent.mkdir()
+    page.write_text(f'<form id="f" method="post" action="{srv.url}/dashboard/requeue/{bad_id}"></form>'
+                    "<script>document.getElementById('f').submit()</script>")  # fmt: skip
+    port = free_port()
+    site = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "-b", "127.0.0.1"], cwd=page.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        time.sleep(1)
+        admin.get(f"http://localhost:{port}/index.html")  # localhost is another site than 127.0.0.1
+        WebDriverWait(admin, 10).until(lambda d: "cross-site request refused" in d.page_source)
+    finally:
+        site.terminate()
+    assert next(t for t in srv_tasks(srv) if t["id"] == bad_id)["state"] == "failed"
 
 
 def srv_tasks(srv) -> list[dict]:

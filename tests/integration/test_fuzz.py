@@ -23,6 +23,8 @@ def test_schemathesis_finds_nothing(shared, server_process, tmp_path, report):
     (tmp_path / "schemathesis.toml").write_text(
         '[[operations]]\ninclude-path = "/api/v1/jobs"\ninclude-method = "POST"\n'
         'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 415, 422, 429]\n'
+        '[[operations]]\ninclude-path = "/v1/audio/transcriptions"\ninclude-method = "POST"\n'
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 408, 415]\n'
     )
     r = subprocess.run(
         [

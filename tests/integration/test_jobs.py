@@ -50,15 +50,22 @@ def test_a_submitted_file_comes_back_in_every_format(shared, whisper_cli, server
     assert "fellow" in words and "Americans," in words  # word timings
     md = result("md")
     assert md.startswith("# jfk\n\n**[00:00:00]** ") and "ask what you can do for your country" in md
-    (called,) = hook.wait_for(1)  # the callback, once, signed like the operator's webhook
+    (called,) = hook.wait_for(1)  # the callback, once, signed with the job's own secret
     hook.__exit__()
-    assert called.path == "/done" and called.json() == {
+    body = called.json()
+    assert called.path == "/done" and body == {
         "event": "job.ended",
         "id": job["id"],
         "state": "done",
         "error": None,
+        "ts": body["ts"],
     }
-    assert called.headers["X-Batch-STT-Signature"] == sign("s" * 20, called.body)
+    assert abs(body["ts"] - time.time()) < 600
+    assert len(job["callback_secret"]) == 64 and job["callback_secret"] != "s" * 20
+    assert called.headers["X-Batch-STT-Signature"] == sign(job["callback_secret"], called.body)
+    assert "callback_secret" not in requests.get(job["status_url"], timeout=10).json() or (
+        requests.get(job["status_url"], timeout=10).json()["callback_secret"] is None
+    )  # given once, at submit
     backlog = [t for t in requests.get(f"{srv.url}/api/v1/tasks", timeout=10).json() if t["path"] == "backlog.mp3"]
     assert backlog[0]["state"] == "queued"  # still waiting: the job went first
 

@@ -190,3 +190,43 @@ def test_an_unreachable_database_stops_serve_with_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "cannot bring the database to schema" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_previous_releases_jobs_are_kept_and_stay_everyones(db, tmp_path):
+    """0007 -> 0008: a job from before owners has none, so admins (and a server whose proxy decides)
+    still see it and a submitter does not; tokens can be added at once."""
+    from alembic import command
+
+    from server.ledger.migrate import _config
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    engine = create_engine(db)
+    with engine.begin() as c:
+        command.upgrade(_config(c), "0007")
+        c.execute(
+            text(
+                "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"
+                " updated_at, job_id, priority, min_tier) VALUES ('oldjoboldjoboldj', 'oldjob/source.mp3',"
+                " 'oldjob/result', 'en', 10, 1.0, 'queued', 0, :now, :now, 'oldjoboldjoboldj', 10, 1)"
+            ),
+            {"now": NOW},
+        )
+        c.execute(
+            text(
+                "INSERT INTO job (id, task_id, filename, callback_url, callback_sent, created_at) VALUES"
+                " ('oldjoboldjoboldj', 'oldjoboldjoboldj', 'talk.mp3', 'https://hooks.example.org/x', :f, :now)"
+            ),
+            {"now": NOW, "f": False},
+        )
+    assert upgrade(engine) == ("0007", head())
+    engine.dispose()
+    assert schema_differences(db) == []
+    ledger = make_ledger(db, clock=time.time, lease_seconds=300)
+    job = ledger.jobs.get("oldjoboldjoboldj")
+    assert (job.filename, job.owner, job.state.value, job.task.min_tier) == ("talk.mp3", None, "queued", 1)
+    assert [j.id for j in ledger.jobs.page()] == ["oldjoboldjoboldj"] and ledger.jobs.page(owner="alice") == []
+    assert ledger.jobs.take_callback(job.id) == ("https://hooks.example.org/x", None)  # no secret was given
+    assert not ledger.principals.exist()
+    ledger.principals.add("alice", "submitter", "d" * 64)
+    assert ledger.principals.find("d" * 64) == ("alice", "submitter")
+    ledger.db.dispose()

@@ -187,15 +187,42 @@ def test_state_changing_requests_from_another_site_are_refused(api):
         r = c.post("/api/v1/leases", json=body, headers=headers)
         assert r.status_code == 403 and "cross-site request refused" in r.json()["detail"], (headers, r.text)
         assert c.post("/api/v1/admin/scan", headers=headers).status_code == 403
+        assert c.post("/dashboard/requeue/abc", headers=headers).status_code == 403
+        assert c.post("/v1/audio/transcriptions", files={"file": ("a.mp3", b"x")}, headers=headers).status_code == 403
     # This server's own pages, a browser's address bar, and clients that are not browsers pass.
     for headers in ({"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
         assert c.post("/api/v1/leases", json=body, headers=headers).status_code in (200, 204), headers
     assert c.get("/api/v1/stats", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reading is not writing
 
 
+def test_the_dashboards_forms_carry_the_sessions_token(api):
+    """Besides the origin check: a requeue form must carry the token of the session that rendered it."""
+    c = api(ADMIN_TOKENS="admin-token-0123456789")
+    auth = {"Authorization": "Bearer admin-token-0123456789"}
+    page = c.get("/", headers=auth)
+    token = page.cookies.get("stt_form")
+    assert token and "samesite=strict" in page.headers["set-cookie"].lower()
+    c.cookies.clear()
+    refused = c.post("/dashboard/requeue/abc", data={"form_token": token}, headers=auth)  # no cookie
+    assert refused.status_code == 403 and "not from this session" in refused.json()["detail"]
+    c.cookies.set("stt_form", token)
+    forged = c.post("/dashboard/requeue/abc", data={"form_token": "guess"}, headers=auth)
+    assert forged.status_code == 403
+    ok = c.post("/dashboard/requeue/abc", data={"form_token": token}, headers=auth, follow_redirects=False)
+    assert ok.status_code == 404  # past both checks: there is no task abc
+
+
 def test_a_job_whose_callback_would_reach_a_private_address_is_refused(api):
     c = api()
-    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/"):
+    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/"):
         r = c.post("/api/v1/jobs", files={"file": ("a.mp3", b"ID3 not audio")}, data={"callback_url": url})
         assert r.status_code == 422 and "private, loopback or reserved" in r.json()["detail"], r.text
+    for url, why in (
+        ("http://93.184.216.34:0/hook", "port 0"),
+        ("http://93.184.216.34:70000/hook", "not a valid URL"),
+        ("http://93.184.216.34/a\x01b", "control characters"),
+        ("gopher://93.184.216.34/", "http:// or https://"),
+    ):
+        r = c.post("/api/v1/jobs", files={"file": ("a.mp3", b"ID3 not audio")}, data={"callback_url": url})
+        assert r.status_code == 422 and why in r.json()["detail"], (url, r.text)
     assert c.get("/api/v1/jobs").json() == []  # nothing was stored

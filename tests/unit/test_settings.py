@@ -3,6 +3,7 @@ comma-separated lists, and one line naming the variable when a value is wrong.""
 
 import pytest
 
+from server.auth import Role
 from server.ledger import SchedulerKind
 from server.ops.notify import NotifyEvent
 from server.settings import Settings, SettingsError
@@ -14,11 +15,15 @@ def test_dotenv_then_environment_then_lists(tmp_path, monkeypatch):
     dotenv.write_text(f"AUDIO_DIR={tmp_path / 'audio'}\nPORT=7000\nWORKERS=2\nNOTIFY_URLS=\n")
     monkeypatch.setenv("WORKERS", "3")
     monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", " Hooks.Local , 10.0.0.5 ")
-    monkeypatch.setenv("AUTH_TOKENS", "laptop:0123456789abcdef,gpu:fedcba9876543210")
+    monkeypatch.setenv("AUTH_TOKENS", "laptop:0123456789abcdef,gpu:fedcba9876543210,ci:abcdefabcdef0123:submitter")
     s = Settings.from_env(dotenv_path=str(dotenv))
     assert (s.port, s.workers, s.notify_urls) == (7000, 3, ())
     assert s.callback_allowed_hosts == frozenset({"hooks.local", "10.0.0.5"})
-    assert s.auth_tokens == {"0123456789abcdef": "laptop", "fedcba9876543210": "gpu"}
+    assert s.auth_tokens == {
+        "0123456789abcdef": ("laptop", Role.VOLUNTEER),  # a client's, unless it says otherwise
+        "fedcba9876543210": ("gpu", Role.VOLUNTEER),
+        "abcdefabcdef0123": ("ci", Role.SUBMITTER),
+    }
     assert s.results_dir == s.data_dir / "results" and not s.beside_audio
     assert s.database_url == f"sqlite:///{s.data_dir / 'batch-stt.db'}"
 
@@ -40,7 +45,9 @@ def test_beside_audio_and_choices(tmp_path):
         ("SCAN_INTERVAL", "soon", "SCAN_INTERVAL='soon' is not a number"),
         ("REQUIRE_SIDECAR", "perhaps", "REQUIRE_SIDECAR='perhaps' must be true or false"),
         ("NOTIFY_EVENTS", "task.failed,nope", "NOTIFY_EVENTS='task.failed,nope': a comma-separated choice of"),
-        ("AUTH_TOKENS", "bob:short", "AUTH_TOKENS must be 'name:token' pairs"),
+        ("AUTH_TOKENS", "bob:short", "AUTH_TOKENS must be 'name:token[:role]' items"),
+        ("AUTH_TOKENS", "bob:0123456789abcdef:root", "unknown role 'root'"),
+        ("CALLBACK_ALLOW_PRIVATE", "lan", "CALLBACK_ALLOW_PRIVATE='lan' must be true or false"),
         ("SPLIT_SECONDS", "10", "SPLIT_SECONDS=10 must be 0 (off) or at least 30"),
         ("REPLICA_BUDGET", "2", "is a share of the library"),
         ("SQLITE_SYNCHRONOUS", "off", "SQLITE_SYNCHRONOUS='OFF' must be FULL, EXTRA or NORMAL"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import BindParameter
 
 from ..states import AttemptState, TaskState
@@ -12,14 +12,30 @@ from .params import TASK_VIEW, now
 jid: BindParameter[str] = bindparam("jid")
 insert_job = insert(job)
 job_by_id = select(job).where(job.c.id == jid)
-jobs_page = (
+_page = (
     select(job.c.id)
     .join(task, task.c.id == job.c.task_id)
     .order_by(job.c.created_at.desc(), job.c.id)
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
-jobs_in_states_page = jobs_page.where(task.c.state.in_(bindparam("states", expanding=True)))
+_in_states = task.c.state.in_(bindparam("states", expanding=True))
+_owned = job.c.owner == bindparam("owner")
+# [whether only one owner's]
+jobs_page = {False: _page, True: _page.where(_owned)}
+jobs_in_states_page = {False: _page.where(_in_states), True: _page.where(_in_states, _owned)}
+# A retried request: its job unless that failed or was cancelled (then the retry starts anew).
+job_of_request = (
+    select(job.c.id)
+    .join(task, task.c.id == job.c.task_id)
+    .where(
+        job.c.request_key == bindparam("key"),
+        or_(job.c.owner == bindparam("owner"), and_(job.c.owner.is_(None), bindparam("owner").is_(None))),
+        task.c.state.not_in([TaskState.FAILED, TaskState.MISSING, TaskState.CANCELLED]),
+    )
+    .order_by(job.c.created_at.desc())
+    .limit(1)
+)
 # The job's own task first, then its parts.
 tasks_of_job = select(*TASK_VIEW).where(task.c.job_id == jid).order_by(task.c.parent_id.is_not(None), task.c.start_ms)
 live_progress = (
@@ -48,5 +64,5 @@ claim_callback = (
     update(job)
     .where(job.c.id == jid, job.c.callback_sent.is_(False))
     .values(callback_sent=True)
-    .returning(job.c.callback_url)
+    .returning(job.c.callback_url, job.c.callback_secret)
 )

@@ -1,4 +1,4 @@
-"""stt-server: run the server and look after the task queue from the shell."""
+"""stt-server: run the server and look after the task queue from the shell (who may do what: access.py)."""
 
 from __future__ import annotations
 
@@ -8,48 +8,17 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from stt_common.formats import hms
 
-from .ledger import HostView, MigrationError, NotFound, TaskState, TaskView, upgrade_database
-from .settings import Settings, SettingsError
-
-if TYPE_CHECKING:
-    from .context import Context
-
-app = typer.Typer(
-    help="batch-stt server: hands audio files to volunteer clients, stores transcripts.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
-console = Console()
-
-
-def config_error(e: Exception) -> typer.Exit:
-    typer.echo(f"configuration error: {e}", err=True)  # one plain line, never wrapped
-    return typer.Exit(2)
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as e:
-        raise config_error(e) from None
-
-
-def context(settings: Settings) -> Context:
-    from .context import build_context  # imported late: `--help` stays fast
-
-    try:
-        return build_context(settings, event_stream=sys.stderr)
-    except (SettingsError, MigrationError) as e:
-        raise config_error(e) from None
+from ..ledger import HostView, MigrationError, NotFound, TaskState, TaskView, upgrade_database
+from ..settings import SettingsError
+from . import access
+from .shared import app, config_error, console, context, load_settings
 
 
 @app.command()
@@ -66,7 +35,7 @@ def serve(
         shutil.rmtree(shared, ignore_errors=True)
         shared.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)  # before prometheus-client is imported
-    from .app import create_app
+    from ..app import create_app
 
     try:
         api = create_app(settings)
@@ -105,7 +74,7 @@ def migrate() -> None:
 @app.command()
 def scan() -> None:
     """Scan AUDIO_DIR now: queue new files, mark vanished ones missing, checksum and probe new ones."""
-    from . import housekeeping
+    from .. import housekeeping
 
     ctx = context(load_settings())
     r = ctx.scan()
@@ -283,23 +252,5 @@ def export(out: Optional[Path] = typer.Option(None, "--out", help="file to write
             offset += len(batch)
 
 
-@app.command("add-user")
-def add_user(
-    users_file: Path,
-    name: str,
-    admin: bool = typer.Option(False, "--admin"),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
-) -> None:
-    """Add a basic-auth user (hashed password) to a users file for AUTH_USERS_FILE."""
-    from .auth import hash_password
-
-    if ":" in name or not name:
-        console.print("[red]a user name may not be empty or contain ':'[/red]")
-        raise typer.Exit(2)
-    with open(users_file, "a", encoding="utf-8") as f:
-        f.write(f"{name}:{hash_password(password)}{':admin' if admin else ''}\n")
-    console.print(f"added {name} to {users_file}")
-
-
-if __name__ == "__main__":
-    app()
+app.add_typer(access.tokens, name="token")
+app.command("add-user")(access.add_user)

@@ -1,0 +1,146 @@
+"""The multipart body of OpenAI's `POST /v1/audio/transcriptions` and `/translations`, parsed as
+OpenAI documents it; what is wrong is a 400 that names its `param`, as OpenAI answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Optional
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import FormData, UploadFile
+
+from ..disk.languages import LANGUAGE
+from ..ledger import model_tier
+
+
+class ResponseFormat(str, Enum):
+    JSON = "json"
+    TEXT = "text"
+    SRT = "srt"
+    VTT = "vtt"
+    VERBOSE_JSON = "verbose_json"
+
+
+GRANULARITIES = frozenset({"word", "segment"})
+ANY_TIER = 1  # whisper-1 and the other OpenAI names: any model the fleet has
+
+
+def bad(param: str, message: str) -> HTTPException:
+    return HTTPException(400, {"message": message, "param": param})
+
+
+@dataclass(frozen=True)
+class SpeechForm:
+    upload: UploadFile
+    model: str
+    model_tier: int
+    language: str
+    response_format: ResponseFormat
+    granularities: frozenset[str]  # empty: segments (OpenAI's default)
+    prompt: Optional[str]  # accepted; the fleet's clients use their own settings
+    temperature: float  # accepted; likewise
+
+    def request_key(self, translate: bool, owner: Optional[str]) -> str:
+        """The upload's and the options' digest: a client's retry of this request finds its job."""
+        digest = hashlib.sha256()
+        self.upload.file.seek(0)
+        while chunk := self.upload.file.read(1024 * 1024):
+            digest.update(chunk)
+        self.upload.file.seek(0)
+        options = [self.model_tier, self.language, translate, owner]
+        digest.update(json.dumps(options).encode())
+        return digest.hexdigest()
+
+
+def _field(form: FormData, name: str) -> Optional[str]:
+    value = form.get(name)
+    if value is None or isinstance(value, UploadFile):
+        return None
+    return str(value).strip() or None
+
+
+def _temperature(form: FormData) -> float:
+    try:
+        temperature = float(_field(form, "temperature") or 0)
+    except ValueError:
+        raise bad("temperature", "temperature must be a number between 0 and 1") from None
+    if not 0 <= temperature <= 1:
+        raise bad("temperature", "temperature must be a number between 0 and 1")
+    return temperature
+
+
+def _granularities(form: FormData) -> frozenset[str]:
+    asked = frozenset(str(v) for key in ("timestamp_granularities[]", "timestamp_granularities")
+                      for v in form.getlist(key))  # fmt: skip
+    if asked - GRANULARITIES:
+        raise bad("timestamp_granularities", "timestamp_granularities[] may be 'word' and 'segment'")
+    return asked
+
+
+def _parsed(form: FormData) -> SpeechForm:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise bad("file", "a transcription needs a `file`")
+    model = _field(form, "model") or "whisper-1"
+    if len(model) > 100:
+        raise bad("model", "model is over 100 characters")
+    language = (_field(form, "language") or "auto").lower()
+    if not LANGUAGE.match(language):
+        raise bad("language", f"language={language[:20]!r} must be a two-letter ISO 639-1 code")
+    try:
+        response_format = ResponseFormat(_field(form, "response_format") or "json")
+    except ValueError:
+        raise bad("response_format", "response_format must be json, text, srt, vtt or verbose_json") from None
+    prompt = _field(form, "prompt")
+    return SpeechForm(upload, model, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
+                      prompt, _temperature(form))  # fmt: skip
+
+
+async def speech_form(request: Request) -> AsyncIterator[SpeechForm]:
+    """The form as a dependency (closed after the route); Starlette answers 400 to a broken multipart body."""
+    form = await request.form(max_files=1, max_fields=16)
+    try:
+        yield _parsed(form)
+    finally:
+        await form.close()
+
+
+SPEECH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {
+                            "type": "string",
+                            "description": "tiny, base, small, medium, large, or whisper-1 (any)",
+                        },
+                        "language": {"type": "string", "pattern": LANGUAGE.pattern},
+                        "prompt": {"type": "string", "description": "accepted, not used"},
+                        "response_format": {"type": "string", "enum": [f.value for f in ResponseFormat]},
+                        "temperature": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                            "description": "accepted, not used",
+                        },
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "maxItems": 2,
+                            "items": {"type": "string", "enum": sorted(GRANULARITIES)},
+                        },
+                    },
+                }
+            }
+        },
+    }
+}

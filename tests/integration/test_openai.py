@@ -1,0 +1,110 @@
+"""The official `openai` Python package, unchanged, against a server with a real stt-client and real
+whisper-cli: OpenAI's transcription API served by the fleet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import openai
+import pytest
+import requests
+
+from tests.helpers import client_env
+
+SUBMITTER = "notes-app-token-0123456789"
+VOLUNTEER = "laptop-token-0123456789"
+TOKENS = f"notes:{SUBMITTER}:submitter,laptop:{VOLUNTEER}"
+
+
+@pytest.fixture
+def fleet(shared, whisper_cli, server_process, tmp_path):
+    """A server with built-in tokens and one volunteer daemon polling it."""
+    srv = server_process(AUTH_TOKENS=TOKENS, MAX_UPLOAD_BYTES=2_000_000).start()
+    env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "laptop", AUTH_TOKEN=VOLUNTEER)
+    daemon = subprocess.Popen([sys.executable, "-m", "client.cli", "run"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    yield srv
+    daemon.terminate()
+    daemon.wait(30)
+
+
+def test_the_openai_client_transcribes_through_the_fleet(shared, fleet):
+    client = openai.OpenAI(base_url=f"{fleet.url}/v1", api_key=SUBMITTER, max_retries=0, timeout=300)
+    jfk = shared / "audio" / "jfk.mp3"
+    with open(jfk, "rb") as f:
+        plain = client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert "ask not what your country can do for you" in plain.text.lower()
+
+    with open(jfk, "rb") as f:
+        verbose = client.audio.transcriptions.create(
+            model="tiny", file=f, response_format="verbose_json", timestamp_granularities=["word"]
+        )
+    assert verbose.language == "english" and 10 < verbose.duration < 12
+    assert verbose.text == plain.text
+    assert verbose.segments and verbose.segments[0].start == 0.0 and verbose.segments[-1].end <= verbose.duration + 1
+    assert all(s.tokens and s.avg_logprob < 0 for s in verbose.segments)
+    words = verbose.words
+    assert [w.word for w in words][:3] == ["And", "so,", "my"]
+    assert all(0 <= w.start <= w.end <= verbose.duration + 1 for w in words)
+    assert words == sorted(words, key=lambda w: w.start)
+
+    with open(jfk, "rb") as f:
+        srt = client.audio.transcriptions.create(model="tiny", file=f, response_format="srt")
+    with open(jfk, "rb") as f:
+        vtt = client.audio.transcriptions.create(model="tiny", file=f, response_format="vtt")
+    with open(jfk, "rb") as f:
+        text = client.audio.transcriptions.create(model="tiny", file=f, response_format="text")
+    assert srt.startswith("1\n00:00:00,000 --> ") and "fellow Americans" in srt
+    assert vtt.startswith("WEBVTT") and "fellow Americans" in vtt
+    assert "fellow Americans" in text
+    # The same file and options again: the same job (one transcription), whatever the format.
+    jobs = requests.get(f"{fleet.url}/api/v1/jobs", headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10)
+    assert len(jobs.json()) == 1 and jobs.json()[0]["state"] == "done"
+
+    models = [m.id for m in client.models.list()]
+    assert models == ["whisper-1", "tiny"]  # the fleet has one tiny host
+
+
+def test_openai_errors_raise_the_openai_client_s_own_classes(shared, fleet, tmp_path):
+    jfk = shared / "audio" / "jfk.mp3"
+    wrong = openai.OpenAI(base_url=f"{fleet.url}/v1", api_key="not-a-token-0123456789", max_retries=0)
+    with open(jfk, "rb") as f, pytest.raises(openai.AuthenticationError) as e:
+        wrong.audio.transcriptions.create(model="whisper-1", file=f)
+    assert e.value.status_code == 401 and e.value.body["code"] == "invalid_api_key"
+
+    client = openai.OpenAI(base_url=f"{fleet.url}/v1", api_key=SUBMITTER, max_retries=0)
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * 3_000_000)
+    with open(big, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert e.value.status_code == 413 and "MAX_UPLOAD_BYTES" in e.value.body["message"]
+
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio at all\n" * 100)
+    with open(notes, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert e.value.status_code == 415 and e.value.body["param"] == "file"
+    assert "notes.mp3" in e.value.body["message"] and str(tmp_path) not in e.value.body["message"]
+
+    with open(jfk, "rb") as f, pytest.raises(openai.BadRequestError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=f, response_format="docx")  # type: ignore[arg-type]
+    assert e.value.body["param"] == "response_format"
+    volunteer = openai.OpenAI(base_url=f"{fleet.url}/v1", api_key=VOLUNTEER, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        volunteer.models.list()
+
+
+def test_a_request_the_fleet_cannot_finish_in_time_names_its_job(shared, server_process, tmp_path):
+    """No volunteer is polling: after the wait, 408 with the job's id; a retry follows the same job."""
+    srv = server_process(AUTH_TOKENS=TOKENS, OPENAI_WAIT_SECONDS=1, OPENAI_WAIT_FACTOR=0).start()
+    client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=SUBMITTER, max_retries=0)
+    ids = []
+    for _ in range(2):
+        with open(shared / "audio" / "jfk.mp3", "rb") as f, pytest.raises(openai.APIStatusError) as e:
+            client.audio.transcriptions.create(model="whisper-1", file=f)
+        assert e.value.status_code == 408 and e.value.body["code"] == "timeout"
+        ids.append(e.value.body["job_id"])
+    assert ids[0] == ids[1]
+    status = requests.get(e.value.body["status_url"], headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10)
+    assert status.json()["state"] == "queued"
