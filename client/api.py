@@ -55,6 +55,7 @@ class Lease:
     start_seconds: Optional[float] = None
     end_seconds: Optional[float] = None
     file_duration_seconds: Optional[float] = None
+    translate: bool = False  # into English: whisper-cli's --translate
 
     def describe(self) -> str:
         if self.start_seconds is None or self.end_seconds is None:

@@ -111,13 +111,16 @@ class Guard:
         language: str,
         on_progress: Callable[[float], None],
         cancel: Optional[threading.Event],
+        translate: bool = False,
     ) -> tuple[transcribe.Transcript, dict[str, Any]]:
-        """The transcript, and what the result's metadata should say about how it was made."""
+        """The transcript (into English if `translate`), and what the result's metadata should say
+        about how it was made."""
         flags = NO_GPU if self.cpu_only else ()
+        task = ("-tr",) if translate else ()
         meta: dict[str, Any] = {}
 
         def attempt() -> transcribe.Transcript:
-            cfg = dataclasses.replace(self.cfg, extra_args=(*self.cfg.extra_args, *flags))
+            cfg = dataclasses.replace(self.cfg, extra_args=(*self.cfg.extra_args, *task, *flags))
             return transcribe.run(cfg, wav, out_base, language, on_progress, cancel)
 
         try:

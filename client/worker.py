@@ -91,6 +91,7 @@ class Worker:
             "threads": self.s.threads,
             "rtf": measured_rtf(self.s),
             "english_only": self.s.english_only,
+            "translate": not self.s.english_only,  # whisper's --translate needs a multilingual model
         }
 
     # --- the loop ----------------------------------------------------------------------------
@@ -250,7 +251,7 @@ class Worker:
             self.display.update(pct, speed)
 
         language = self.s.language or lease.language
-        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel)
+        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel, lease.translate)
         self.display.finish()
         files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
         if "json" in files:
@@ -261,6 +262,7 @@ class Worker:
             "audio_seconds": round(job.audio_seconds, 3),
             "processing_seconds": round(result.seconds, 3),
             "language": result.language,
+            **({"translated": True} if lease.translate else {}),
             "threads": self.s.threads,
             "vad": self.s.vad_enabled,
             "client": self.s.node_name,

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from .context import build_context
 from .housekeeping import Background
 from .http import dashboard, errors, health, jobs, legacy, openai, v1
-from .http.limits import BodyLimitMiddleware, LatencyMiddleware
+from .http.limits import BodyLimitMiddleware, LatencyMiddleware, Slots
 from .http.origin import SameOriginMiddleware
 from .settings import Settings
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         description="Volunteer batch transcription: lease a task, transcribe it, upload the result.",
     )
     app.state.ctx = ctx
+    app.state.openai_slots = Slots(settings.openai_max_waiting)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_result_bytes + 64 * 1024,

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     # An OpenAI-style request (/v1/audio/...) waits for its job this long, plus FACTOR x its audio's length.
     openai_wait_seconds: int = Field(60, ge=1, le=86400)
     openai_wait_factor: float = Field(1.0, ge=0, le=100)
+    openai_max_waiting: int = Field(64, ge=1, le=100_000)  # requests waiting at once per process; then 429
     sqlite_synchronous: str = "FULL"
     split_seconds: int = Field(600, ge=0)  # files longer than this become parts of about this length; 0: never
     scheduler: SchedulerKind = SchedulerKind.SPEED

@@ -64,6 +64,24 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
+class Slots:
+    """At most `size` holders at once, taken without waiting: a request that finds none free is
+    refused (429) rather than queued behind the others. One per app: the event loop is its only user."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.taken >= self.size:
+            return False
+        self.taken += 1
+        return True
+
+    def give(self) -> None:
+        self.taken -= 1
+
+
 class LatencyMiddleware:
     def __init__(self, app: ASGIApp, histogram: Histogram):
         self.app = app

@@ -1,6 +1,6 @@
 """OpenAI-compatible speech-to-text, so tools that speak OpenAI's API (its client libraries, Open
 WebUI, subtitle tools) use the fleet unchanged: `POST /v1/audio/transcriptions` and `/translations`
-and `GET /v1/models`, with the same credentials as the native API (a bearer token is the api_key).
+(into English) and `GET /v1/models`, with the same credentials as the native API (a bearer token is the api_key).
 
 A request is a job underneath (at a priority above other jobs, cut into parts like any long file),
 answered when the fleet finishes it, or after OPENAI_WAIT_SECONDS plus OPENAI_WAIT_FACTOR times the
@@ -23,6 +23,7 @@ from ..ledger import TIERS, JobRequest, JobState, JobView, model_tier
 from ..transcripts import verbose
 from .deps import Ctx, Submitter
 from .jobs import submit_job
+from .limits import Slots
 from .openai_form import SPEECH_BODY, ResponseFormat, SpeechForm, speech_form
 from .schemas import OpenAIError
 
@@ -35,7 +36,7 @@ ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 router = APIRouter(
     prefix="/v1",
     tags=["openai"],
-    responses={code: {"model": OpenAIError} for code in (400, 401, 403, 404, 408, 413, 415)},
+    responses={code: {"model": OpenAIError} for code in (400, 401, 403, 404, 408, 413, 415, 429)},
 )
 Speech = Annotated[SpeechForm, Depends(speech_form)]
 
@@ -48,6 +49,17 @@ Speech = Annotated[SpeechForm, Depends(speech_form)]
 async def transcriptions(request: Request, ctx: Ctx, who: Submitter, form: Speech) -> Response:
     """OpenAI's transcription: the text (or subtitles) of the audio in its own language."""
     return await _answer(request, ctx, who.owner, form, translate=False)
+
+
+@router.post(
+    "/audio/translations",
+    openapi_extra=SPEECH_BODY,
+    responses={200: {"content": {"application/json": {}, "text/plain": {}, "text/vtt": {}}}},
+)
+async def translations(request: Request, ctx: Ctx, who: Submitter, form: Speech) -> Response:
+    """OpenAI's translation: the speech in English (whisper's --translate, so only hosts with a
+    multilingual model whose client can translate take it)."""
+    return await _answer(request, ctx, who.owner, form, translate=True)
 
 
 @router.get("/models")
@@ -65,6 +77,17 @@ async def models(ctx: Ctx, _: Submitter) -> dict[str, Any]:
 
 
 async def _answer(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, translate: bool) -> Response:
+    slots: Slots = request.app.state.openai_slots
+    if not slots.take():
+        message = f"{slots.size} requests are waiting for the fleet already (OPENAI_MAX_WAITING): try again later"
+        raise HTTPException(429, {"message": message, "code": "rate_limit_exceeded"}, headers={"Retry-After": "10"})
+    try:
+        return await _transcribe(request, ctx, owner, form, translate)
+    finally:
+        slots.give()
+
+
+async def _transcribe(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, translate: bool) -> Response:
     key = await run_in_threadpool(form.request_key, translate, owner)
     job_id = await run_in_threadpool(ctx.ledger.jobs.find_request, key, owner)
     if job_id is None:
@@ -74,6 +97,7 @@ async def _answer(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, tran
             priority=min(ctx.settings.job_priority + PRIORITY_ABOVE_JOBS, 1000),
             owner=owner,
             request_key=key,
+            translate=translate,
         )
         try:
             job_id = (await submit_job(ctx, form.upload, ask)).id

@@ -28,6 +28,7 @@ class Capabilities(Strict):
     rtf: Optional[float] = Field(None, ge=0, le=1e6, description="measured speed: audio seconds per processing second")
     english_only: bool = Field(False, description="the model is English-only (*.en): only en/auto tasks fit")
     languages: Optional[list[str]] = Field(None, max_length=200, description="if set, only these languages")
+    translate: bool = Field(False, description="it can translate into English (whisper's --translate)")
 
 
 class LeaseRequest(Strict):
@@ -52,6 +53,7 @@ class LeaseOut(BaseModel):
     start_seconds: Optional[float] = Field(None, description="a part: where its audio starts in the file")
     end_seconds: Optional[float] = Field(None, description="a part: where its audio ends in the file")
     file_duration_seconds: Optional[float] = Field(None, description="the whole file's length, when known")
+    translate: bool = Field(False, description="translate into English (whisper's --translate)")
 
 
 class HeartbeatIn(Strict):

@@ -81,6 +81,7 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
         start_seconds=None if grant.start_ms is None else grant.start_ms / 1000,
         end_seconds=None if grant.end_ms is None else grant.end_ms / 1000,
         file_duration_seconds=grant.duration_ms / 1000 if grant.duration_ms else None,
+        translate=grant.translate,
     )
 
 

@@ -117,13 +117,13 @@ class Assigner:
         choices = policy.choose(fleet)
         for choice in choices:
             g = choice.group
-            params = {"priority": g.priority, "lang": g.language, "min_tier": g.min_tier}
+            params = {"priority": g.priority, "lang": g.language, "min_tier": g.min_tier, "translate": g.translate}
             if isinstance(choice, policy.Longest):
                 q, params["max_ms"] = sql_fleet.pick_longest[probed], choice.max_seconds * 1000
             else:
                 q = sql_fleet.pick_shortest[probed]
             if task_id := c.execute(q, params).scalar():
-                return Pick(task_id, False, fleet.me, (g.priority, g.language, g.min_tier))
+                return Pick(task_id, False, fleet.me, (g.priority, g.language, g.min_tier, g.translate))
         if choices:
             return TAKEN
         if policy.mine(fleet):
@@ -152,8 +152,9 @@ class Assigner:
 
 
 def _reach(r: Reach, **extra: Any) -> dict[str, Any]:
-    """The parameters that say what a host may take: its tier, and its languages if it names them."""
-    params: dict[str, Any] = {"tier": r.tier, **extra}
+    """The parameters that say what a host may take: its tier, whether it translates, and its
+    languages if it names them."""
+    params: dict[str, Any] = {"tier": r.tier, "translate": r.translate, **extra}
     if r.languages is not None:
         params["langs"] = sorted(r.languages)
     return params

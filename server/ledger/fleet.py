@@ -55,7 +55,8 @@ def capabilities(raw: Optional[str]) -> dict[str, Any]:
 
 def reach(caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]] = None) -> Reach:
     """What a host may take, from what it sent with its lease request (None: a legacy client, which
-    names no model: tier 0). English-only models take English and undetected-language tasks."""
+    names no model: tier 0). English-only models take English and undetected-language tasks, and
+    translate nothing; a client translates only if it says so (older ones do not know how)."""
     caps = caps or {}
     if languages is None:
         if caps.get("english_only"):
@@ -63,7 +64,8 @@ def reach(caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]] = N
         elif isinstance(caps.get("languages"), list):
             languages = caps["languages"]
     langs = None if languages is None else frozenset({*languages, "auto"})
-    return Reach(langs, model_tier(caps.get("model")))
+    translates = caps.get("translate") is True and not caps.get("english_only")
+    return Reach(langs, model_tier(caps.get("model")), translates)
 
 
 def first_guess(rtf: Any, fastest_measured: float) -> Optional[float]:

@@ -54,6 +54,7 @@ class JobRequest:
     callback_url: Optional[str] = None
     callback_secret: Optional[str] = None  # signs the callback; the submitter got it at submit
     validate: bool = False  # a second host checks every result, whatever VALIDATION says
+    translate: bool = False  # into English (whisper's --translate): only hosts that can take it
     owner: Optional[str] = None  # who may see it (None: anyone, as before owners)
     request_key: Optional[str] = None  # an OpenAI-style request's digest: its retry finds this job (find_request)
 
@@ -102,6 +103,7 @@ class Jobs:
                     "priority": ask.priority,
                     "min_tier": model_tier,
                     "validate_all": ask.validate,
+                    "translate": ask.translate,
                 },
             )
             c.execute(

@@ -70,6 +70,7 @@ class Parts:
                         "job_id": file.job_id,  # an uploaded job's parts are the job's too
                         "priority": file.priority,
                         "min_tier": file.min_tier,
+                        "translate": file.translate,
                         "validate_all": file.validate_all,
                         "created_at": now,
                         "updated_at": now,

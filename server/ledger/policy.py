@@ -63,13 +63,16 @@ class SchedulerKind(str, Enum):
 
 @dataclass(frozen=True)
 class Reach:
-    """What a host may take: these languages (None: all) and tasks asking for at most this tier."""
+    """What a host may take: these languages (None: all), tasks asking for at most this tier, and
+    tasks to translate if it can."""
 
     languages: Optional[frozenset[str]] = None
     tier: int = 0
+    translate: bool = False
 
-    def takes(self, language: str, min_tier: int) -> bool:
-        return (self.languages is None or language in self.languages) and self.tier >= min_tier
+    def takes(self, language: str, min_tier: int, translate: bool = False) -> bool:
+        fits = (self.languages is None or language in self.languages) and self.tier >= min_tier
+        return fits and (self.translate or not translate)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,10 @@ class Group:
     count: int
     seconds: float
     shortest: float
+    translate: bool = False
 
     def open_to(self, reach: Reach) -> bool:
-        return reach.takes(self.language, self.min_tier)
+        return reach.takes(self.language, self.min_tier, self.translate)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Running:
     finish_at: float  # its holder's predicted finish
     language: str = "auto"
     min_tier: int = 0
+    translate: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,7 @@ def replica(fleet: Fleet, running: Sequence[Running], budget_seconds: float) -> 
         return None
     best, best_gain = None, 0.0
     for r in running:
-        if r.seconds > budget_seconds or not me.reach.takes(r.language, r.min_tier):
+        if r.seconds > budget_seconds or not me.reach.takes(r.language, r.min_tier, r.translate):
             continue
         left = r.finish_at - now
         gain = left - r.seconds / me.speed

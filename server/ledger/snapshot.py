@@ -25,7 +25,7 @@ from .sql import fleet as sql_fleet
 from .sql.run import Tx
 from .states import Protocol
 
-GroupKey = tuple[int, str, int]  # priority, language, least model tier
+GroupKey = tuple[int, str, int, bool]  # priority, language, least model tier, translate
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _queue_for(
     r: Reach, groups: dict[GroupKey, Group], unprobed: dict[GroupKey, int]
 ) -> tuple[tuple[Group, ...], bool]:
     """The groups with work left, and whether work `r` may take waits only for its length."""
-    probing = any(n and r.takes(lang, tier) for (_, lang, tier), n in unprobed.items())
+    probing = any(n and r.takes(lang, tier, translate) for (_, lang, tier, translate), n in unprobed.items())
     return tuple(g for g in groups.values() if g.count > 0), probing
 
 
@@ -152,7 +152,7 @@ class Snapshots:
                 g = st.groups[key]
                 st.groups[key] = replace(g, count=g.count - 1, seconds=max(0.0, g.seconds - seconds))
             if copyable and seconds > 0:
-                st.running.append(Running(task_id, seconds, finish, key[1], key[2]))
+                st.running.append(Running(task_id, seconds, finish, key[1], key[2], key[3]))
 
     def regroup(self, c: Tx, view: View) -> View:
         """The queue's groups read anew through the claim's own transaction (it sees what that
@@ -208,7 +208,7 @@ class Snapshots:
             # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be
             # stopped; a check is itself the second copy.
             if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY and not r.checking:
-                running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier))
+                running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier, bool(r.translate)))
         hosts = {name: Host(name, speeds[name], free_at.get(name, now), r) for name, (_, r) in caps.items()}
         members: dict[Reach, list[Host]] = {}
         for host in hosts.values():
@@ -240,7 +240,7 @@ class Snapshots:
         groups: dict[GroupKey, Group] = {}
         unprobed: dict[GroupKey, int] = {}
         for g in rows:
-            key = (int(g.priority), str(g.language), int(g.min_tier))
+            key = (int(g.priority), str(g.language), int(g.min_tier), bool(g.translate))
             if self.probed_only and not g.probed:
                 unprobed[key] = unprobed.get(key, 0) + int(g.count)
                 continue
@@ -248,5 +248,5 @@ class Snapshots:
             count, seconds, shortest = int(g.count), float(g.seconds), float(g.shortest or 0)
             if old:  # probed and unprobed rows of one group, when splitting is off
                 count, seconds, shortest = old.count + count, old.seconds + seconds, min(old.shortest, shortest)
-            groups[key] = Group(key[1], key[2], key[0], count, seconds, shortest)
+            groups[key] = Group(key[1], key[2], key[0], count, seconds, shortest, key[3])
         return groups, unprobed

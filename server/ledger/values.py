@@ -77,6 +77,10 @@ class Grant:
     start_ms: Optional[int] = None
     end_ms: Optional[int] = None
     duration_ms: Optional[int] = None  # the whole file's
+    translate: bool = False  # into English: whisper's --translate
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "translate", bool(self.translate))
 
     @property
     def seconds(self) -> float:
@@ -114,9 +118,11 @@ class TaskView(RowView):
     priority: int
     min_tier: int
     validate_all: bool  # its job asked for every result to be checked
+    translate: bool  # into English (whisper's --translate)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "validate_all", bool(self.validate_all))  # SQLite's driver says 0 or 1
+        for flag in ("validate_all", "translate"):
+            object.__setattr__(self, flag, bool(getattr(self, flag)))  # SQLite's driver says 0 or 1
 
     @property
     def file_id(self) -> str:

@@ -111,3 +111,27 @@ def test_a_job_never_goes_to_a_legacy_client_nor_completes_through_its_routes(db
     grant = ledger.leases.claim("laptop", capabilities={"model": "ggml-tiny.en.bin"})
     assert grant is not None and grant.task_id == job.id
     ledger.db.dispose()
+
+
+@pytest.mark.parametrize("scheduler", ["speed", "fifo"])
+def test_a_translation_goes_only_to_a_host_that_can_translate(db, scheduler):
+    """English-only models cannot translate, and a client that does not say it can (an older one)
+    would transcribe instead: neither gets it, and the queue is not held back for them either."""
+    from server.ledger.policy import SchedulerKind
+
+    clock = Clock()
+    ledger = make_ledger(db, clock, scheduler=SchedulerKind(scheduler))
+    job = ledger.jobs.create(job_id="tttttttttttttttt", filename="tren.mp3", stored_as="tttttttttttttttt/source.mp3",
+                             result_stem="tttttttttttttttt/result", size=10, mtime=1.0,
+                             ask=JobRequest(priority=20, translate=True))  # fmt: skip
+    add_tasks(ledger, 2)
+    english_only = {"model": "ggml-tiny.en.bin", "english_only": True, "translate": False}
+    older = {"model": "ggml-base-q5_1.bin"}  # says nothing of translating
+    able = {"model": "ggml-base-q5_1.bin", "translate": True}
+    for name, caps in (("en-box", english_only), ("old-box", older)):
+        grant = ledger.leases.claim(name, capabilities=caps)
+        assert isinstance(grant, Grant) and grant.task_id != job.id and not grant.translate, name
+        clock.t += 1.5  # past the snapshot's second
+    assert ledger.legacy.claim("legacy:box") is None
+    grant = ledger.leases.claim("multilingual", capabilities=able)
+    assert isinstance(grant, Grant) and grant.task_id == job.id and grant.translate

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import openai
 import pytest
@@ -96,15 +98,62 @@ def test_openai_errors_raise_the_openai_client_s_own_classes(shared, fleet, tmp_
 
 
 def test_a_request_the_fleet_cannot_finish_in_time_names_its_job(shared, server_process, tmp_path):
-    """No volunteer is polling: after the wait, 408 with the job's id; a retry follows the same job."""
-    srv = server_process(AUTH_TOKENS=TOKENS, OPENAI_WAIT_SECONDS=1, OPENAI_WAIT_FACTOR=0).start()
+    """No volunteer is polling: after the wait, 408 with the job's id; a retry follows the same job.
+    More requests waiting at once than OPENAI_MAX_WAITING: 429, which OpenAI's clients retry later."""
+    srv = server_process(AUTH_TOKENS=TOKENS, OPENAI_WAIT_SECONDS=3, OPENAI_WAIT_FACTOR=0, OPENAI_MAX_WAITING=1).start()
     client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=SUBMITTER, max_retries=0)
     ids = []
-    for _ in range(2):
+
+    def ask() -> None:
         with open(shared / "audio" / "jfk.mp3", "rb") as f, pytest.raises(openai.APIStatusError) as e:
             client.audio.transcriptions.create(model="whisper-1", file=f)
         assert e.value.status_code == 408 and e.value.body["code"] == "timeout"
-        ids.append(e.value.body["job_id"])
-    assert ids[0] == ids[1]
-    status = requests.get(e.value.body["status_url"], headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10)
+        ids.append(e.value.body)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    while not requests.get(
+        f"{srv.url}/api/v1/jobs", headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10
+    ).json():
+        time.sleep(0.1)  # the first request is waiting now
+    with open(shared / "audio" / "jfk.mp3", "rb") as f, pytest.raises(openai.RateLimitError) as limited:
+        client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert limited.value.response.headers["Retry-After"] == "10"
+    first.join()
+    ask()
+    assert ids[0]["job_id"] == ids[1]["job_id"]
+    status = requests.get(ids[1]["status_url"], headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10)
     assert status.json()["state"] == "queued"
+
+
+def test_a_translation_waits_for_a_host_that_can_translate(shared, whisper_cli, server_process, tmp_path):
+    """Spanish speech into English through /v1/audio/translations: an English-only host polling all
+    along does not take it; a multilingual host translates it with whisper's --translate."""
+    srv = server_process(AUTH_TOKENS=TOKENS, OPENAI_WAIT_SECONDS=4, OPENAI_WAIT_FACTOR=0).start()
+    english = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "en-box", AUTH_TOKEN=VOLUNTEER)
+    daemons = [subprocess.Popen([sys.executable, "-m", "client.cli", "run"], env=english,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=SUBMITTER, max_retries=0, timeout=300)
+    tren = shared / "audio" / "tren-es.mp3"
+    try:
+        with open(tren, "rb") as f, pytest.raises(openai.APIStatusError) as e:
+            client.audio.translations.create(model="whisper-1", file=f)
+        assert e.value.status_code == 408  # the English-only host polled, and left it
+        multilingual = client_env(tmp_path, srv.url, shared / "models/ggml-base-q5_1.bin", "multi-box",
+                                  AUTH_TOKEN=VOLUNTEER)  # fmt: skip
+        daemons.append(subprocess.Popen([sys.executable, "-m", "client.cli", "run"], env=multilingual,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        srv_wait = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=SUBMITTER, max_retries=20, timeout=300)
+        with open(tren, "rb") as f:
+            english_text = srv_wait.audio.translations.create(model="whisper-1", file=f, response_format="verbose_json")
+    finally:
+        for d in daemons:
+            d.terminate()
+            d.wait(30)
+    text = english_text.text.lower()
+    found = [w for w in ("train", "travel", "river", "market", "coffee", "station", "town") if w in text]
+    assert len(found) >= 3, text  # English words for the Spanish ones (base-q5_1's translation)
+    assert "tren" not in text and "mercado" not in text
+    assert english_text.task == "translate" and english_text.language == "spanish"
+    jobs = requests.get(f"{srv.url}/api/v1/jobs", headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10).json()
+    assert len(jobs) == 1 and jobs[0]["id"] == e.value.body["job_id"]  # the retries followed the first job

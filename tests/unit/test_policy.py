@@ -295,3 +295,18 @@ def test_noisy_speeds_still_end_close_to_the_bound():
     hosts = [Host(f"h{i}", s, 0.0, ALL) for i, s in enumerate(SPEEDS)]
     makespan, _ = simulate(tasks, hosts, SchedulerKind.SPEED, noise=0.2, seed=4)
     assert makespan <= 1.25 * lower_bound(tasks, hosts)
+
+
+def test_a_group_to_translate_is_open_only_to_hosts_that_translate():
+    group = Group("auto", 1, 20, 1, 60.0, 60.0, translate=True)
+    assert not group.open_to(Reach(None, 3))  # multilingual, but its client does not say it translates
+    assert not group.open_to(Reach(frozenset({"en", "auto"}), 3))  # English-only: never (reach() sees to it)
+    assert group.open_to(Reach(None, 3, translate=True))
+    assert not Group("auto", 4, 20, 1, 60.0, 60.0, translate=True).open_to(Reach(None, 3, translate=True))  # tier
+    from server.ledger.fleet import reach
+
+    assert not reach({"model": "ggml-tiny.en.bin", "english_only": True, "translate": True}).translate
+    assert (
+        not reach({"model": "ggml-base.bin"}).translate
+        and reach({"model": "ggml-base.bin", "translate": True}).translate
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Float,
     Integer,
     Select,
@@ -41,6 +42,7 @@ def _by_length(probed: bool, longest: bool) -> Select[Any]:
         task.c.priority == bindparam("priority"),
         task.c.language == bindparam("lang"),
         task.c.min_tier == bindparam("min_tier"),
+        task.c.translate == bindparam("translate", type_=Boolean),
     )
     if probed:
         q = q.where(task.c.duration_ms.is_not(None))
@@ -62,13 +64,14 @@ queue_groups = (
         task.c.priority,
         task.c.language,
         task.c.min_tier,
+        task.c.translate,
         probed_col,
         func.count().label("count"),
         func.coalesce(func.sum(length), 0.0).label("seconds"),
         func.min(length).label("shortest"),
     )
     .where(task.c.state == TaskState.QUEUED)
-    .group_by(task.c.priority, task.c.language, task.c.min_tier, probed_col)
+    .group_by(task.c.priority, task.c.language, task.c.min_tier, task.c.translate, probed_col)
 )
 
 # Every lease in progress, with what predicting its finish needs.
@@ -84,6 +87,7 @@ running = (
         task.c.replicas,
         task.c.language,
         task.c.min_tier,
+        task.c.translate,
         length.label("seconds"),
     )
     .join(task, task.c.id == attempt.c.task_id)

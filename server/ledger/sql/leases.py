@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Boolean, Float, Select, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,6 +55,10 @@ touch_client = (
 insert_client = insert(client)
 
 
+# A task to translate only for a host that can (`:translate`: a multilingual model, a client that says so).
+may_translate = or_(task.c.translate.is_(False), bindparam("translate", type_=Boolean))
+
+
 def queued(q: Select[Any], languages: bool, probed: bool, level: str = "==") -> Select[Any]:
     """`q` over the queued tasks a claim may take: none that asks for a better model than the
     claimer's (`:tier`), and (`level`) only those of the highest priority there is (`:priority`):
@@ -63,7 +67,7 @@ def queued(q: Select[Any], languages: bool, probed: bool, level: str = "==") -> 
     through the (state, priority, path) index; "" for any level. `languages`: only those (`:langs`).
     `probed`: while splitting is on, a file goes out only once its length is known, so a long one
     is never handed out whole by accident."""
-    q = q.where(task.c.state == TaskState.QUEUED, task.c.min_tier <= bindparam("tier"))
+    q = q.where(task.c.state == TaskState.QUEUED, task.c.min_tier <= bindparam("tier"), may_translate)
     if level == "==":
         q = q.where(task.c.priority == bindparam("priority"))
     elif level == ">=":
@@ -101,6 +105,7 @@ GRANT_COLUMNS = (
     task.c.start_ms,
     task.c.end_ms,
     task.c.duration_ms,
+    task.c.translate,
 )
 take_task = (
     update(task)

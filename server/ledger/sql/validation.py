@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
 from ..states import AttemptState, TaskState
 from ..tables import LENGTH_MS, attempt, client, task
-from .leases import GRANT_COLUMNS
+from .leases import GRANT_COLUMNS, may_translate
 from .params import now, tid
 
 cname: BindParameter[str] = bindparam("cname", type_=String)
@@ -86,6 +86,7 @@ def _pick_check(languages: bool) -> Select[Any]:
     q = select(task.c.id).where(
         task.c.state == TaskState.CHECKING,
         task.c.min_tier <= bindparam("tier"),
+        may_translate,
         or_(
             task.c.check_tier == bindparam("tier"),
             task.c.check_tier.is_(None),  # a result re-checked after its host was outvoted: any tier
@@ -107,7 +108,9 @@ def _check_later(languages: bool, validating: bool) -> Select[Any]:
     for this host to check."""
     answered = exists().where(attempt.c.task_id == task.c.id, attempt.c.client == cname)
     states = [TaskState.CHECKING, TaskState.LEASED] if validating else [TaskState.CHECKING]
-    q = select(task.c.id).where(task.c.state.in_(states), task.c.min_tier <= bindparam("tier"), ~answered)
+    q = select(task.c.id).where(
+        task.c.state.in_(states), task.c.min_tier <= bindparam("tier"), may_translate, ~answered
+    )
     if languages:
         q = q.where(task.c.language.in_(bindparam("langs", expanding=True)))
     return q.limit(1)

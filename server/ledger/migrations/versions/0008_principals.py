@@ -1,5 +1,6 @@
 """Who may do what: API tokens with roles (stored as digests), each job's owner, a job's own
-callback signing secret, and the key that lets a retried OpenAI-style request follow its job.
+callback signing secret, the key that lets a retried OpenAI-style request follow its job, and tasks
+to translate (OpenAI's /v1/audio/translations).
 
 Revision ID: 0008
 Revises: 0007
@@ -33,9 +34,12 @@ def upgrade() -> None:
     op.add_column("job", sa.Column("request_key", sa.String(length=64), nullable=True))
     op.create_index("ix_job_owner", "job", ["owner"])
     op.create_index("ix_job_request_key", "job", ["request_key"])
+    op.add_column("task", sa.Column("translate", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("task") as batch:
+        batch.drop_column("translate")
     op.drop_index("ix_job_request_key", "job")
     op.drop_index("ix_job_owner", "job")
     with op.batch_alter_table("job") as batch:
