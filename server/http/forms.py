@@ -109,7 +109,7 @@ async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
         if not isinstance(upload, UploadFile):
             raise invalid("a job needs a `file`")
         language, tier, priority = _language(form), _tier(form), _priority(form, ctx.settings.job_priority)
-        callback = _field(form, "callback_url")
+        callback = field_text(form, "callback_url")
         if callback:
             if len(callback) > 2000:
                 raise invalid("callback_url is over 2000 characters")
@@ -122,7 +122,8 @@ async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
         await form.close()
 
 
-def _field(form: FormData, name: str) -> Optional[str]:
+def field_text(form: FormData, name: str) -> Optional[str]:
+    """A text field, stripped; None when absent, empty or a file."""
     value = form.get(name)
     if value is None or isinstance(value, UploadFile):
         return None
@@ -130,14 +131,14 @@ def _field(form: FormData, name: str) -> Optional[str]:
 
 
 def _language(form: FormData) -> str:
-    language = (_field(form, "language") or "auto").lower()
+    language = (field_text(form, "language") or "auto").lower()
     if not LANGUAGE.match(language):
         raise invalid(f"language={language!r} must be 'auto' or a two-letter ISO 639-1 code")
     return language
 
 
 def _tier(form: FormData) -> int:
-    model = (_field(form, "model") or "").lower()
+    model = (field_text(form, "model") or "").lower()
     if model and model not in TIERS:
         raise invalid(f"model={model!r} must be one of {', '.join(TIERS)}")
     return TIERS.get(model, 0)
@@ -145,7 +146,7 @@ def _tier(form: FormData) -> int:
 
 def _priority(form: FormData, default: int) -> int:
     try:
-        priority = int(_field(form, "priority") or default)
+        priority = int(field_text(form, "priority") or default)
     except ValueError:
         raise invalid("priority must be a whole number") from None
     if not -1000 <= priority <= 1000:
@@ -154,7 +155,7 @@ def _priority(form: FormData, default: int) -> int:
 
 
 def _validate(form: FormData) -> bool:
-    value = (_field(form, "validate") or "false").lower()
+    value = (field_text(form, "validate") or "false").lower()
     if value not in ("true", "false"):
         raise invalid("validate must be true or false")
     return value == "true"

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from ..disk.languages import LANGUAGE
 from ..ledger import model_tier
+from .forms import field_text
 
 
 class ResponseFormat(str, Enum):
@@ -56,16 +57,9 @@ class SpeechForm:
         return digest.hexdigest()
 
 
-def _field(form: FormData, name: str) -> Optional[str]:
-    value = form.get(name)
-    if value is None or isinstance(value, UploadFile):
-        return None
-    return str(value).strip() or None
-
-
 def _temperature(form: FormData) -> float:
     try:
-        temperature = float(_field(form, "temperature") or 0)
+        temperature = float(field_text(form, "temperature") or 0)
     except ValueError:
         raise bad("temperature", "temperature must be a number between 0 and 1") from None
     if not 0 <= temperature <= 1:
@@ -85,17 +79,17 @@ def _parsed(form: FormData) -> SpeechForm:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise bad("file", "a transcription needs a `file`")
-    model = _field(form, "model") or "whisper-1"
+    model = field_text(form, "model") or "whisper-1"
     if len(model) > 100:
         raise bad("model", "model is over 100 characters")
-    language = (_field(form, "language") or "auto").lower()
+    language = (field_text(form, "language") or "auto").lower()
     if not LANGUAGE.match(language):
         raise bad("language", f"language={language[:20]!r} must be a two-letter ISO 639-1 code")
     try:
-        response_format = ResponseFormat(_field(form, "response_format") or "json")
+        response_format = ResponseFormat(field_text(form, "response_format") or "json")
     except ValueError:
         raise bad("response_format", "response_format must be json, text, srt, vtt or verbose_json") from None
-    prompt = _field(form, "prompt")
+    prompt = field_text(form, "prompt")
     return SpeechForm(upload, model, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
                       prompt, _temperature(form))  # fmt: skip
 
