@@ -118,6 +118,10 @@ class ServerAPI:
     def stats(self) -> dict:
         return self._call("GET", "/api/v1/stats").json()
 
+    def volunteers(self, host: str) -> dict:
+        """The volunteers' table and this caller's rank in it (`you`)."""
+        return self._call("GET", "/api/v1/volunteers", params={"host": host}).json()
+
     def lease(self, client: str, capabilities: dict) -> Union[Lease, Wait, None]:
         """A task; Wait: work for us is queued but the server holds it back for now (ask again
         after `seconds`); None: nothing is queued for us."""
@@ -159,8 +163,10 @@ class ServerAPI:
             raise Transient("downloaded audio does not match the server's SHA-256 (file changed?)")
         return dest
 
-    def heartbeat(self, token: str, progress: Optional[float]) -> float:
-        return self._call("POST", f"/api/v1/leases/{token}/heartbeat", json={"progress": progress}).json()["deadline"]
+    def heartbeat(self, token: str, progress: Optional[float], paused: Optional[str] = None) -> float:
+        """`paused`: why whisper-cli is paused now (the server keeps the lease and shows the reason)."""
+        body = {"progress": progress, **({"paused": paused[:200]} if paused else {})}
+        return self._call("POST", f"/api/v1/leases/{token}/heartbeat", json=body).json()["deadline"]
 
     def upload_result(self, token: str, files: dict[str, Path], meta_json: str) -> dict:
         handles = {fmt: (p.name, open(p, "rb"), "text/plain") for fmt, p in files.items()}

@@ -17,15 +17,18 @@ from rich.console import Console
 from rich.table import Table
 
 from . import media, transcribe
-from .api import ServerAPI
+from .api import Rejected, ServerAPI, Transient
+from .benchmark import bench_file
+from .courtesy import describe_status
 from .doctor import checks, sample_audio
 from .guard import whisper_config
 from .notify import NotifySetupError, notifier_for
 from .outbox import Entry, Outbox
 from .progress import Display
 from .settings import ClientSettings, SettingsError
+from .setup import Answers, Setup, SetupError
 from .submit import SubmitError, Submitter
-from .worker import Worker, bench_file
+from .worker import Worker
 
 app = typer.Typer(
     help="batch-stt client: transcribe audio for a batch-stt server with whisper.cpp.",
@@ -227,6 +230,67 @@ def doctor():
         table.add_row(name, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail, fix)
     console.print(table)
     raise typer.Exit(0 if all(ok for name, ok, *_ in rows if name != "benchmark") else 1)
+
+
+@app.command()
+def setup(
+    server: Optional[str] = typer.Option(None, "--server", help="the server's URL (asked when not given)"),
+    token: Optional[str] = typer.Option(None, "--token", help="your volunteer token (stt-server token add)"),
+    name: str = typer.Option("", "--name", help="this machine's name on the server (default: the host name)"),
+    model: str = typer.Option("", "--model", help="a model name (base-q5_1, small, ...) or a local file"),
+    backend: str = typer.Option("", "--backend", help="cpu, cuda, vulkan, metal, ... (default: detected)"),
+    service: Optional[bool] = typer.Option(None, "--service/--no-service", help="install a user service"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="answer yes to every question; ask nothing"),
+    force: bool = typer.Option(False, "--force", help="set up again although .env exists"),
+):
+    """Set this machine up as a volunteer: ffmpeg, whisper.cpp, a model, .env, bench, doctor, service."""
+    if not server:
+        if yes:
+            typer.echo("--yes needs --server URL", err=True)
+            raise typer.Exit(2)
+        server = typer.prompt("server URL (https://...)")
+    if token is None and not yes:
+        token = typer.prompt("your token (empty for none)", default="", show_default=False)
+
+    def confirm(question: str) -> bool:
+        return yes or typer.confirm(question, default=True)
+
+    steps = Setup(Path(".env").resolve(), typer.echo, confirm)
+    try:
+        steps.run(Answers(server.rstrip("/"), token or "", name, model, backend, service), force)
+    except SetupError as e:
+        typer.echo(f"setup: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def stats():
+    """What this volunteer gave: its line in the server's volunteers table, and its rank."""
+    s = load()
+    try:
+        board = ServerAPI(s).volunteers(s.node_name)
+    except (Transient, Rejected) as e:
+        typer.echo(f"cannot read the volunteers table from {s.server_url}: {e}", err=True)
+        raise typer.Exit(1) from None
+    rows = board["volunteers"]
+    mine = next((v for v in rows if v["rank"] == board.get("you")), None)
+    if mine is None:
+        typer.echo(f"no results delivered yet ({len(rows)} volunteers so far)")
+        return
+    typer.echo(
+        f"{mine['name']}: rank {mine['rank']} of {len(rows)}, {mine['audio_hours']:.2f} h of audio, "
+        f"{mine['recent_hours_per_day']:.2f} h/day recently, {mine['results']} results "
+        f"({mine['valid_results']} accepted), {mine['hosts']} host(s): {', '.join(mine['backends']) or '?'}"
+    )
+
+
+@app.command()
+def status():
+    """Is the daemon working, paused (and why), or idle? Read from the state it leaves in WORK_DIR."""
+    s = load(need_server=False)
+    line = describe_status(s.work_dir / "status.json")
+    typer.echo(line)
+    raise typer.Exit(0 if not line.startswith("not running") else 1)
 
 
 if __name__ == "__main__":

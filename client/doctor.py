@@ -10,9 +10,9 @@ from typing import Optional
 
 from . import media, transcribe
 from .api import ServerAPI
+from .benchmark import measured_rtf
 from .guard import whisper_config
 from .settings import ClientSettings
-from .worker import measured_rtf
 
 Row = tuple[str, bool, str, str]  # check, passed, detail, fix
 

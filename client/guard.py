@@ -112,6 +112,7 @@ class Guard:
         on_progress: Callable[[float], None],
         cancel: Optional[threading.Event],
         translate: bool = False,
+        watch: Optional[Callable[[int], Callable[[], None]]] = None,
     ) -> tuple[transcribe.Transcript, dict[str, Any]]:
         """The transcript (into English if `translate`), and what the result's metadata should say
         about how it was made."""
@@ -121,7 +122,7 @@ class Guard:
 
         def attempt() -> transcribe.Transcript:
             cfg = dataclasses.replace(self.cfg, extra_args=(*self.cfg.extra_args, *task, *flags))
-            return transcribe.run(cfg, wav, out_base, language, on_progress, cancel)
+            return transcribe.run(cfg, wav, out_base, language, on_progress, cancel, watch=watch)
 
         try:
             result = attempt()

@@ -16,6 +16,7 @@ class Heartbeat:
     def __init__(self, api: ServerAPI, token: str, every: float, on_lost: Callable[[], None] = lambda: None):
         self.api, self.token, self.every, self.on_lost = api, token, every, on_lost
         self.progress: Optional[float] = None
+        self.paused: Callable[[], Optional[str]] = lambda: None  # why whisper-cli is paused, if it is
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -23,7 +24,7 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                self.api.heartbeat(self.token, self.progress)
+                self.api.heartbeat(self.token, self.progress, self.paused())
             except LeaseLost as e:
                 log.warning("lease lost (%s): stopping this task", e)
                 self.lost.set()

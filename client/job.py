@@ -32,6 +32,7 @@ class Job:
     wav: Optional[Path] = None
     audio_seconds: float = 0.0
     error: Optional[Exception] = None  # what preparing ran into; reported when the job's turn comes
+    handed_back: str = ""  # why this client gives the task back unfinished (courtesy.py)
 
     @classmethod
     def open(cls, api: ServerAPI, lease: Lease, work_dir: Path) -> Job:

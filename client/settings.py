@@ -17,6 +17,7 @@ from typing import Optional
 from stt_common.env import load_env, truthy
 from stt_common.formats import is_english_only
 
+from .courtesy import CourtesyRules
 from .schedule import Window, WindowError
 
 DEFAULT_CLI = Path(__file__).resolve().parent / "whisper" / "whisper.cpp" / "build" / "bin" / "whisper-cli"
@@ -54,6 +55,8 @@ class ClientSettings:
     gotify_url: str = ""
     gotify_key: str = ""
     notify_urls: tuple[str, ...] = ()  # apprise URLs
+    courtesy: CourtesyRules = field(default_factory=CourtesyRules)  # when whisper-cli may run (courtesy.py)
+    display_name: str = ""  # how the server's volunteers table names this machine's owner
 
     @property
     def english_only(self) -> bool:
@@ -112,7 +115,28 @@ class ClientSettings:
             gotify_url=get("GOTIFY_URL"),
             gotify_key=get("GOTIFY_KEY"),
             notify_urls=tuple(filter(None, (u.strip() for u in get("NOTIFY_URLS").split(",")))),
+            courtesy=_courtesy(get),
+            display_name=get("DISPLAY_NAME")[:64],
         )
+
+
+def _courtesy(get: Callable[..., str]) -> CourtesyRules:
+    """MAX_CPU_PERCENT, SUSPEND_CPU_LOAD, RUN_ON_BATTERY, SUSPEND_WHILE, MAX_PAUSE_SECONDS, POWER_SUPPLY_DIR."""
+    try:
+        cpu, load = int(get("MAX_CPU_PERCENT", "100")), int(get("SUSPEND_CPU_LOAD", "25"))
+        max_pause = float(get("MAX_PAUSE_SECONDS", "900"))
+    except ValueError as e:
+        raise SettingsError(f"MAX_CPU_PERCENT / SUSPEND_CPU_LOAD / MAX_PAUSE_SECONDS must be numbers ({e})") from None
+    if not 1 <= cpu <= 100 or not 0 <= load <= 100 or max_pause < 0:
+        raise SettingsError("MAX_CPU_PERCENT must be 1-100, SUSPEND_CPU_LOAD 0-100 (0: off), MAX_PAUSE_SECONDS >= 0")
+    return CourtesyRules(
+        max_cpu_percent=cpu,
+        suspend_cpu_load=load,
+        run_on_battery=truthy(get("RUN_ON_BATTERY", "false")),
+        suspend_while=frozenset(n.strip().lower() for n in get("SUSPEND_WHILE").split(",") if n.strip()),
+        max_pause_seconds=max_pause,
+        power_supply=Path(get("POWER_SUPPLY_DIR", "/sys/class/power_supply")),
+    )
 
 
 def _numbers(get: Callable[..., str]) -> tuple[int, float, Optional[int], float]:

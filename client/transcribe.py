@@ -108,7 +108,9 @@ def run(
     on_progress: Callable[[float], None] = lambda p: None,
     cancel: Optional[threading.Event] = None,
     formats: Sequence[str] = RESULT_FORMATS,
+    watch: Optional[Callable[[int], Callable[[], None]]] = None,
 ) -> Transcript:
+    """`watch(pid)` once whisper-cli runs (courtesy.py) returns what to call when it has ended."""
     _check_setup(cfg)
     language = model_language(cfg.model, language)
     outputs = {f: out_base.with_name(f"{out_base.name}.{f}") for f in formats}
@@ -142,16 +144,18 @@ def run(
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    # The reader ends when whisper-cli exits (its stderr closes): joining it returns at that moment,
-    # where polling the process would add up to a poll interval between every two tasks.
-    while reader.is_alive():
-        reader.join(0.2)
-        if cancel is not None and cancel.is_set() and reader.is_alive():
-            proc.kill()
-            proc.wait()
-            reader.join(5)
-            raise Cancelled("whisper-cli stopped")
-    proc.wait()
+    unwatch = watch(proc.pid) if watch else lambda: None
+    try:  # The reader ends when whisper-cli exits (its stderr closes): joining it returns at that moment,
+        while reader.is_alive():  # where polling the process would add up to a poll interval per task.
+            reader.join(0.2)
+            if cancel is not None and cancel.is_set() and reader.is_alive():
+                proc.kill()
+                proc.wait()
+                reader.join(5)
+                raise Cancelled("whisper-cli stopped")
+        proc.wait()
+    finally:
+        unwatch()
     _check_exit(
         proc.returncode, list(tail), [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
     )

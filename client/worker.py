@@ -8,19 +8,20 @@ leaves the outbox until the server acknowledged it.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Optional
 
 from . import __version__, media, transcribe
 from .api import Lease, LeaseLost, Rejected, ServerAPI, Transient, Wait
 from .backoff import Backoff
+from .benchmark import measured_rtf
+from .courtesy import Courtesy
 from .guard import Guard
 from .job import Job
 from .notify import Notifiers
@@ -31,18 +32,7 @@ from .subproc import yield_to_whisper
 from .words import add_words
 
 log = logging.getLogger("batch-stt.worker")
-
-
-def bench_file(s: ClientSettings) -> Path:
-    return s.work_dir / "bench.json"
-
-
-def measured_rtf(s: ClientSettings) -> Optional[float]:
-    try:
-        data = json.loads(bench_file(s).read_text())
-        return float(data["rtf"]) if data.get("model") == s.whisper_model.name else None
-    except (OSError, ValueError, KeyError):
-        return None
+SENSE_IDLE = 5.0  # seconds between looks at the machine while paused with no task
 
 
 def clean_text(data: bytes) -> bytes:
@@ -65,6 +55,7 @@ class Worker:
         self.display = display
         self.notifier = notifier
         self.guard = Guard(settings, notifier, display.info)
+        self.courtesy = Courtesy(settings.courtesy, settings.work_dir / "status.json")
         self.stopping = threading.Event()  # first signal: finish the current task, then exit
         self.aborting = threading.Event()  # second signal: stop now, hand the task back
         self._cancel: Optional[threading.Event] = None  # the running task's
@@ -84,6 +75,14 @@ class Worker:
     def _sleep(self, seconds: float) -> None:
         self.stopping.wait(seconds)
 
+    def _pause(self, why: str) -> None:
+        """No new work while the volunteer's rules say the machine is theirs; look again soon."""
+        if self.courtesy.paused != why:
+            self.display.info(f"paused: {why}")
+        self.courtesy.paused = why
+        self.courtesy.note("paused", why)
+        self._sleep(SENSE_IDLE)
+
     def capabilities(self) -> dict:
         return {
             "backend": self.guard.backend,
@@ -92,6 +91,7 @@ class Worker:
             "rtf": measured_rtf(self.s),
             "english_only": self.s.english_only,
             "translate": not self.s.english_only,  # whisper's --translate needs a multilingual model
+            **({"display_name": self.s.display_name} if self.s.display_name else {}),
         }
 
     # --- the loop ----------------------------------------------------------------------------
@@ -113,6 +113,10 @@ class Worker:
                             self.display.info(f"outside the processing window; next check in {wait:.0f} s")
                             self._sleep(wait)
                             continue
+                        if why := self.courtesy.reason():
+                            self._pause(why)
+                            continue
+                        self.courtesy.paused = None
                         try:
                             self.flush_outbox()  # results first: they are finished work
                             lease = self.api.lease(self.s.node_name, self.capabilities())
@@ -127,6 +131,7 @@ class Worker:
                             self._sleep(lease.seconds * random.uniform(0.9, 1.1))
                             continue
                         if lease is None:
+                            self.courtesy.note("idle", "nothing queued for this host")
                             if once or until_idle:
                                 self.display.info("no task available")
                                 break
@@ -148,6 +153,8 @@ class Worker:
         """In the background: deliver finished results, then lease and prepare the next task."""
         try:
             self.flush_outbox()
+            if self.courtesy.paused:  # no new work while the machine is its owner's
+                return None
             lease = self.api.lease(self.s.node_name, self.capabilities())
         except (Transient, Rejected) as e:
             log.info("prefetch: server unavailable (%s)", e)
@@ -220,8 +227,8 @@ class Worker:
         except transcribe.TranscribeError as e:
             self._report(lease, str(e), e.stderr_tail, retryable=e.retryable)
         except transcribe.Cancelled:
-            if self.aborting.is_set():
-                self._hand_back(lease)
+            if self.aborting.is_set() or job.handed_back:
+                self._hand_back(lease, job.handed_back or "stopped")
             else:
                 self.display.info(f"task {lease.task_id} was taken back by the server; dropped")
         except LeaseLost as e:
@@ -251,7 +258,16 @@ class Worker:
             self.display.update(pct, speed)
 
         language = self.s.language or lease.language
-        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel, lease.translate)
+        job.heartbeat.paused = lambda: self.courtesy.paused
+
+        def give_up(why: str) -> None:  # paused past MAX_PAUSE_SECONDS: another host should have it
+            job.handed_back = f"paused for over {self.s.courtesy.max_pause_seconds:.0f} s ({why})"
+            job.cancel.set()
+
+        def watch(pid: int) -> Callable[[], None]:
+            return self.courtesy.watch(pid, job.name, give_up)
+
+        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel, lease.translate, watch)
         self.display.finish()
         files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
         if "json" in files:

@@ -91,7 +91,7 @@ def run_fleet(root: Path, args: argparse.Namespace, split_seconds: int) -> dict[
             pass
         time.sleep(0.1)
     cenv = {**os.environ, "SERVER_URL": url, "WHISPER_CLI": args.whisper_cli, "WHISPER_MODEL": args.model,
-            "THREADS": "2", "WORK_DIR": str(root / f"work-{split_seconds}"),
+            "THREADS": "2", "WORK_DIR": str(root / f"work-{split_seconds}"), "SUSPEND_CPU_LOAD": "0",
             "WHISPER_ARGS": f"-d {args.transcribe_ms}"}  # fmt: skip
     client = subprocess.Popen([sys.executable, "-m", "client.cli", "run", "--once"], env=cenv, cwd=root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip

@@ -18,7 +18,8 @@ trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 
 echo "==> running stt-client until the queue is empty"
-(cd "$demo" && SERVER_URL="http://127.0.0.1:$port" WORK_DIR="$demo/client" NODE_NAME=demo-client \
+# SUSPEND_CPU_LOAD=0: the demo runs while you watch, so it does not pause for your other programs.
+(cd "$demo" && SERVER_URL="http://127.0.0.1:$port" WORK_DIR="$demo/client" NODE_NAME=demo-client SUSPEND_CPU_LOAD=0 \
   "$BIN/stt-client" run --until-idle)
 
 echo "==> status"

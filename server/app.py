@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .context import build_context
 from .housekeeping import Background
-from .http import dashboard, errors, health, jobs, legacy, openai, v1
+from .http import dashboard, errors, health, jobs, legacy, openai, v1, volunteers
 from .http.limits import BodyLimitMiddleware, LatencyMiddleware, Slots
 from .http.origin import SameOriginMiddleware
 from .settings import Settings
@@ -46,7 +46,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
     app.add_middleware(SameOriginMiddleware)  # before any body is read: a cross-site write goes no further
     app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
     errors.install(app)
-    for module in (health, legacy, v1, jobs, openai, dashboard):
+    for module in (health, legacy, v1, jobs, openai, volunteers, dashboard):
         app.include_router(module.router)
     app.include_router(v1.leases)
     return app

@@ -7,7 +7,7 @@ lease hot path. Checking a password (PBKDF2) still runs in the pool, off the eve
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Optional
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -44,6 +44,13 @@ def _role(role: Role) -> Callable[[Request], Awaitable[Principal]]:
 volunteer, submitter, admin = _role(Role.VOLUNTEER), _role(Role.SUBMITTER), _role(Role.ADMIN)
 Ctx = Annotated[Context, Depends(get_context)]
 Submitter = Annotated[Principal, Depends(submitter)]
+Volunteer = Annotated[Principal, Depends(volunteer)]
+
+
+def credited(who: Principal) -> Optional[str]:
+    """Whom a host's results count for: the credentials it asked with (None behind a proxy alone:
+    then each host is its own volunteer)."""
+    return None if who.anonymous else who.name
 
 
 async def job_id(job_id: str) -> str:

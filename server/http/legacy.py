@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..disk import audio
 from ..parts.cut import CutError
 from ..transcripts.vtt import vtt_to_text
-from .deps import Ctx, volunteer
+from .deps import Ctx, Volunteer, credited, volunteer
 from .schemas import LegacyErrorIn, LegacyResultIn, Message
 from .serve import audio_response
 
@@ -39,11 +39,11 @@ def _client_name(request: Request) -> str:
         204: {"description": "nothing to do"},
     },
 )
-def get_task(request: Request, ctx: Ctx) -> Any:
+def get_task(request: Request, ctx: Ctx, who: Volunteer) -> Any:
     """Hand out the next task as the audio body with X-Task-ID and X-Language headers (a part of a
     long file is its own range of the file, cut without re-encoding)."""
     for _ in range(5):  # a file deleted since the last scan is skipped, not served
-        grant = ctx.ledger.legacy.claim(_client_name(request))
+        grant = ctx.ledger.legacy.claim(_client_name(request), credited(who))
         if grant is None:
             return Response(status_code=204)
         task = ctx.ledger.reports.task(grant.task_id)

@@ -29,6 +29,7 @@ class Capabilities(Strict):
     english_only: bool = Field(False, description="the model is English-only (*.en): only en/auto tasks fit")
     languages: Optional[list[str]] = Field(None, max_length=200, description="if set, only these languages")
     translate: bool = Field(False, description="it can translate into English (whisper's --translate)")
+    display_name: str = Field("", max_length=64, description="how the volunteers table names this host's owner")
 
 
 class LeaseRequest(Strict):
@@ -58,6 +59,9 @@ class LeaseOut(BaseModel):
 
 class HeartbeatIn(Strict):
     progress: Optional[float] = Field(None, ge=0, le=1000, description="percent; values above 100 are clamped")
+    paused: Optional[str] = Field(
+        None, max_length=200, description="why the host paused this work now (its owner's rules); the lease is kept"
+    )
 
 
 class HeartbeatOut(BaseModel):
@@ -167,3 +171,19 @@ class OpenAIError(BaseModel):
     """The OpenAI-compatible routes' errors, in OpenAI's shape."""
 
     error: OpenAIErrorDetail
+
+
+class VolunteerOut(BaseModel):
+    rank: int
+    name: str = Field(description="the display name its hosts sent (DISPLAY_NAME), else its credentials' name")
+    audio_hours: float = Field(description="audio transcribed in accepted results")
+    results: int = Field(description="results delivered")
+    valid_results: int = Field(description="results accepted (with validation: confirmed)")
+    recent_hours_per_day: float = Field(description="audio hours a day, averaged with a 7-day half-life")
+    hosts: int
+    backends: list[str]
+
+
+class VolunteersOut(BaseModel):
+    volunteers: list[VolunteerOut]
+    you: Optional[int] = Field(None, description="the caller's rank, when it has delivered results")

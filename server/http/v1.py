@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 
 from ..ledger import TASK_ID, Made, NotFound, TaskState, TaskView, Wait
-from .deps import Ctx, admin, authenticated, volunteer
+from .deps import Ctx, Volunteer, admin, authenticated, credited, volunteer
 from .forms import RESULT_BODY, ResultForm, result_form
 from .schemas import (
     CLIENT_NAME,
@@ -46,11 +46,12 @@ Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_
 @leases.post(
     "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
 )
-async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request) -> Any:
+async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volunteer) -> Any:
     """Lease the next task that fits this client's capabilities. 204 with `Retry-After` and
     `X-Wait-Reason`: work it may take is queued but not for it now (ask again then); a plain 204:
     nothing is queued for it."""
-    claim = partial(ctx.ledger.leases.claim, req.client, capabilities=req.capabilities.model_dump())
+    caps = req.capabilities.model_dump()
+    claim = partial(ctx.ledger.leases.claim, req.client, capabilities=caps, principal=credited(who))
     grant = await ctx.write(claim)
     if isinstance(grant, Wait):
         headers = {"Retry-After": str(math.ceil(grant.retry_after)), WAIT_REASON: grant.reason.value}
@@ -107,7 +108,7 @@ def lease_audio(token: Token, ctx: Ctx) -> Any:
 )
 async def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     """Extend the lease. 409 means the lease is lost: stop working on the task."""
-    return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress))
+    return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress, body.paused))
 
 
 @leases.post(

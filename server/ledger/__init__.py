@@ -53,6 +53,7 @@ from .values import (
     Verdict,
     task_id_for,
 )
+from .volunteers import Volunteers, VolunteerView
 
 __all__ = [
     "TASK_ID",
@@ -92,6 +93,8 @@ __all__ = [
     "ValidationMode",
     "ValidationRule",
     "Verdict",
+    "VolunteerView",
+    "Volunteers",
     "Wait",
     "WaitReason",
     "model_tier",
@@ -111,6 +114,7 @@ class Ledger:
     reports: Reports
     jobs: Jobs
     principals: Principals
+    volunteers: Volunteers
 
     @classmethod
     def open(
@@ -160,6 +164,7 @@ class Ledger:
             Reports(db, clock),
             Jobs(db, events, clock),
             Principals(db, clock),
+            Volunteers(db, clock),
         )
 
 

@@ -69,9 +69,11 @@ class Leases:
         capabilities: Optional[dict[str, Any]] = None,
         protocol: Protocol = Protocol.V1,
         lease_seconds: Optional[int] = None,
+        principal: Optional[str] = None,
     ) -> Union[Grant, Wait, None]:
         """Grant `client` the task the scheduler picks for it; Wait: work it may take is queued, but
-        not for it now; None: nothing is queued for it (or it is cooling down)."""
+        not for it now; None: nothing is queued for it (or it is cooling down). `principal`: whose
+        credentials ask (the volunteer its results are credited to; None: the host itself)."""
         seconds = lease_seconds or self.lease_seconds
         validating = self.booking.validator.rule.on
         speed_aware = self.assigner.kind == SchedulerKind.SPEED
@@ -89,7 +91,7 @@ class Leases:
                 )
                 if not isinstance(outcome, Pick):
                     break
-                grant = self._take(c, outcome, client, protocol, now, now + seconds)
+                grant = self._take(c, outcome, (client, principal), protocol, now, now + seconds)
                 if grant is not None:
                     break
                 outcome = None
@@ -109,8 +111,11 @@ class Leases:
         )
         return grant
 
-    def _take(self, c: Tx, pick: Pick, client: str, protocol: Protocol, now: float, deadline: float) -> Optional[Grant]:
-        """The picked task (or a replica of it) as this client's lease; None: another server took it."""
+    def _take(
+        self, c: Tx, pick: Pick, who: tuple[str, Optional[str]], protocol: Protocol, now: float, deadline: float
+    ) -> Optional[Grant]:
+        """The picked task (or a replica of it) as this client's lease (`who`: the host, and the
+        principal it asked as); None: another server took it."""
         take = (
             sql_validation.take_check
             if pick.check
@@ -124,7 +129,8 @@ class Leases:
         grant = Grant(pick.task_id, secrets.token_urlsafe(24), deadline, pick.replica, **row._mapping)
         attempt = {
             "task_id": grant.task_id,
-            "client": client,
+            "client": who[0],
+            "principal": who[1],
             "protocol": protocol.value,
             "token": grant.token,
             "state": AttemptState.ACTIVE.value,
@@ -137,21 +143,21 @@ class Leases:
         c.execute(sql_leases.insert_attempt, attempt)
         return grant
 
-    def heartbeat(self, token: str, progress: Optional[float] = None) -> float:
-        """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it."""
+    def heartbeat(self, token: str, progress: Optional[float] = None, paused: Optional[str] = None) -> float:
+        """Extend a live lease; returns the new deadline. LeaseLost means: stop working on it.
+        `paused`: why its host has paused the work (its owner's rules): the lease is kept all the same."""
         now = self.clock()
         deadline = now + self.lease_seconds
         clamped = None if progress is None else max(0.0, min(100.0, progress))
+        params = {"tok": token, "deadline": deadline, "now": now, "progress": clamped, "paused": paused}
         with self.db.writing() as c:
-            task_id = c.execute(
-                sql_leases.extend_lease, {"tok": token, "deadline": deadline, "now": now, "progress": clamped}
-            ).scalar()
+            task_id = c.execute(sql_leases.extend_lease, params).scalar()
             if task_id is None:
                 state = c.execute(sql_leases.attempt_state_by_token, {"tok": token}).scalar()
                 if state is None:
                     raise NotFound("unknown lease token")
                 raise LeaseLost(f"lease is {state}: stop working on this task")
-        self.events.emit(Event.EXTENDED, task=task_id, progress=progress, deadline=round(deadline, 3))
+        self.events.emit(Event.EXTENDED, task=task_id, progress=progress, deadline=round(deadline, 3), paused=paused)
         return deadline
 
     def complete(self, token: str, results: Results, made: Optional[Made] = None) -> Completion:

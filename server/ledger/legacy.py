@@ -25,9 +25,11 @@ class LegacyLeases:
         self.leases = leases
         self.lease_seconds = lease_seconds
 
-    def claim(self, client: str) -> Optional[Grant]:
+    def claim(self, client: str, principal: Optional[str] = None) -> Optional[Grant]:
         """The protocol has no way to say "ask again later": a policy wait is a plain "nothing"."""
-        grant = self.leases.claim(client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds)
+        grant = self.leases.claim(
+            client, protocol=Protocol.LEGACY, lease_seconds=self.lease_seconds, principal=principal
+        )
         return grant if isinstance(grant, Grant) else None
 
     def complete(self, task_id: str, results: Results) -> Completion:

@@ -81,11 +81,11 @@ class Reports:
             progress = {fid: (int(done), int(n)) for fid, n, done in c.execute(sql_parts.file_progress, {"ids": ids})}
         return [SplitFile(r.id, r.path, TaskState(r.state), r.duration_ms, *progress.get(r.id, (0, 0))) for r in rows]
 
-    def active_work(self) -> dict[str, list[tuple[str, Optional[float]]]]:
-        """host -> [(what it holds: a path, or a part's path and range; its progress %)]"""
-        work: dict[str, list[tuple[str, Optional[float]]]] = {}
+    def active_work(self) -> dict[str, list[tuple[str, Optional[float], Optional[str]]]]:
+        """host -> [(what it holds: a path, or a part's path and range; its progress %; why it is paused)]"""
+        work: dict[str, list[tuple[str, Optional[float], Optional[str]]]] = {}
         with self.db.reading() as c:
             for r in c.execute(sql_overview.active_work):
                 part = f" [{r.start_ms // 1000}-{r.end_ms // 1000} s]" if r.start_ms is not None else ""
-                work.setdefault(r.client, []).append((r.path + part, r.progress))
+                work.setdefault(r.client, []).append((r.path + part, r.progress, r.paused))
         return work

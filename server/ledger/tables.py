@@ -90,6 +90,8 @@ class Attempt(SQLModel, table=True):
     replica: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # a second copy (tail)
     eta: Optional[float] = None  # when the scheduler expected it done, as granted
     checking: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # granted to check a held result
+    paused: Optional[str] = None  # why its host paused the work (the volunteer's rules), as of its last heartbeat
+    principal: Optional[str] = Field(default=None, max_length=128)  # whose credentials leased it (credit)
 
     __table_args__ = (Index("ix_attempt_state_deadline", "state", "deadline"),)
 

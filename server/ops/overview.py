@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..ledger import Ledger, TaskState
+from ..ledger import Ledger, TaskState, VolunteerView
+
+VOLUNTEERS_SHOWN = 50
 
 # The cards: each the states it adds up.
 GROUPS = {
@@ -41,6 +43,7 @@ class Page:
     done_last_hour: int
     eta: str
     hosts: list[dict[str, Any]]
+    volunteers: list[VolunteerView]
     long_files: list[dict[str, Any]]
     failed: list[dict[str, Any]]
     events: list[dict[str, Any]]
@@ -60,7 +63,7 @@ def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = 
             "failed": h.tasks_failed,
             "trust": "trusted" if h.trusted else f"checked ({h.valid_streak} confirmed)",
             "invalid": h.invalid_results,
-            "work": [{"path": p, "progress": round(pr or 0)} for p, pr in work.get(h.name, [])],
+            "work": [{"path": p, "progress": round(pr or 0), "paused": why} for p, pr, why in work.get(h.name, [])],
             "last_seen": ago(h.last_seen, now),
             "cooling": time.strftime("%H:%M", time.localtime(h.cooldown_until))
             if h.cooldown_until and h.cooldown_until > now
@@ -99,6 +102,7 @@ def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = 
         done_last_hour=ov.done_last_hour,
         eta=duration(ov.eta_seconds) if ov.eta_seconds else ("done" if ov.eta_seconds == 0 else "unknown"),
         hosts=hosts,
+        volunteers=ledger.volunteers.board()[:VOLUNTEERS_SHOWN],
         long_files=long_files,
         failed=failed,
         events=shown,

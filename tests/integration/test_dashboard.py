@@ -56,7 +56,12 @@ def text_of(driver, css: str) -> str:
 
 def test_the_dashboard_live_in_chromium(shared, whisper_cli, server_process, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+
+    def WebDriverWait(driver, seconds):  # selenium's, minding that the page refreshes itself
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait as Wait
+
+        return Wait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
 
     copy_audio(shared, tmp_path / "audio", {"talks/jfk.mp3": "jfk.mp3", "long/millbrook.mp3": "millbrook.mp3"})
     copy_audio(shared, tmp_path / "audio", {"bad.mp3": "corrupt-garbage.mp3"})
@@ -69,7 +74,7 @@ def test_the_dashboard_live_in_chromium(shared, whisper_cli, server_process, bro
     srv = server_process(AUTH_USERS_FILE=str(users), MAX_ATTEMPTS=1, SPLIT_SECONDS=30, DEFAULT_LANGUAGE="en").start()
     env = client_env(
         tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "fedora-laptop",
-        AUTH_ENABLED="true", USERNAME="laptop", PASSWORD="laptop-pw",
+        AUTH_ENABLED="true", USERNAME="laptop", PASSWORD="laptop-pw", DISPLAY_NAME="Fedora Fan",
     )  # fmt: skip
     assert run_client(env, "--until-idle").returncode == 0
     bad_id = next(t["id"] for t in srv_tasks(srv) if t["path"] == "bad.mp3")
@@ -82,6 +87,11 @@ def test_the_dashboard_live_in_chromium(shared, whisper_cli, server_process, bro
     assert "fedora-laptop" in hosts and "ggml-tiny.en.bin" in hosts and "idle" in hosts
     assert "bad.mp3" in text_of(admin, "#failed")
     assert "completed" in text_of(admin, "#events") and "stitched" in text_of(admin, "#events")
+    volunteers = text_of(admin, "#volunteers table").splitlines()
+    assert len(volunteers) == 2 and volunteers[1].startswith("1 Fedora Fan")  # the header, then the one
+    assert volunteers[1].endswith("cpu")  # its hosts' backends
+    stats = subprocess.run([sys.executable, "-m", "client.cli", "stats"], env=env, capture_output=True, text=True)
+    assert stats.stdout.startswith("Fedora Fan: rank 1 of 1, 0.02 h of audio"), stats.stdout + stats.stderr
     ARTIFACTS.mkdir(exist_ok=True)
     admin.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

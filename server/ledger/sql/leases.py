@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Select, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Boolean, Float, Select, String, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -127,6 +127,7 @@ extend_lease = (
         deadline=bindparam("deadline"),
         heartbeat_at=now,
         progress=func.coalesce(bindparam("progress", type_=Float), attempt.c.progress),
+        paused=bindparam("paused", type_=String),
     )
     .returning(attempt.c.task_id)
 )
