@@ -56,6 +56,8 @@ class Lease:
     end_seconds: Optional[float] = None
     file_duration_seconds: Optional[float] = None
     translate: bool = False  # into English: whisper-cli's --translate
+    prompt: Optional[str] = None  # whisper-cli's --prompt
+    temperature: Optional[float] = None  # whisper-cli's --temperature
 
     def describe(self) -> str:
         if self.start_seconds is None or self.end_seconds is None:

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -111,13 +111,12 @@ class Guard:
         language: str,
         on_progress: Callable[[float], None],
         cancel: Optional[threading.Event],
-        translate: bool = False,
+        task: Sequence[str] = (),
         watch: Optional[Callable[[int], Callable[[], None]]] = None,
     ) -> tuple[transcribe.Transcript, dict[str, Any]]:
-        """The transcript (into English if `translate`), and what the result's metadata should say
-        about how it was made."""
+        """The transcript (`task`: what the task asks of whisper-cli, transcribe.task_args), and what
+        the result's metadata should say about how it was made."""
         flags = NO_GPU if self.cpu_only else ()
-        task = ("-tr",) if translate else ()
         meta: dict[str, Any] = {}
 
         def attempt() -> transcribe.Transcript:

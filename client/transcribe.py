@@ -77,6 +77,16 @@ def model_language(model: Path, wanted: str) -> str:
     return wanted
 
 
+def task_args(translate: bool, prompt: Optional[str], temperature: Optional[float]) -> tuple[str, ...]:
+    """What a task asks of whisper-cli beside its audio and language (a lease's fields)."""
+    args = ["-tr"] if translate else []
+    if prompt:
+        args += ["--prompt", prompt]
+    if temperature is not None:
+        args += ["-tp", f"{min(max(temperature, 0.0), 1.0):g}"]
+    return tuple(args)
+
+
 def command(cfg: WhisperConfig, wav: Path, out_base: Path, language: str, formats: Sequence[str]) -> list[str]:
     cmd = [
         str(cfg.cli),

@@ -267,7 +267,8 @@ class Worker:
         def watch(pid: int) -> Callable[[], None]:
             return self.courtesy.watch(pid, job.name, give_up)
 
-        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel, lease.translate, watch)
+        asked = transcribe.task_args(lease.translate, lease.prompt, lease.temperature)
+        result, how = self.guard.run(job.wav, job.work / "out", language, progress, job.cancel, asked, watch)
         self.display.finish()
         files = {fmt: clean_text(p.read_bytes()) for fmt, p in result.files.items()}
         if "json" in files:

@@ -98,6 +98,8 @@ async def _transcribe(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, 
             owner=owner,
             request_key=key,
             translate=translate,
+            prompt=form.prompt,
+            temperature=form.temperature,
         )
         try:
             job_id = (await submit_job(ctx, form.upload, ask)).id
@@ -137,5 +139,7 @@ def _render(ctx: Ctx, job: JobView, form: SpeechForm, task: str) -> Response:
     language = uploads.meta(folder).get("language") or job.task.language
     duration = (job.task.duration_ms or 0) / 1000
     words = "word" in form.granularities
-    shaped = verbose.verbose_json(whisper_json, task=task, language=language, duration=duration, words=words)
+    temperature = job.task.temperature or 0.0
+    shaped = verbose.verbose_json(whisper_json, task=task, language=language, duration=duration, words=words,
+                                  temperature=temperature)  # fmt: skip
     return JSONResponse(shaped)

@@ -28,6 +28,7 @@ class ResponseFormat(str, Enum):
 
 GRANULARITIES = frozenset({"word", "segment"})
 ANY_TIER = 1  # whisper-1 and the other OpenAI names: any model the fleet has
+MAX_PROMPT = 1000
 
 
 def bad(param: str, message: str) -> HTTPException:
@@ -42,8 +43,8 @@ class SpeechForm:
     language: str
     response_format: ResponseFormat
     granularities: frozenset[str]  # empty: segments (OpenAI's default)
-    prompt: Optional[str]  # accepted; the fleet's clients use their own settings
-    temperature: float  # accepted; likewise
+    prompt: Optional[str]  # whisper's initial prompt
+    temperature: Optional[float]  # None: whisper's default (0, with its fallback)
 
     def request_key(self, translate: bool, owner: Optional[str]) -> str:
         """The upload's and the options' digest: a client's retry of this request finds its job."""
@@ -52,14 +53,17 @@ class SpeechForm:
         while chunk := self.upload.file.read(1024 * 1024):
             digest.update(chunk)
         self.upload.file.seek(0)
-        options = [self.model_tier, self.language, translate, owner]
+        options = [self.model_tier, self.language, translate, owner, self.prompt, self.temperature]
         digest.update(json.dumps(options).encode())
         return digest.hexdigest()
 
 
-def _temperature(form: FormData) -> float:
+def _temperature(form: FormData) -> Optional[float]:
+    given = field_text(form, "temperature")
+    if given is None:
+        return None
     try:
-        temperature = float(field_text(form, "temperature") or 0)
+        temperature = float(given)
     except ValueError:
         raise bad("temperature", "temperature must be a number between 0 and 1") from None
     if not 0 <= temperature <= 1:
@@ -90,6 +94,8 @@ def _parsed(form: FormData) -> SpeechForm:
     except ValueError:
         raise bad("response_format", "response_format must be json, text, srt, vtt or verbose_json") from None
     prompt = field_text(form, "prompt")
+    if prompt and len(prompt) > MAX_PROMPT:
+        raise bad("prompt", f"prompt is over {MAX_PROMPT} characters (whisper reads about 224 tokens of it)")
     return SpeechForm(upload, model, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
                       prompt, _temperature(form))  # fmt: skip
 
@@ -119,13 +125,17 @@ SPEECH_BODY: dict[str, Any] = {
                             "description": "tiny, base, small, medium, large, or whisper-1 (any)",
                         },
                         "language": {"type": "string", "pattern": LANGUAGE.pattern},
-                        "prompt": {"type": "string", "description": "accepted, not used"},
+                        "prompt": {
+                            "type": "string",
+                            "maxLength": MAX_PROMPT,
+                            "description": "whisper's initial prompt",
+                        },
                         "response_format": {"type": "string", "enum": [f.value for f in ResponseFormat]},
                         "temperature": {
                             "type": "number",
                             "minimum": 0,
                             "maximum": 1,
-                            "description": "accepted, not used",
+                            "description": "whisper's sampling temperature",
                         },
                         "timestamp_granularities[]": {
                             "type": "array",

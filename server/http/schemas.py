@@ -55,6 +55,8 @@ class LeaseOut(BaseModel):
     end_seconds: Optional[float] = Field(None, description="a part: where its audio ends in the file")
     file_duration_seconds: Optional[float] = Field(None, description="the whole file's length, when known")
     translate: bool = Field(False, description="translate into English (whisper's --translate)")
+    prompt: Optional[str] = Field(None, description="whisper's initial prompt (--prompt)")
+    temperature: Optional[float] = Field(None, description="whisper's sampling temperature (--temperature)")
 
 
 class HeartbeatIn(Strict):

@@ -83,6 +83,8 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volu
         end_seconds=None if grant.end_ms is None else grant.end_ms / 1000,
         file_duration_seconds=grant.duration_ms / 1000 if grant.duration_ms else None,
         translate=grant.translate,
+        prompt=grant.prompt,
+        temperature=grant.temperature,
     )
 
 

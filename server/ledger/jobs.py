@@ -55,6 +55,8 @@ class JobRequest:
     callback_secret: Optional[str] = None  # signs the callback; the submitter got it at submit
     validate: bool = False  # a second host checks every result, whatever VALIDATION says
     translate: bool = False  # into English (whisper's --translate): only hosts that can take it
+    prompt: Optional[str] = None  # whisper's initial prompt
+    temperature: Optional[float] = None  # whisper's sampling temperature
     owner: Optional[str] = None  # who may see it (None: anyone, as before owners)
     request_key: Optional[str] = None  # an OpenAI-style request's digest: its retry finds this job (find_request)
 
@@ -104,6 +106,8 @@ class Jobs:
                     "min_tier": model_tier,
                     "validate_all": ask.validate,
                     "translate": ask.translate,
+                    "prompt": ask.prompt,
+                    "temperature": ask.temperature,
                 },
             )
             c.execute(

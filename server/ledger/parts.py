@@ -71,6 +71,8 @@ class Parts:
                         "priority": file.priority,
                         "min_tier": file.min_tier,
                         "translate": file.translate,
+                        "prompt": file.prompt,
+                        "temperature": file.temperature,
                         "validate_all": file.validate_all,
                         "created_at": now,
                         "updated_at": now,

@@ -49,6 +49,8 @@ class Task(SQLModel, table=True):
     )  # a job asked: check each result
     # Whisper's --translate (into English): only for hosts that say they can (a multilingual model).
     translate: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    prompt: Optional[str] = None  # whisper's initial prompt (an OpenAI-style request's `prompt`)
+    temperature: Optional[float] = None  # whisper's sampling temperature (None: its default)
     check_tier: Optional[int] = None  # checking: the model tier of the held result a check should match
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None

@@ -78,6 +78,8 @@ class Grant:
     end_ms: Optional[int] = None
     duration_ms: Optional[int] = None  # the whole file's
     translate: bool = False  # into English: whisper's --translate
+    prompt: Optional[str] = None  # whisper's initial prompt
+    temperature: Optional[float] = None  # whisper's sampling temperature (None: its default)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "translate", bool(self.translate))
@@ -119,6 +121,8 @@ class TaskView(RowView):
     min_tier: int
     validate_all: bool  # its job asked for every result to be checked
     translate: bool  # into English (whisper's --translate)
+    prompt: Optional[str]  # whisper's initial prompt
+    temperature: Optional[float]  # whisper's sampling temperature
 
     def __post_init__(self) -> None:
         for flag in ("validate_all", "translate"):

@@ -1,8 +1,9 @@
 """OpenAI's `verbose_json` from a stored transcript: whisper-cli's JSON (`-ojf`, with token
 probabilities and the client's `words`) reshaped as OpenAI's transcription object, times in seconds.
 
-What whisper-cli does not report is left out rather than made up: no `no_speech_prob`, and
-`temperature` is whisper's first (0.0), which is what a result without fallback used.
+What whisper-cli does not report is left out rather than made up: no `no_speech_prob`; and
+`temperature` is the one asked for (whisper's first, 0.0, by default), as a result without
+fallback used it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _real_tokens(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in tokens if isinstance(t, dict) and not str(t.get("text", "")).startswith("[_")]
 
 
-def _segment(number: int, entry: dict[str, Any]) -> dict[str, Any]:
+def _segment(number: int, entry: dict[str, Any], temperature: float) -> dict[str, Any]:
     text = str(entry.get("text", ""))
     offsets = entry.get("offsets") or {}
     seg: dict[str, Any] = {
@@ -62,7 +63,7 @@ def _segment(number: int, entry: dict[str, Any]) -> dict[str, Any]:
         "end": _seconds(offsets.get("to", 0)),
         "text": text,
         "tokens": [int(t["id"]) for t in _real_tokens(entry) if isinstance(t.get("id"), int)],
-        "temperature": 0.0,
+        "temperature": temperature,
     }
     probabilities = [float(t["p"]) for t in _real_tokens(entry) if isinstance(t.get("p"), (int, float))]
     if probabilities:
@@ -98,7 +99,7 @@ def plain_text(entries: list[dict[str, Any]]) -> str:
 
 
 def verbose_json(
-    whisper_json: str, *, task: str, language: Optional[str], duration: float, words: bool
+    whisper_json: str, *, task: str, language: Optional[str], duration: float, words: bool, temperature: float = 0.0
 ) -> dict[str, Any]:
     """Segments always (they cost nothing here), `words` when timestamp_granularities[] has "word"."""
     entries = entries_of(whisper_json)
@@ -108,7 +109,7 @@ def verbose_json(
         "duration": round(duration, 3),
         "text": plain_text(entries),
     }
-    out["segments"] = [_segment(i, e) for i, e in enumerate(entries)]
+    out["segments"] = [_segment(i, e, temperature) for i, e in enumerate(entries)]
     if words:
         out["words"] = _words(entries)
     return out

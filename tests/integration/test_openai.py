@@ -64,6 +64,17 @@ def test_the_openai_client_transcribes_through_the_fleet(shared, fleet):
     jobs = requests.get(f"{fleet.url}/api/v1/jobs", headers={"Authorization": f"Bearer {SUBMITTER}"}, timeout=10)
     assert len(jobs.json()) == 1 and jobs.json()[0]["state"] == "done"
 
+    # A prompt and a temperature reach whisper-cli through the lease (--prompt, -tp): another job.
+    with open(jfk, "rb") as f:
+        prompted = client.audio.transcriptions.create(
+            model="tiny", file=f, response_format="verbose_json", prompt="President Kennedy's inaugural address.",
+            temperature=0.2,
+        )  # fmt: skip
+    assert "fellow americans" in prompted.text.lower() and prompted.segments[0].temperature == 0.2
+    tasks = requests.get(f"{fleet.url}/api/v1/tasks", headers={"Authorization": f"Bearer {VOLUNTEER}"}, timeout=10)
+    asked = [(t["prompt"], t["temperature"]) for t in tasks.json()]
+    assert set(asked) == {(None, None), ("President Kennedy's inaugural address.", 0.2)}
+
     models = [m.id for m in client.models.list()]
     assert models == ["whisper-1", "tiny"]  # the fleet has one tiny host
 

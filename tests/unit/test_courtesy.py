@@ -124,3 +124,11 @@ def test_settings(tmp_path):
     for bad in ({"MAX_CPU_PERCENT": "0"}, {"SUSPEND_CPU_LOAD": "120"}, {"MAX_CPU_PERCENT": "half"}):
         with pytest.raises(SettingsError):
             ClientSettings.from_env({**bad, "WORK_DIR": str(tmp_path)}, dotenv_path=None)
+
+
+def test_what_a_task_asks_of_whisper_cli():
+    from client.transcribe import task_args
+
+    assert task_args(False, None, None) == ()
+    assert task_args(True, "Names: Ada, Grace.", 0.2) == ("-tr", "--prompt", "Names: Ada, Grace.", "-tp", "0.2")
+    assert task_args(False, "", 3.0) == ("-tp", "1")  # clamped to whisper's range

@@ -12,7 +12,7 @@ def _task(**kw) -> TaskView:
     base = dict(id="abcdefghijklmnop", path="a/talk.mp3", result_stem="a/talk", language="en", state=TaskState.LEASED,
                 attempts=1, size=1, sha256=None, last_error=None, audio_seconds=None, updated_at=0.0, done_at=None,
                 mtime=0.0, duration_ms=None, parent_id=None, start_ms=None, end_ms=None, note=None, job_id=None,
-                priority=0, min_tier=0, validate_all=False, translate=False)  # fmt: skip
+                priority=0, min_tier=0, validate_all=False, translate=False, prompt=None, temperature=None)  # fmt: skip
     return TaskView(**{**base, **kw})
 
 

@@ -106,6 +106,8 @@ GRANT_COLUMNS = (
     task.c.end_ms,
     task.c.duration_ms,
     task.c.translate,
+    task.c.prompt,
+    task.c.temperature,
 )
 take_task = (
     update(task)

@@ -1,7 +1,7 @@
 """Who may do what: API tokens with roles (stored as digests), each job's owner, a job's own
-callback signing secret, the key that lets a retried OpenAI-style request follow its job, and tasks
-to translate (OpenAI's /v1/audio/translations), why a host paused a lease's work, and whose
-credentials leased it (the volunteers' credit).
+callback signing secret, and the key that lets a retried OpenAI-style request follow its job; what
+such a request asks of whisper (translate, prompt, temperature); why a host paused a lease's work,
+and whose credentials leased it (the volunteers' credit).
 
 Revision ID: 0008
 Revises: 0007
@@ -36,6 +36,8 @@ def upgrade() -> None:
     op.create_index("ix_job_owner", "job", ["owner"])
     op.create_index("ix_job_request_key", "job", ["request_key"])
     op.add_column("task", sa.Column("translate", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("task", sa.Column("prompt", sa.String(), nullable=True))
+    op.add_column("task", sa.Column("temperature", sa.Float(), nullable=True))
     op.add_column("attempt", sa.Column("paused", sa.String(), nullable=True))
     op.add_column("attempt", sa.Column("principal", sa.String(length=128), nullable=True))
 
@@ -45,6 +47,8 @@ def downgrade() -> None:
         batch.drop_column("principal")
         batch.drop_column("paused")
     with op.batch_alter_table("task") as batch:
+        batch.drop_column("temperature")
+        batch.drop_column("prompt")
         batch.drop_column("translate")
     op.drop_index("ix_job_request_key", "job")
     op.drop_index("ix_job_owner", "job")
