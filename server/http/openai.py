@@ -1,6 +1,6 @@
 """OpenAI-compatible speech-to-text, so tools that speak OpenAI's API (its client libraries, Open
 WebUI, subtitle tools) use the fleet unchanged: `POST /v1/audio/transcriptions` and `/translations`
-(into English) and `GET /v1/models`, with the same credentials as the native API (a bearer token is the api_key).
+(into English) and `GET /v1/models`, with the native API's credentials (a bearer token is the api_key).
 
 A request is a job underneath (at a priority above other jobs, cut into parts like any long file),
 answered when the fleet finishes it, or after OPENAI_WAIT_SECONDS plus OPENAI_WAIT_FACTOR times the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -39,12 +39,15 @@ router = APIRouter(
     responses={code: {"model": OpenAIError} for code in (400, 401, 403, 404, 408, 413, 415, 429)},
 )
 Speech = Annotated[SpeechForm, Depends(speech_form)]
+SPEECH_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/plain": {}, "text/vtt": {}}}
+}
 
 
 @router.post(
     "/audio/transcriptions",
     openapi_extra=SPEECH_BODY,
-    responses={200: {"content": {"application/json": {}, "text/plain": {}, "text/vtt": {}}}},
+    responses=SPEECH_ANSWERS,
 )
 async def transcriptions(request: Request, ctx: Ctx, who: Submitter, form: Speech) -> Response:
     """OpenAI's transcription: the text (or subtitles) of the audio in its own language."""
@@ -54,7 +57,7 @@ async def transcriptions(request: Request, ctx: Ctx, who: Submitter, form: Speec
 @router.post(
     "/audio/translations",
     openapi_extra=SPEECH_BODY,
-    responses={200: {"content": {"application/json": {}, "text/plain": {}, "text/vtt": {}}}},
+    responses=SPEECH_ANSWERS,
 )
 async def translations(request: Request, ctx: Ctx, who: Submitter, form: Speech) -> Response:
     """OpenAI's translation: the speech in English (whisper's --translate, so only hosts with a
@@ -76,7 +79,7 @@ async def models(ctx: Ctx, _: Submitter) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _answer(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, translate: bool) -> Response:
+async def _answer(request: Request, ctx: Ctx, owner: Optional[str], form: SpeechForm, translate: bool) -> Response:
     slots: Slots = request.app.state.openai_slots
     if not slots.take():
         message = f"{slots.size} requests are waiting for the fleet already (OPENAI_MAX_WAITING): try again later"
@@ -87,7 +90,7 @@ async def _answer(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, tran
         slots.give()
 
 
-async def _transcribe(request: Request, ctx: Ctx, owner: Any, form: SpeechForm, translate: bool) -> Response:
+async def _transcribe(request: Request, ctx: Ctx, owner: Optional[str], form: SpeechForm, translate: bool) -> Response:
     key = await run_in_threadpool(form.request_key, translate, owner)
     job_id = await run_in_threadpool(ctx.ledger.jobs.find_request, key, owner)
     if job_id is None:
