@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- system packages (only what is missing; apt-get update once) ---------------------------
 pkgs=(python3 python3-venv python3-pip ffmpeg build-essential cmake git curl ca-certificates)
-[ "$dev" = 1 ] && pkgs+=(caddy sqlite3 postgresql espeak-ng chromium chromium-driver)
+[ "$dev" = 1 ] && pkgs+=(caddy sqlite3 postgresql espeak-ng chromium chromium-driver podman debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
