@@ -245,9 +245,14 @@ def holder_finish(
     eta: Optional[float],
     progress: Optional[float],
     heartbeat_at: Optional[float],
+    paused: bool = False,
 ) -> float:
     """A running task's predicted finish: from its last progress report at the holder's speed, else
-    the prediction made when it was granted. A holder already late is expected to take as long again."""
+    the prediction made when it was granted. A holder already late is expected to take as long again;
+    one its owner's rules paused (for as long as they hold) is expected to take the whole task again,
+    so a replica elsewhere may overtake it."""
+    if paused:
+        return now + seconds / speed
     if progress and heartbeat_at:
         predicted = heartbeat_at + (1 - min(progress, 100.0) / 100) * seconds / speed
     else:

@@ -203,7 +203,9 @@ class Snapshots:
         free_at: dict[str, float] = {}
         running = []
         for r in running_rows:
-            finish = policy.holder_finish(now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at)
+            finish = policy.holder_finish(
+                now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at, r.paused is not None
+            )
             free_at[r.client] = max(free_at.get(r.client, now), finish)
             # No copy yet means one holder (a task is copied at most once); a legacy holder cannot be
             # stopped; a check is itself the second copy.

@@ -179,3 +179,19 @@ def test_failing_a_file_nobody_can_transcribe_is_no_strike(db):
         ledger.leases.fail(g.token, "cannot decode")
     assert ledger.reports.stats().counts[TaskState.FAILED] == 1
     assert all(h.strikes == 0 and h.cooldown_until is None for h in ledger.fleet.hosts())
+
+
+def test_a_paused_holder_may_be_overtaken_by_a_replica(db):
+    """A holder that says it is paused (its owner's rules) is predicted to need the whole task again:
+    a host no faster than it, which would not copy a running task, copies a paused one."""
+    clock = Clock()
+    ledger = make_ledger(db, clock, replica_budget=1.0)
+    add_files(ledger, [600.0])
+    holder = ledger.leases.claim("laptop", capabilities=caps(2.0))
+    clock.t += 200
+    ledger.leases.heartbeat(holder.token, 70.0)  # 90 s left at 2x: a 2x copy (300 s) would not help
+    assert ledger.leases.claim("desktop", capabilities=caps(4.0)) is None
+    clock.t += 2  # the snapshot's second
+    ledger.leases.heartbeat(holder.token, 70.0, paused="on battery (RUN_ON_BATTERY=false)")
+    copy = ledger.leases.claim("desktop", capabilities=caps(4.0))
+    assert copy is not None and copy.replica  # 150 s at 4x against 300 s more for the paused holder

@@ -185,6 +185,8 @@ def test_a_holders_finish_follows_its_progress_and_a_late_holder_is_expected_to_
     assert policy.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=50, heartbeat_at=NOW - 10) == NOW + 140
     assert policy.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=None, heartbeat_at=None) == NOW + 50
     assert policy.holder_finish(NOW, 600, 2, eta=NOW - 40, progress=None, heartbeat_at=None) == NOW + 40
+    # Paused by its owner's rules (battery, a game): the whole task again, whatever it had done.
+    assert policy.holder_finish(NOW, 600, 2, eta=NOW + 50, progress=90, heartbeat_at=NOW, paused=True) == NOW + 300
 
 
 def test_the_frontier_keeps_only_hosts_that_could_finish_something_first():

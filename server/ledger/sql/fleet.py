@@ -84,6 +84,7 @@ running = (
         attempt.c.heartbeat_at,
         attempt.c.protocol,
         attempt.c.checking,
+        attempt.c.paused,
         task.c.replicas,
         task.c.language,
         task.c.min_tier,
