@@ -161,32 +161,26 @@ def _validate(form: FormData) -> bool:
     return value == "true"
 
 
-JOB_BODY: dict[str, Any] = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "language": {"type": "string", "pattern": LANGUAGE.pattern},
-                        "model": {"type": "string", "enum": list(TIERS)},
-                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-                        "validate": {
-                            "type": "boolean",
-                            "description": "a second host checks every result, whatever the server's VALIDATION",
-                        },
-                        "callback_url": {
-                            "type": "string",
-                            "pattern": "^https?://[^/?#]+",
-                            "description": "called when the job ends; its host must be public (422 otherwise)",
-                        },
-                    },
-                }
-            }
+def upload_body(fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart upload: a required `file` and these fields, no others."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "additionalProperties": False, "required": ["file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+JOB_BODY = upload_body(
+    {
+        "language": {"type": "string", "pattern": LANGUAGE.pattern},
+        "model": {"type": "string", "enum": list(TIERS)},
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+        "validate": {
+            "type": "boolean",
+            "description": "a second host checks every result, whatever the server's VALIDATION",
         },
-        "required": True,
+        "callback_url": {
+            "type": "string",
+            "pattern": "^https?://[^/?#]+",
+            "description": "called when the job ends; its host must be public (422 otherwise)",
+        },
     }
-}
+)

@@ -8,14 +8,14 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Optional
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
 
 from ..disk.languages import LANGUAGE
 from ..ledger import model_tier
-from .forms import field_text
+from .forms import field_text, upload_body
 
 
 class ResponseFormat(str, Enum):
@@ -109,42 +109,17 @@ async def speech_form(request: Request) -> AsyncIterator[SpeechForm]:
         await form.close()
 
 
-SPEECH_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {
-                            "type": "string",
-                            "description": "tiny, base, small, medium, large, or whisper-1 (any)",
-                        },
-                        "language": {"type": "string", "pattern": LANGUAGE.pattern},
-                        "prompt": {
-                            "type": "string",
-                            "maxLength": MAX_PROMPT,
-                            "description": "whisper's initial prompt",
-                        },
-                        "response_format": {"type": "string", "enum": [f.value for f in ResponseFormat]},
-                        "temperature": {
-                            "type": "number",
-                            "minimum": 0,
-                            "maximum": 1,
-                            "description": "whisper's sampling temperature",
-                        },
-                        "timestamp_granularities[]": {
-                            "type": "array",
-                            "maxItems": 2,
-                            "items": {"type": "string", "enum": sorted(GRANULARITIES)},
-                        },
-                    },
-                }
-            }
+SPEECH_BODY = upload_body(
+    {
+        "model": {"type": "string", "description": "tiny, base, small, medium, large, or whisper-1 (any)"},
+        "language": {"type": "string", "pattern": LANGUAGE.pattern},
+        "prompt": {"type": "string", "maxLength": MAX_PROMPT, "description": "whisper's initial prompt"},
+        "response_format": {"type": "string", "enum": [f.value for f in ResponseFormat]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1, "description": "whisper's sampling temperature"},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "maxItems": 2,
+            "items": {"type": "string", "enum": sorted(GRANULARITIES)},
         },
     }
-}
+)
