@@ -108,14 +108,6 @@ def _proc_stats() -> Iterable[list[str]]:
         yield [head.split(" (", 1)[0], "comm", *rest.split()]
 
 
-def process_state(pid: int) -> str:
-    """A process's state letter (R, S, T: stopped, ...); "" when it is gone or unknown."""
-    try:
-        return (PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text().strip()

@@ -192,6 +192,14 @@ def run_client(env: dict[str, str], *args: str, timeout: float = 600) -> subproc
     )
 
 
+def process_state(pid: int) -> str:
+    """A process's state letter (R, S, T: stopped, ...); "" when it is gone or unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 class Clock:
     """A clock the test moves by hand: leases expire when the test says so."""
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import requests
 
-from client import sensors, transcribe
+from client import transcribe
 from client.courtesy import Courtesy, CourtesyRules
-from tests.helpers import build_long_speech, client_env, copy_audio
+from tests.helpers import build_long_speech, client_env, copy_audio, process_state
 from tests.unit.test_courtesy import power_supply
 
 
@@ -65,7 +65,7 @@ def test_a_cpu_hog_pauses_whisper_and_the_lease_survives(shared, whisper_cli, se
     hog = "import time\nend = time.time() + 25\nwhile time.time() < end: pass\n"
     hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(os.cpu_count() or 2)]
     started = time.monotonic()
-    while sensors.process_state(pid) != "T":
+    while process_state(pid) != "T":
         assert time.monotonic() - started < 15, "whisper-cli was not paused within 15 s"
         time.sleep(0.2)
     paused_at = time.monotonic()
@@ -76,7 +76,7 @@ def test_a_cpu_hog_pauses_whisper_and_the_lease_survives(shared, whisper_cli, se
         time.sleep(0.5)
     for h in hogs:
         h.wait()
-    while sensors.process_state(pid) == "T":
+    while process_state(pid) == "T":
         assert time.monotonic() - paused_at < 60, "whisper-cli did not continue after the hog"
         time.sleep(0.2)
     assert time.monotonic() - paused_at > 2 * 2  # paused across heartbeats

@@ -15,6 +15,7 @@ import pytest
 from client import sensors
 from client.courtesy import Courtesy, CourtesyRules, describe_status
 from client.settings import ClientSettings, SettingsError
+from tests.helpers import process_state
 
 
 def power_supply(root: Path, *, mains_online: bool, discharging: bool) -> Path:
@@ -69,20 +70,20 @@ def test_the_governor_stops_and_continues_a_process(tmp_path):
     try:
         done = courtesy.watch(proc.pid, "talk.mp3", on_give_up=lambda why: None)
         deadline = time.monotonic() + 5
-        while sensors.process_state(proc.pid) != "T" and time.monotonic() < deadline:
+        while process_state(proc.pid) != "T" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert sensors.process_state(proc.pid) == "T" and courtesy.paused == "on battery (RUN_ON_BATTERY=false)"
+        assert process_state(proc.pid) == "T" and courtesy.paused == "on battery (RUN_ON_BATTERY=false)"
         assert describe_status(tmp_path / "status.json").startswith("paused on talk.mp3: on battery")
         (power / "AC" / "online").write_text("1\n")
         deadline = time.monotonic() + 5
-        while sensors.process_state(proc.pid) == "T" and time.monotonic() < deadline:
+        while process_state(proc.pid) == "T" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert sensors.process_state(proc.pid) in ("S", "R") and courtesy.paused is None
+        assert process_state(proc.pid) in ("S", "R") and courtesy.paused is None
         (power / "AC" / "online").write_text("0\n")
         time.sleep(1.5)
-        assert sensors.process_state(proc.pid) == "T"
+        assert process_state(proc.pid) == "T"
         done()
-        assert sensors.process_state(proc.pid) in ("S", "R")  # never left stopped
+        assert process_state(proc.pid) in ("S", "R")  # never left stopped
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
