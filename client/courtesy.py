@@ -41,6 +41,7 @@ class Courtesy:
 
     rules: CourtesyRules
     status_file: Optional[Path] = None  # what `stt-client status` reads
+    say: Callable[[str], None] = lambda text: None  # the daemon's display
     clock: Callable[[], float] = time.monotonic
     load: sensors.CpuLoad = field(default_factory=sensors.CpuLoad)
     paused: Optional[str] = None  # why, while paused
@@ -57,6 +58,16 @@ class Courtesy:
         if r.suspend_cpu_load and load is not None and load > r.suspend_cpu_load:
             return f"other programs use {load:.0f} % of the CPUs (SUSPEND_CPU_LOAD={r.suspend_cpu_load})"
         return None
+
+    def between_tasks(self) -> Optional[str]:
+        """Why no new task may be taken now (None: it may); a change is said, and noted for
+        `stt-client status`. Call at most once a second (it samples the CPU load)."""
+        why = self.reason()
+        if why and why != self.paused:
+            self.say(f"paused: {why}")
+            self.note("paused", why)
+        self.paused = why
+        return why
 
     def note(self, state: str, why: Optional[str] = None, task: str = "") -> None:
         """Record the daemon's state for `stt-client status` (best effort)."""

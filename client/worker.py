@@ -55,7 +55,7 @@ class Worker:
         self.display = display
         self.notifier = notifier
         self.guard = Guard(settings, notifier, display.info)
-        self.courtesy = Courtesy(settings.courtesy, settings.work_dir / "status.json")
+        self.courtesy = Courtesy(settings.courtesy, settings.work_dir / "status.json", display.info)
         self.stopping = threading.Event()  # first signal: finish the current task, then exit
         self.aborting = threading.Event()  # second signal: stop now, hand the task back
         self._cancel: Optional[threading.Event] = None  # the running task's
@@ -74,14 +74,6 @@ class Worker:
 
     def _sleep(self, seconds: float) -> None:
         self.stopping.wait(seconds)
-
-    def _pause(self, why: str) -> None:
-        """No new work while the volunteer's rules say the machine is theirs; look again soon."""
-        if self.courtesy.paused != why:
-            self.display.info(f"paused: {why}")
-        self.courtesy.paused = why
-        self.courtesy.note("paused", why)
-        self._sleep(SENSE_IDLE)
 
     def capabilities(self) -> dict:
         return {
@@ -113,10 +105,9 @@ class Worker:
                             self.display.info(f"outside the processing window; next check in {wait:.0f} s")
                             self._sleep(wait)
                             continue
-                        if why := self.courtesy.reason():
-                            self._pause(why)
+                        if self.courtesy.between_tasks():  # the machine is its owner's now: look again soon
+                            self._sleep(SENSE_IDLE)
                             continue
-                        self.courtesy.paused = None
                         try:
                             self.flush_outbox()  # results first: they are finished work
                             lease = self.api.lease(self.s.node_name, self.capabilities())

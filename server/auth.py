@@ -147,10 +147,11 @@ class Authenticator:
     def _store_has_tokens(self) -> bool:
         if self.store is None:
             return False
+        now = self.clock()
         until, exist = self._stored
-        if self.clock() >= until:
+        if now >= until:
             exist = self.store.exist()
-            self._stored = (self.clock() + CACHE_SECONDS, exist)
+            self._stored = (now + CACHE_SECONDS, exist)
         return exist
 
     def _token(self, token: str) -> Optional[Principal]:
@@ -159,14 +160,14 @@ class Authenticator:
             if hmac.compare_digest(known.encode(), token.encode()):
                 found = Principal(name, role)
         if found is None and self.store is not None:
-            found = self._stored_token(token_digest(token))
+            found = self._stored_token(self.store, token_digest(token))
         return found
 
-    def _stored_token(self, digest: str) -> Optional[Principal]:
+    def _stored_token(self, store: TokenStore, digest: str) -> Optional[Principal]:
         now = self.clock()
         until, principal = self._found.get(digest, (0.0, None))
         if now >= until:
-            row = self.store.find(digest) if self.store is not None else None
+            row = store.find(digest)
             principal = Principal(row[0], Role(row[1])) if row else None
             if len(self._found) > 4096:
                 self._found.clear()

@@ -42,10 +42,11 @@ OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes (openai.py) answer errors
 _OPENAI_CODES = {401: "invalid_api_key", 404: "not_found", 413: "file_too_large", 415: "unsupported_file"}
 
 
-def body(request: Request, status: int, detail: Any) -> dict[str, Any]:
-    """An error's JSON: `{"detail": ...}`, or on the OpenAI routes `{"error": {"message", "type",
-    "param", "code", ...}}` (a dict `detail` gives its own message, param, code and extra fields)."""
-    if not request.url.path.startswith(OPENAI_PREFIX):
+def body(path: str, status: int, detail: Any) -> dict[str, Any]:
+    """An error's JSON for a request to `path`: `{"detail": ...}`, or on the OpenAI routes
+    `{"error": {"message", "type", "param", "code", ...}}` (a dict `detail` gives its own message,
+    param, code and extra fields)."""
+    if not path.startswith(OPENAI_PREFIX):
         return {"detail": detail}
     fields = dict(detail) if isinstance(detail, dict) else {"message": str(detail)}
     kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
@@ -56,7 +57,7 @@ def body(request: Request, status: int, detail: Any) -> dict[str, Any]:
 async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = next(code for cls, code in STATUS if isinstance(exc, cls))
     headers = CHALLENGE if status == 401 else None
-    return JSONResponse(body(request, status, str(exc)), status_code=status, headers=headers)
+    return JSONResponse(body(request.url.path, status, str(exc)), status_code=status, headers=headers)
 
 
 def _finite(value: Any) -> Any:
@@ -74,7 +75,7 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     # FastAPI's own handler fails (500) on bytes that are not UTF-8 and on inf/nan inputs.
     errors = _finite(jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")}))
     if request.url.path.startswith(OPENAI_PREFIX):  # OpenAI says 400 for what FastAPI calls 422
-        return JSONResponse(body(request, 400, {"message": str(errors)[:1000]}), status_code=400)
+        return JSONResponse(body(request.url.path, 400, {"message": str(errors)[:1000]}), status_code=400)
     return JSONResponse({"detail": errors}, status_code=422)
 
 
@@ -87,7 +88,7 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """A 405 names every method the path has (Starlette names only the first route's)."""
         if request.url.path.startswith(OPENAI_PREFIX):
-            content = body(request, exc.status_code, exc.detail)
+            content = body(request.url.path, exc.status_code, exc.detail)
             return JSONResponse(content, exc.status_code, headers=getattr(exc, "headers", None))
         if exc.status_code != 405:
             return await http_exception_handler(request, exc)

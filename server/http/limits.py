@@ -10,19 +10,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import errors
+
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(
             413, f"request body over the limit of {limit} bytes (MAX_RESULT_BYTES; uploads: MAX_UPLOAD_BYTES)"
         )
-
-
-def too_large_body(path: str, message: str) -> dict[str, object]:
-    """The 413's body: the OpenAI-compatible routes (/v1/) answer in OpenAI's shape."""
-    if path.startswith("/v1/"):
-        return {"error": {"message": message, "type": "invalid_request_error", "param": "file", "code": None}}
-    return {"detail": message}
 
 
 class BodyLimitMiddleware:
@@ -48,8 +43,8 @@ class BodyLimitMiddleware:
             except ValueError:
                 return await JSONResponse({"detail": "invalid Content-Length"}, 400)(scope, receive, send)
             if too_big:
-                body = too_large_body(scope["path"], BodyTooLarge(limit).detail)
-                return await JSONResponse(body, 413, headers={"Connection": "close"})(scope, receive, send)
+                content = errors.body(scope["path"], 413, BodyTooLarge(limit).detail)
+                return await JSONResponse(content, 413, headers={"Connection": "close"})(scope, receive, send)
         seen = 0
 
         async def limited_receive() -> Message:

@@ -38,8 +38,7 @@ def bad(param: str, message: str) -> HTTPException:
 @dataclass(frozen=True)
 class SpeechForm:
     upload: UploadFile
-    model: str
-    model_tier: int
+    model_tier: int  # from `model`: a tier's name in it, else any
     language: str
     response_format: ResponseFormat
     granularities: frozenset[str]  # empty: segments (OpenAI's default)
@@ -96,7 +95,7 @@ def _parsed(form: FormData) -> SpeechForm:
     prompt = field_text(form, "prompt")
     if prompt and len(prompt) > MAX_PROMPT:
         raise bad("prompt", f"prompt is over {MAX_PROMPT} characters (whisper reads about 224 tokens of it)")
-    return SpeechForm(upload, model, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
+    return SpeechForm(upload, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
                       prompt, _temperature(form))  # fmt: skip
 
 

@@ -56,16 +56,17 @@ def _real_tokens(entry: dict[str, Any]) -> list[dict[str, Any]]:
 def _segment(number: int, entry: dict[str, Any], temperature: float) -> dict[str, Any]:
     text = str(entry.get("text", ""))
     offsets = entry.get("offsets") or {}
+    tokens = _real_tokens(entry)
     seg: dict[str, Any] = {
         "id": number,
         "seek": 0,
         "start": _seconds(offsets.get("from", 0)),
         "end": _seconds(offsets.get("to", 0)),
         "text": text,
-        "tokens": [int(t["id"]) for t in _real_tokens(entry) if isinstance(t.get("id"), int)],
+        "tokens": [int(t["id"]) for t in tokens if isinstance(t.get("id"), int)],
         "temperature": temperature,
     }
-    probabilities = [float(t["p"]) for t in _real_tokens(entry) if isinstance(t.get("p"), (int, float))]
+    probabilities = [float(t["p"]) for t in tokens if isinstance(t.get("p"), (int, float))]
     if probabilities:
         seg["avg_logprob"] = round(sum(math.log(max(p, 1e-10)) for p in probabilities) / len(probabilities), 4)
     raw = text.encode()
@@ -78,8 +79,8 @@ def _words(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for entry in entries:
         for w in entry.get("words") or []:
-            offsets = w.get("offsets") or {}
-            if isinstance(w, dict) and {"from", "to"} <= offsets.keys():
+            offsets = (w.get("offsets") if isinstance(w, dict) else None) or {}
+            if isinstance(offsets, dict) and {"from", "to"} <= offsets.keys():
                 out.append({"word": str(w.get("word", "")), "start": _seconds(offsets["from"]),
                             "end": _seconds(offsets["to"])})  # fmt: skip
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import BindParameter
 
 from ..states import AttemptState, TaskState
@@ -30,7 +30,7 @@ job_of_request = (
     .join(task, task.c.id == job.c.task_id)
     .where(
         job.c.request_key == bindparam("key"),
-        or_(job.c.owner == bindparam("owner"), and_(job.c.owner.is_(None), bindparam("owner").is_(None))),
+        job.c.owner.is_not_distinct_from(bindparam("owner")),
         task.c.state.not_in([TaskState.FAILED, TaskState.MISSING, TaskState.CANCELLED]),
     )
     .order_by(job.c.created_at.desc())
