@@ -31,6 +31,7 @@ from .ledger import (
     JobView,
     Ledger,
     ScanReport,
+    Speakers,
     TaskView,
     ValidationRule,
 )
@@ -174,7 +175,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         max_attempts=settings.max_attempts,
         events=events,
         sqlite_synchronous=settings.sqlite_synchronous,
-        splitting=bool(split_ms),
+        splitting=bool(split_ms) or settings.speakers != Speakers.OFF,
         assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
         validation=ValidationRule(settings.validation, settings.trust_after),
@@ -193,6 +194,6 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     events.subscribe(metrics.observe)
     events.subscribe(Alerts(ledger, notifier, callbacks).on_event)
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
-    splitter = Splitter(ledger.parts, layout, split_ms)
+    splitter = Splitter(ledger.parts, layout, split_ms, settings.speakers)
     stitcher = Stitcher(ledger, layout)
     return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher)

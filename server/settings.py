@@ -18,7 +18,7 @@ from .auth import Role, load_users, parse_role
 from .disk.languages import LANGUAGE
 from .disk.results import ResultLayout
 from .disk.sidecar import LanguageRule
-from .ledger import SchedulerKind, ValidationMode
+from .ledger import SchedulerKind, Speakers, ValidationMode
 from .ops.callbacks import CallbackRules
 from .ops.notify import DEFAULT_EVENTS, NotifyEvent
 
@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     openai_max_waiting: int = Field(64, ge=1, le=100_000)  # requests waiting at once per process; then 429
     sqlite_synchronous: str = "FULL"
     split_seconds: int = Field(600, ge=0)  # files longer than this become parts of about this length; 0: never
+    speakers: Speakers = Speakers.AUTO  # each audio stream (or stereo channel) a speaker, as its own parts
     scheduler: SchedulerKind = SchedulerKind.SPEED
     replica_budget: float = Field(0.05, ge=0)  # tail replicas may cost at most this share of the library's audio
     cooldown_strikes: int = Field(3, ge=1)  # failures others then transcribed, in a row, before a cool-down

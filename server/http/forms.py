@@ -4,7 +4,7 @@ Each names what is wrong in a 422; their OpenAPI descriptions stand beside them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -16,7 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 from stt_common.formats import RESULT_FORMATS
 
 from ..disk.languages import LANGUAGE
-from ..ledger import TIERS
+from ..ledger import TIERS, Speakers
 from ..ops import callbacks
 from .deps import Ctx
 from .schemas import ResultMeta
@@ -100,6 +100,7 @@ class JobForm:
     priority: int
     callback_url: Optional[str]
     validate: bool  # every result checked by a second host, whatever VALIDATION says
+    speakers: Optional[Speakers]  # None: the server's SPEAKERS
 
 
 async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
@@ -117,7 +118,8 @@ async def job_form(request: Request, ctx: Ctx) -> AsyncIterator[JobForm]:
                 await run_in_threadpool(callbacks.resolve, callback, ctx.settings.callback_rules)
             except callbacks.UnsafeCallback as e:
                 raise invalid(str(e)) from None
-        yield JobForm(upload, language, tier, priority, callback, _validate(form))
+        who_speaks = speakers(form, lambda _, message: invalid(message))
+        yield JobForm(upload, language, tier, priority, callback, _validate(form), who_speaks)
     finally:
         await form.close()
 
@@ -161,6 +163,23 @@ def _validate(form: FormData) -> bool:
     return value == "true"
 
 
+def speakers(form: FormData, error: Callable[[str, str], HTTPException]) -> Optional[Speakers]:
+    """The `speakers` field (None: the server's SPEAKERS); `error(param, message)` says what is wrong."""
+    value = field_text(form, "speakers")
+    try:
+        return None if value is None else Speakers(value.lower())
+    except ValueError:
+        raise error("speakers", f"speakers must be one of {', '.join(s.value for s in Speakers)}") from None
+
+
+SPEAKERS_FIELD = {
+    "type": "string",
+    "enum": [s.value for s in Speakers],
+    "description": "each audio stream a speaker (streams), each channel of a stereo stream (channels), streams "
+    "when there are several (auto), or one speaker (off); the server's SPEAKERS when not given",
+}
+
+
 def upload_body(fields: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI request body of a multipart upload: a required `file` and these fields, no others."""
     properties = {"file": {"type": "string", "format": "binary"}, **fields}
@@ -177,6 +196,7 @@ JOB_BODY = upload_body(
             "type": "boolean",
             "description": "a second host checks every result, whatever the server's VALIDATION",
         },
+        "speakers": SPEAKERS_FIELD,
         "callback_url": {
             "type": "string",
             "pattern": "^https?://[^/?#]+",

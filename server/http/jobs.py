@@ -36,7 +36,7 @@ def _out(ctx: Ctx, request: Request, job: JobView, callback_secret: Optional[str
         elapsed = time.time() - job.created_at
         eta = round(elapsed * (100 - job.progress) / job.progress, 1)
     done = job.state == JobState.DONE
-    detected = uploads.meta(ctx.layout.job_folder(job.id)).get("language") if done else None
+    meta = uploads.meta(ctx.layout.job_folder(job.id)) if done else {}
     return JobOut(
         id=job.id,
         state=job.state,
@@ -44,7 +44,8 @@ def _out(ctx: Ctx, request: Request, job: JobView, callback_secret: Optional[str
         progress=job.progress,
         eta_seconds=eta,
         language=job.task.language,
-        detected_language=detected,
+        detected_language=meta.get("language"),
+        speakers=meta.get("speakers") or [],
         error=job.task.last_error if job.state == JobState.FAILED else None,
         created_at=job.created_at,
         status_url=status_url,
@@ -77,6 +78,7 @@ async def submit(request: Request, ctx: Ctx, who: Submitter, form: Annotated[Job
         callback_url=form.callback_url,
         callback_secret=secret,
         validate=form.validate,
+        speakers=form.speakers,
         owner=who.owner,
     )
     try:

@@ -103,6 +103,7 @@ async def _transcribe(request: Request, ctx: Ctx, owner: Optional[str], form: Sp
             translate=translate,
             prompt=form.prompt,
             temperature=form.temperature,
+            speakers=form.speakers,
         )
         try:
             job_id = (await submit_job(ctx, form.upload, ask)).id

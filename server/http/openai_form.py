@@ -14,8 +14,8 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
 
 from ..disk.languages import LANGUAGE
-from ..ledger import model_tier
-from .forms import field_text, upload_body
+from ..ledger import Speakers, model_tier
+from .forms import SPEAKERS_FIELD, field_text, speakers, upload_body
 
 
 class ResponseFormat(str, Enum):
@@ -44,6 +44,7 @@ class SpeechForm:
     granularities: frozenset[str]  # empty: segments (OpenAI's default)
     prompt: Optional[str]  # whisper's initial prompt
     temperature: Optional[float]  # None: whisper's default (0, with its fallback)
+    speakers: Optional[Speakers]  # ours, beside OpenAI's fields (None: the server's SPEAKERS)
 
     def request_key(self, translate: bool, owner: Optional[str]) -> str:
         """The upload's and the options' digest: a client's retry of this request finds its job."""
@@ -52,7 +53,7 @@ class SpeechForm:
         while chunk := self.upload.file.read(1024 * 1024):
             digest.update(chunk)
         self.upload.file.seek(0)
-        options = [self.model_tier, self.language, translate, owner, self.prompt, self.temperature]
+        options = [self.model_tier, self.language, translate, owner, self.prompt, self.temperature, self.speakers]
         digest.update(json.dumps(options).encode())
         return digest.hexdigest()
 
@@ -96,7 +97,7 @@ def _parsed(form: FormData) -> SpeechForm:
     if prompt and len(prompt) > MAX_PROMPT:
         raise bad("prompt", f"prompt is over {MAX_PROMPT} characters (whisper reads about 224 tokens of it)")
     return SpeechForm(upload, model_tier(model) or ANY_TIER, language, response_format, _granularities(form),
-                      prompt, _temperature(form))  # fmt: skip
+                      prompt, _temperature(form), speakers(form, bad))  # fmt: skip
 
 
 async def speech_form(request: Request) -> AsyncIterator[SpeechForm]:
@@ -115,6 +116,7 @@ SPEECH_BODY = upload_body(
         "prompt": {"type": "string", "maxLength": MAX_PROMPT, "description": "whisper's initial prompt"},
         "response_format": {"type": "string", "enum": [f.value for f in ResponseFormat]},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "description": "whisper's sampling temperature"},
+        "speakers": SPEAKERS_FIELD,
         "timestamp_granularities[]": {
             "type": "array",
             "maxItems": 2,

@@ -151,6 +151,9 @@ class JobOut(BaseModel):
     eta_seconds: Optional[float] = Field(None, description="at the pace so far; null until there is one")
     language: str = Field(description="as asked (auto: detected by whisper)")
     detected_language: Optional[str] = Field(None, description="the transcript's language, once done")
+    speakers: list[str] = Field(
+        default_factory=list, description="once done: the speakers its streams or channels were transcribed as"
+    )
     error: Optional[str] = None
     created_at: float
     status_url: str

@@ -35,7 +35,7 @@ from .parts import Parts
 from .policy import SchedulerKind
 from .principals import Principals, PrincipalView
 from .reports import Reports
-from .states import AttemptState, Protocol, TaskState
+from .states import AttemptState, Protocol, Speakers, TaskState
 from .tiers import TIERS, model_tier
 from .validation import Results, ValidationMode, ValidationRule, Validator
 from .values import (
@@ -87,6 +87,7 @@ __all__ = [
     "Results",
     "ScanReport",
     "SchedulerKind",
+    "Speakers",
     "Stats",
     "TaskState",
     "TaskView",

@@ -14,7 +14,7 @@ from .errors import NotFound
 from .events import Event, EventLog
 from .sql import catalogue as sql_catalogue
 from .sql import jobs as sql_jobs
-from .states import TaskState
+from .states import Speakers, TaskState
 from .values import TaskView
 
 
@@ -57,6 +57,7 @@ class JobRequest:
     translate: bool = False  # into English (whisper's --translate): only hosts that can take it
     prompt: Optional[str] = None  # whisper's initial prompt
     temperature: Optional[float] = None  # whisper's sampling temperature
+    speakers: Optional[Speakers] = None  # how to find its speakers (None: the server's SPEAKERS)
     owner: Optional[str] = None  # who may see it (None: anyone, as before owners)
     request_key: Optional[str] = None  # an OpenAI-style request's digest: its retry finds this job (find_request)
 
@@ -108,6 +109,7 @@ class Jobs:
                     "translate": ask.translate,
                     "prompt": ask.prompt,
                     "temperature": ask.temperature,
+                    "speakers": None if ask.speakers is None else ask.speakers.value,
                 },
             )
             c.execute(

@@ -48,7 +48,7 @@ class Parts:
             ).rowcount
             if not taken:
                 return False
-            ids = [task_id_for(file.path, p.start_ms, p.end_ms) for p in plan]
+            ids = [task_id_for(file.path, p.start_ms, p.end_ms, p.track) for p in plan]
             c.execute(
                 sql_catalogue.insert_task,
                 [
@@ -60,6 +60,10 @@ class Parts:
                         "start_ms": p.start_ms,
                         "end_ms": p.end_ms,
                         "note": p.note,
+                        "stream": p.stream,
+                        "channel": p.channel,
+                        "speaker": p.speaker,
+                        "speakers": file.speakers,
                         "duration_ms": duration_ms,
                         "language": file.language,
                         "size": size,
@@ -80,7 +84,8 @@ class Parts:
                     for part_id, p in zip(ids, plan, strict=True)
                 ],
             )
-        self.events.emit(Event.SPLIT, task=file.id, parts=len(plan), split_seconds=split_ms // 1000)
+        speakers = len({p.speaker for p in plan if p.speaker is not None})
+        self.events.emit(Event.SPLIT, task=file.id, parts=len(plan), split_seconds=split_ms // 1000, speakers=speakers)
         return True
 
     def stale(self, split_ms: int) -> list[str]:

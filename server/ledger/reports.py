@@ -74,18 +74,32 @@ class Reports:
             return c.execute(sql_overview.work_left).first() is not None
 
     def split_files(self, limit: int = 50) -> list[SplitFile]:
-        """Long files still in parts (or failed), with how many of their parts are done."""
+        """Files still in parts (or failed), with how many of their parts are done, and their speakers."""
         with self.db.reading() as c:
             rows = c.execute(sql_overview.split_files, {"limit": limit}).all()
             ids = [r.id for r in rows]
             progress = {fid: (int(done), int(n)) for fid, n, done in c.execute(sql_parts.file_progress, {"ids": ids})}
-        return [SplitFile(r.id, r.path, TaskState(r.state), r.duration_ms, *progress.get(r.id, (0, 0))) for r in rows]
+            speakers: dict[str, list[str]] = {}
+            for fid, speaker in c.execute(sql_parts.file_speakers, {"ids": ids}):
+                speakers.setdefault(fid, []).append(speaker)
+        return [
+            SplitFile(
+                r.id,
+                r.path,
+                TaskState(r.state),
+                r.duration_ms,
+                *progress.get(r.id, (0, 0)),
+                tuple(speakers.get(r.id, ())),
+            )
+            for r in rows
+        ]
 
     def active_work(self) -> dict[str, list[tuple[str, Optional[float], Optional[str]]]]:
         """host -> [(what it holds: a path, or a part's path and range; its progress %; why it is paused)]"""
         work: dict[str, list[tuple[str, Optional[float], Optional[str]]]] = {}
         with self.db.reading() as c:
             for r in c.execute(sql_overview.active_work):
-                part = f" [{r.start_ms // 1000}-{r.end_ms // 1000} s]" if r.start_ms is not None else ""
+                who = f", {r.speaker}" if r.speaker else ""
+                part = f" [{r.start_ms // 1000}-{r.end_ms // 1000} s{who}]" if r.start_ms is not None else ""
                 work.setdefault(r.client, []).append((r.path + part, r.progress, r.paused))
         return work

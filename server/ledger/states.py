@@ -43,6 +43,19 @@ class AttemptState(str, Enum):
         return self.value
 
 
+class Speakers(str, Enum):
+    """How a file's speakers are found (SPEAKERS, or a job's own choice): each audio stream a speaker,
+    each channel of a stereo stream, streams when there are several (auto), or one speaker (off)."""
+
+    OFF = "off"
+    STREAMS = "streams"
+    CHANNELS = "channels"
+    AUTO = "auto"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Protocol(str, Enum):
     V1 = "v1"
     LEGACY = "legacy"

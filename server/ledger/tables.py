@@ -51,6 +51,11 @@ class Task(SQLModel, table=True):
     translate: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     prompt: Optional[str] = None  # whisper's initial prompt (an OpenAI-style request's `prompt`)
     temperature: Optional[float] = None  # whisper's sampling temperature (None: its default)
+    # A speaker's part: its audio stream (among the file's audio streams) or channel, and its label.
+    stream: Optional[int] = None
+    channel: Optional[int] = None
+    speaker: Optional[str] = None
+    speakers: Optional[str] = Field(default=None, max_length=16)  # a job's states.Speakers (None: SPEAKERS)
     check_tier: Optional[int] = None  # checking: the model tier of the held result a check should match
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None

@@ -19,9 +19,10 @@ R = TypeVar("R", bound="RowView")
 TASK_ID = re.compile(r"^[a-z2-7]{16}$")  # what task_id_for makes
 
 
-def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
-    """Stable, short, filesystem-safe id (legacy clients name temp files `<id>.mp3`); a part's names its range."""
-    key = path if start_ms is None else f"{path}#{start_ms}-{end_ms}"
+def task_id_for(path: str, start_ms: int | None = None, end_ms: int | None = None, track: str = "") -> str:
+    """Stable, short, filesystem-safe id (legacy clients name temp files `<id>.mp3`); a part's names its
+    range, and a speaker's part its track (PlannedPart.track)."""
+    key = path if start_ms is None else f"{path}#{start_ms}-{end_ms}{track}"
     return base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:16].lower()
 
 
@@ -123,6 +124,10 @@ class TaskView(RowView):
     translate: bool  # into English (whisper's --translate)
     prompt: Optional[str]  # whisper's initial prompt
     temperature: Optional[float]  # whisper's sampling temperature
+    stream: Optional[int] = None  # a speaker's part: its audio stream (0: the file's first audio stream)
+    channel: Optional[int] = None  # ... or its channel of the first audio stream
+    speaker: Optional[str] = None  # ... and the speaker's label
+    speakers: Optional[str] = None  # how its job asked speakers to be found (states.Speakers; None: SPEAKERS)
 
     def __post_init__(self) -> None:
         for flag in ("validate_all", "translate"):
@@ -161,15 +166,29 @@ class PartView(RowView):
     attempts: int
     note: Optional[str]
     client: Optional[str]
+    stream: Optional[int]
+    channel: Optional[int]
+    speaker: Optional[str]
 
 
 @dataclass(frozen=True)
 class PlannedPart:
-    """One time range of a long file, as the splitter cut it."""
+    """One time range of a long file, as the splitter cut it, and of one speaker's stream or channel
+    when the file's speakers are transcribed apart."""
 
     start_ms: int
     end_ms: int
     note: str
+    stream: Optional[int] = None
+    channel: Optional[int] = None
+    speaker: Optional[str] = None
+
+    @property
+    def track(self) -> str:
+        """What tells this speaker's part from another's of the same range (in its task id)."""
+        if self.speaker is None:
+            return ""
+        return f"@{self.stream}" if self.channel is None else f"@{self.stream}.{self.channel}"
 
 
 @dataclass(frozen=True)
@@ -250,6 +269,7 @@ class SplitFile:
     duration_ms: Optional[int]
     parts_done: int
     parts: int
+    speakers: tuple[str, ...] = ()  # cut per speaker: their labels
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = 
             "length": duration(f.duration_ms / 1000 if f.duration_ms else None),
             "parts_done": f.parts_done,
             "parts": f.parts,
+            "speakers": ", ".join(f.speakers),
             "percent": round(100 * f.parts_done / f.parts) if f.parts else 0,
         }
         for f in ledger.reports.split_files()

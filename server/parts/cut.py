@@ -1,6 +1,11 @@
 """A part's audio: its range of the file, cut by ffmpeg stream copy (no re-encode, so it costs
 the server a file copy, not a decode) into a cache. The same bytes are served on every request,
-so the lease's size and SHA-256 hold and HTTP Range resumes work."""
+so the lease's size and SHA-256 hold and HTTP Range resumes work.
+
+A speaker's part is its stream alone (still a stream copy), or its channel alone: that one is
+decoded and written as 16 kHz mono FLAC, what whisper reads anyway, so it stays small. Any client,
+legacy ones too, just sees a mono file.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ class CutError(Exception):
 def cut_path(folder: Path, part: TaskView) -> Path:
     """Named by the source's size and mtime too: a replaced file never serves an old cut."""
     suffix = PurePosixPath(part.path).suffix.lower()
-    ext = suffix if suffix in FORMATS else ".mka"
+    ext = ".flac" if part.channel is not None else suffix if suffix in FORMATS else ".mka"
     return folder / f"{part.id}-{part.size}-{int(part.mtime * 1e6)}{ext}"
 
 
@@ -41,9 +46,15 @@ def cut(source: AudioFile, folder: Path, part: TaskView) -> AudioFile:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         length = [] if part.end_ms >= (part.duration_ms or 0) else ["-t", f"{(part.end_ms - part.start_ms) / 1000:.3f}"]
+        codec = ["-c", "copy"] if part.channel is None else [
+            "-af", f"pan=mono|c0=c{part.channel}", "-ar", "16000", "-c:a", "flac"]  # fmt: skip
+        seek = ["-ss", f"{part.start_ms / 1000:.3f}"]
+        # Seeking a container's index with stream copy lands on its last cue point before (Matroska: seconds
+        # early); skipping packets up to the start as they are read is exact, and reading costs no decode.
+        exact = codec[-1] == "copy" and dest.suffix not in FORMATS
         # fmt: off
-        cmd = [tool("ffmpeg"), "-nostdin", "-v", "error", "-y", "-ss", f"{part.start_ms / 1000:.3f}",
-               "-i", str(source.path), *length, "-map", "0:a:0", "-c", "copy", "-map_metadata", "-1",
+        cmd = [tool("ffmpeg"), "-nostdin", "-v", "error", "-y", *([] if exact else seek), "-i", str(source.path),
+               *(seek if exact else []), *length, "-map", f"0:a:{part.stream or 0}", *codec, "-map_metadata", "-1",
                "-f", FORMATS.get(dest.suffix, "matroska"), str(tmp)]
         # fmt: on
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import subprocess
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stt_common.media import tail, tool
@@ -23,7 +23,9 @@ from stt_common.media import tail, tool
 from ..disk import UnsafePath
 from ..disk.layout import Layout
 from ..disk.scanner import pending
-from ..ledger import Parts, PlannedPart, TaskView
+from ..ledger import Parts, PlannedPart, Speakers, TaskView
+from . import speakers
+from .speakers import Track
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms
@@ -43,11 +45,14 @@ def nominal_cuts(duration_ms: int, split_ms: int) -> list[int]:
     return [round(duration_ms * k / n) for k in range(1, n)]
 
 
-def decode_window(path: Path, start_s: float, seconds: float) -> array:
-    """The window as 16-bit samples at 8 kHz mono; ffmpeg seeks, so only the window is decoded."""
+def decode_window(path: Path, start_s: float, seconds: float, streams: int = 1) -> array:
+    """The window as 16-bit samples at 8 kHz mono; ffmpeg seeks, so only the window is decoded.
+    A file whose speakers are in `streams` streams is heard mixed: a pause is where all are quiet."""
+    inputs = "".join(f"[0:a:{i}]" for i in range(streams))
+    mix = ["-filter_complex", f"{inputs}amix=inputs={streams}:normalize=0[m]", "-map", "[m]"] if streams > 1 else []
     # fmt: off
     cmd = [tool("ffmpeg"), "-nostdin", "-v", "error", "-ss", f"{start_s:.3f}", "-t", f"{seconds:.3f}",
-           "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"]
+           "-i", str(path), *mix, "-vn", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"]
     # fmt: on
     r = subprocess.run(cmd, capture_output=True, timeout=120)
     if r.returncode != 0 or len(r.stdout) < 2 * FRAME * (MIN_PAUSE + SETTLE):
@@ -88,11 +93,11 @@ def choose_cut(levels: list[float], nominal_frame: int) -> tuple[int, str]:
     return best + MIN_PAUSE // 2, f"no pause found: cut at the quietest point ({sums[best] / MIN_PAUSE:.0f} dBFS)"
 
 
-def find_cut(path: Path, nominal_ms: int, window_s: float) -> tuple[int, str]:
+def find_cut(path: Path, nominal_ms: int, window_s: float, streams: int = 1) -> tuple[int, str]:
     start_s = max(0.0, nominal_ms / 1000 - window_s)
     try:
         # The decoder's first frames after a seek are not the audio's own level: skip them.
-        levels = frame_levels(decode_window(path, start_s, 2 * window_s))[SETTLE:]
+        levels = frame_levels(decode_window(path, start_s, 2 * window_s, streams))[SETTLE:]
     except (WindowError, subprocess.TimeoutExpired) as e:
         return nominal_ms, f"window could not be decoded ({str(e).splitlines()[-1][:200]}): cut at the nominal point"
     start_s += SETTLE * FRAME / RATE
@@ -100,12 +105,14 @@ def find_cut(path: Path, nominal_ms: int, window_s: float) -> tuple[int, str]:
     return round(start_s * 1000 + frame * FRAME * 1000 / RATE), note
 
 
-def plan(path: Path, duration_ms: int, split_ms: int) -> list[PlannedPart]:
-    """The parts of a file longer than `split_ms`, each beginning where the previous one ends."""
+def plan(path: Path, duration_ms: int, split_ms: int, streams: int = 1) -> list[PlannedPart]:
+    """The parts of a file (longer than `split_ms`, else one), each beginning where the previous one ends."""
+    if not (split_ms and duration_ms > split_ms):
+        return [PlannedPart(0, duration_ms, "the whole file")]
     window_s = min(WINDOW_SECONDS, split_ms / 4000)
     bounds, notes = [0], ["start of the file"]
     for nominal in nominal_cuts(duration_ms, split_ms):
-        cut, note = find_cut(path, nominal, window_s)
+        cut, note = find_cut(path, nominal, window_s, streams)
         if not bounds[-1] + 1000 <= cut <= duration_ms - 1000:  # never an empty or backwards part
             cut, note = nominal, f"{note}; out of range, cut at the nominal point"
         bounds.append(cut)
@@ -114,27 +121,41 @@ def plan(path: Path, duration_ms: int, split_ms: int) -> list[PlannedPart]:
     return [PlannedPart(bounds[i], bounds[i + 1], notes[i]) for i in range(len(notes))]
 
 
+def per_speaker(times: list[PlannedPart], tracks: list[Track]) -> list[PlannedPart]:
+    """Each time range once per speaker's track (the ranges alone when the file is one speaker)."""
+    if not tracks:
+        return times
+    return [replace(p, stream=t.stream, channel=t.channel, speaker=t.speaker) for t in tracks for p in times]
+
+
 @dataclass(frozen=True)
 class Splitter:
-    """When files are cut: a file longer than SPLIT_SECONDS (split_ms; 0: never) that nobody has
-    started, as it is probed (disk/scanner.py calls it) and, once at start, every probed one."""
+    """When files are cut: a file longer than SPLIT_SECONDS (split_ms; 0: never), or one whose
+    speakers are apart (speakers.py), that nobody has started, as it is probed (disk/scanner.py
+    calls it) and, once at start, every probed long one."""
 
     parts: Parts
     layout: Layout
     split_ms: int
+    speakers: Speakers = Speakers.OFF  # SPEAKERS; a job may ask otherwise (task.speakers)
 
     def __call__(self, t: TaskView, full: Path, size: int, duration_ms: int) -> bool:
-        """Cut it if it is too long and unstarted; True if it was cut."""
-        if not (self.split_ms and duration_ms > self.split_ms and t.attempts == 0):
+        """Cut it if it is too long or holds several speakers, and is unstarted; True if it was cut."""
+        if t.attempts or duration_ms <= 0:
             return False
-        return self.cut(t, full, size, duration_ms)
+        tracks = speakers.find(full, Speakers(t.speakers) if t.speakers else self.speakers)
+        if not (tracks or (self.split_ms and duration_ms > self.split_ms)):
+            return False
+        return self.cut(t, full, size, duration_ms, tracks)
 
-    def cut(self, t: TaskView, full: Path, size: int, duration_ms: int) -> bool:
-        return self.parts.split(t, size, duration_ms, self.split_ms, plan(full, duration_ms, self.split_ms))
+    def cut(self, t: TaskView, full: Path, size: int, duration_ms: int, tracks: list[Track]) -> bool:
+        streams = len(tracks) if tracks and tracks[0].channel is None else 1
+        times = plan(full, duration_ms, self.split_ms, streams)
+        return self.parts.split(t, size, duration_ms, self.split_ms, per_speaker(times, tracks))
 
     def apply(self) -> int:
-        """At start (settings are read once): make whole again what was cut for another value, and
-        cut what is now too long. Returns how many files were cut."""
+        """At start (settings are read once): make whole again what was cut for another value (probed
+        and cut anew), and cut what is now too long. Returns how many files were cut."""
         for file_id in self.parts.stale(self.split_ms):
             self.parts.unsplit(file_id, self.split_ms)
         if not self.split_ms:
@@ -147,5 +168,5 @@ class Splitter:
             except (OSError, UnsafePath):
                 continue  # gone: the next scan marks it missing
             if t.duration_ms and size == t.size:
-                done += self.cut(t, full, size, t.duration_ms)
+                done += self(t, full, size, t.duration_ms)
         return done

@@ -13,10 +13,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..disk import UnsafePath
 from ..disk.layout import Layout
 from ..disk.results import ResultLayout
 from ..ledger import Ledger, PartView, TaskState, TaskView
 from ..transcripts.join import PartResult, stitch
+from . import voice
 
 log = logging.getLogger("batch-stt.stitch")
 PER_PART = ("protocol", "model", "backend", "audio_seconds", "processing_seconds")
@@ -40,14 +42,27 @@ class Stitcher:
             loaded = []
             for p in parts:
                 meta, texts = stored.read(p.id)
-                loaded.append(PartResult(p.start_ms, p.end_ms, texts, meta))
+                loaded.append(PartResult(p.start_ms, p.end_ms, texts, meta, p.speaker))
             language = next((r.meta["language"] for r in loaded if r.meta.get("language")), None)
+            # A file's audio once, however many speakers' tracks it was transcribed as.
             seconds = [r.meta.get("audio_seconds") or (r.end_ms - r.start_ms) / 1000 for r in loaded]
             meta = stitched_meta(file, parts, loaded, language, seconds)
-            self.layout.results_of(file).write(file.result_stem, stitch(loaded, language), meta)
+            heard = self.heard(file, parts)
+            self.layout.results_of(file).write(file.result_stem, stitch(loaded, language, heard), meta)
             if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
                 shutil.rmtree(folder, ignore_errors=True)
             return True
+
+    def heard(self, file: TaskView, parts: Sequence[PartView]) -> dict[str, bytes]:
+        """Where each speaker's track has sound (none for a file of one speaker, or gone meanwhile)."""
+        tracks = {p.speaker: (p.stream or 0, p.channel) for p in parts if p.speaker is not None}
+        if not tracks:
+            return {}
+        try:
+            source = self.layout.audio_path(file)
+            return voice.heard(source, tracks)
+        except (OSError, UnsafePath):  # no ffmpeg here: whisper's timings as they are
+            return {}
 
     def try_stitch(self, file_id: str) -> bool:
         """stitch(), logging a failure: the file stays `split` and the housekeeping loop tries again."""
@@ -65,7 +80,8 @@ class Stitcher:
 def stitched_meta(
     file: TaskView, parts: Sequence[PartView], loaded: Sequence[PartResult], language: Any, seconds: list[float]
 ) -> dict[str, Any]:
-    """The file's `.meta.json`: totals, and each part's range, cut, host and own figures."""
+    """The file's `.meta.json`: totals, its speakers (when they were apart), and each part's range,
+    speaker, cut, host and own figures."""
     return {
         "protocol": "stitched",
         "task_id": file.id,
@@ -74,11 +90,13 @@ def stitched_meta(
         "audio_seconds": round(sum(seconds), 3),
         "processing_seconds": round(sum(r.meta.get("processing_seconds") or 0 for r in loaded), 3),
         "clients": sorted({p.client for p in parts if p.client}),
+        "speakers": list(dict.fromkeys(p.speaker for p in parts if p.speaker is not None)),
         "parts": [
             {
                 "task_id": p.id,
                 "start_ms": p.start_ms,
                 "end_ms": p.end_ms,
+                **({"speaker": p.speaker} if p.speaker is not None else {}),
                 "cut": p.note,
                 "client": p.client,
                 **{k: r.meta.get(k) for k in PER_PART},

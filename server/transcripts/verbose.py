@@ -3,7 +3,8 @@ probabilities and the client's `words`) reshaped as OpenAI's transcription objec
 
 What whisper-cli does not report is left out rather than made up: no `no_speech_prob`; and
 `temperature` is the one asked for (whisper's first, 0.0, by default), as a result without
-fallback used it.
+fallback used it. Where a file's speakers were transcribed apart, each segment and word has a
+`speaker` besides OpenAI's fields.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def _segment(number: int, entry: dict[str, Any], temperature: float) -> dict[str
         "tokens": [int(t["id"]) for t in tokens if isinstance(t.get("id"), int)],
         "temperature": temperature,
     }
+    if entry.get("speaker") is not None:
+        seg["speaker"] = str(entry["speaker"])
     probabilities = [float(t["p"]) for t in tokens if isinstance(t.get("p"), (int, float))]
     if probabilities:
         seg["avg_logprob"] = round(sum(math.log(max(p, 1e-10)) for p in probabilities) / len(probabilities), 4)
@@ -83,6 +86,8 @@ def _words(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(offsets, dict) and {"from", "to"} <= offsets.keys():
                 out.append({"word": str(w.get("word", "")), "start": _seconds(offsets["from"]),
                             "end": _seconds(offsets["to"])})  # fmt: skip
+                if w.get("speaker") is not None:
+                    out[-1]["speaker"] = str(w["speaker"])
     return out
 
 

@@ -17,6 +17,7 @@ class Segment:
     end_ms: int
     text: str
     entry: Optional[dict[str, Any]] = None  # the whisper JSON entry, if there was one
+    speaker: Optional[str] = None  # whose track it came from, when a file's speakers were apart
 
 
 def parse_time(stamp: str) -> int:

@@ -83,6 +83,8 @@ def test_uploads_that_are_not_audio_or_too_big_are_refused(shared, server_proces
     assert str(tmp_path) not in r.json()["detail"] and "source" not in r.json()["detail"]  # no server path
     assert submit(srv.url, shared / "audio" / "jfk.mp3", language="english").status_code == 422
     assert submit(srv.url, shared / "audio" / "jfk.mp3", model="huge").status_code == 422
+    r = submit(srv.url, shared / "audio" / "jfk.mp3", speakers="diarize")
+    assert r.status_code == 422 and "speakers must be one of off, streams, channels, auto" in r.json()["detail"]
     assert list((tmp_path / "data" / "jobs").iterdir()) == []  # nothing kept
     assert requests.get(f"{srv.url}/api/v1/jobs", timeout=10).json() == []
 

@@ -230,3 +230,51 @@ def test_the_previous_releases_jobs_are_kept_and_stay_everyones(db, tmp_path):
     ledger.principals.add("alice", "submitter", "d" * 64)
     assert ledger.principals.find("d" * 64) == ("alice", "submitter")
     ledger.db.dispose()
+
+
+def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db, tmp_path):
+    """0008 -> 0009: a long file cut into time parts before speakers existed keeps its parts, each
+    one speaker (no stream, channel or label), and its queued part is still handed out."""
+    from alembic import command
+
+    from server.ledger.migrate import _config
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    engine = create_engine(db)
+    rows = [  # (id, parent, start, end, state)
+        ("longlonglonglong", None, None, None, "split"),
+        ("partonepartonepa", "longlonglonglong", 0, 600_000, "done"),
+        ("parttwoparttwopa", "longlonglonglong", 600_000, 900_000, "queued"),
+    ]
+    with engine.begin() as c:
+        command.upgrade(_config(c), "0008")
+        for tid, parent, start, end, state in rows:
+            c.execute(
+                text(
+                    "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"
+                    " updated_at, parent_id, start_ms, end_ms, duration_ms, split_ms, priority, min_tier)"
+                    " VALUES (:id, 'long.mp3', 'long', 'en', 10, 1.0, :state, 0, :now, :now, :parent, :start, :end,"
+                    " 900000, :split, 0, 0)"
+                ),
+                {
+                    "id": tid,
+                    "state": state,
+                    "now": NOW,
+                    "parent": parent,
+                    "start": start,
+                    "end": end,
+                    "split": None if parent else 600_000,
+                },
+            )
+    assert upgrade(engine) == ("0008", head())
+    engine.dispose()
+    assert schema_differences(db) == []
+    ledger = make_ledger(db, clock=time.time, lease_seconds=300)
+    parts = ledger.parts.of("longlonglonglong")
+    assert [(p.id, p.speaker, p.stream, p.channel) for p in parts] == [
+        ("partonepartonepa", None, None, None),
+        ("parttwoparttwopa", None, None, None),
+    ]
+    grant = ledger.leases.claim("laptop")
+    assert grant is not None and grant.task_id == "parttwoparttwopa" and grant.start_ms == 600_000
+    ledger.db.dispose()

@@ -103,6 +103,9 @@ def test_openai_errors_raise_the_openai_client_s_own_classes(shared, fleet, tmp_
     with open(jfk, "rb") as f, pytest.raises(openai.BadRequestError) as e:
         client.audio.transcriptions.create(model="whisper-1", file=f, response_format="docx")  # type: ignore[arg-type]
     assert e.value.body["param"] == "response_format"
+    with open(jfk, "rb") as f, pytest.raises(openai.BadRequestError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=f, extra_body={"speakers": "everyone"})
+    assert e.value.body["param"] == "speakers"
     volunteer = openai.OpenAI(base_url=f"{fleet.url}/v1", api_key=VOLUNTEER, max_retries=0)
     with pytest.raises(openai.PermissionDeniedError):
         volunteer.models.list()

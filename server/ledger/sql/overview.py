@@ -45,7 +45,15 @@ split_files = (
 
 # What each host is working on now.
 active_work = (
-    select(attempt.c.client, task.c.path, task.c.start_ms, task.c.end_ms, attempt.c.progress, attempt.c.paused)
+    select(
+        attempt.c.client,
+        task.c.path,
+        task.c.start_ms,
+        task.c.end_ms,
+        task.c.speaker,
+        attempt.c.progress,
+        attempt.c.paused,
+    )
     .join(task, task.c.id == attempt.c.task_id)
     .where(attempt.c.state == AttemptState.ACTIVE)
     .order_by(attempt.c.client, attempt.c.granted_at)

@@ -46,7 +46,7 @@ drop_parts = delete(task).where(task.c.parent_id == fid)
 unsplit_file = (
     update(task)
     .where(task.c.id == tid, task.c.state == TaskState.SPLIT)
-    .values(state=TaskState.QUEUED, split_ms=None, updated_at=now)
+    .values(state=TaskState.QUEUED, split_ms=None, duration_ms=None, updated_at=now)  # probed and cut anew
 )
 accepted_client = (
     select(attempt.c.client)
@@ -58,7 +58,7 @@ accepted_client = (
 parts_of_file = (
     select(*(accepted_client.label(f) if f == "client" else task.c[f] for f in PartView.columns()))
     .where(task.c.parent_id == fid)
-    .order_by(task.c.start_ms)
+    .order_by(task.c.start_ms, task.c.stream, task.c.channel)
 )
 files_ready_to_stitch = select(task.c.id).where(
     task.c.state == TaskState.SPLIT,
@@ -120,4 +120,11 @@ forget_split = (
     update(task)
     .where(task.c.id == tid, task.c.state.in_([TaskState.SPLIT, TaskState.FAILED]))
     .values(split_ms=None, duration_ms=None)
+)
+# The speakers of files cut per speaker, in stream and channel order.
+file_speakers = (
+    select(task.c.parent_id, task.c.speaker)
+    .where(task.c.parent_id.in_(bindparam("ids", expanding=True)), task.c.speaker.is_not(None))
+    .group_by(task.c.parent_id, task.c.speaker)
+    .order_by(task.c.parent_id, func.min(task.c.stream), func.min(task.c.channel))
 )
