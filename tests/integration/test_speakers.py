@@ -31,7 +31,7 @@ def wait_done(url: str, task_id: str) -> dict:
     raise AssertionError(f"{task_id} is still {task['state']}")
 
 
-def check_merge(results: dict[str, str], labels: dict[str, str], reference: dict[str, str]) -> dict[str, str]:
+def check_merge(results: dict[str, str], labels: dict[str, str], reference: dict[str, str], report) -> dict[str, str]:
     """The merged formats: each labelled, in time order, no non-speech. Returns each speaker's text."""
     entries = json.loads(results["json"])["transcription"]
     assert all(e["speaker"] in labels.values() for e in entries)
@@ -42,6 +42,7 @@ def check_merge(results: dict[str, str], labels: dict[str, str], reference: dict
     labelled = [(e["text"], e["speaker"]) for e in entries]
     for track, label in labels.items():
         share = attributed(reference[track], labelled, label)
+        report(f"speakers: {share:.1%} of {label}'s words found under {label}")
         assert share >= 0.95, f"{label}: only {share:.0%} of its words found under its label"
     # Both speak at 9-11 s: both cues are kept, in start order, and each format names its speaker.
     vtt = cues(results["vtt"])
@@ -81,7 +82,7 @@ def test_two_streams_of_an_mkv_are_two_speakers_on_one_timeline(shared, whisper_
     wait_done(srv.url, tasks["calls/interview.mkv"]["id"])
     out = tmp_path / "data/results/calls"
     results = {f: (out / f"interview.{f}").read_text() for f in ("json", "vtt", "srt", "txt")}
-    said = check_merge(results, {"alice": "Alice", "bob": "Bob"}, tracks.reference)
+    said = check_merge(results, {"alice": "Alice", "bob": "Bob"}, tracks.reference, report)
     assert json.loads((out / "interview.meta.json").read_text())["speakers"] == ["Alice", "Bob"]
     for track, stream in (("alice", "0:a:0"), ("bob", "0:a:1")):
         merged = wer_percent(tracks.reference[track], said[track])
@@ -134,7 +135,7 @@ def test_a_stereo_call_asked_by_channels_names_each_channel(shared, whisper_cli,
     assert status["state"] == "done" and status["speakers"] == ["Speaker 1", "Speaker 2"], status
     results = {f: requests.get(jobs[0]["result_url"], params={"format": f}, timeout=10).text
                for f in ("json", "vtt", "srt", "txt", "md")}  # fmt: skip
-    said = check_merge(results, {"alice": "Speaker 1", "bob": "Speaker 2"}, tracks.reference)
+    said = check_merge(results, {"alice": "Speaker 1", "bob": "Speaker 2"}, tracks.reference, report)
     assert "**Speaker 1:**" in results["md"] and "**Speaker 2:**" in results["md"]
     for track, channel in (("alice", 0), ("bob", 1)):
         merged = wer_percent(tracks.reference[track], said[track])
@@ -165,7 +166,7 @@ def test_a_voice_leaking_into_the_other_microphone_stays_with_its_speaker(
     wait_done(srv.url, task["id"])
     out = tmp_path / "data/results"
     results = {f: (out / f"panel.{f}").read_text() for f in ("json", "vtt", "srt", "txt")}
-    said = check_merge(results, {"alice": "Alice", "bob": "Bob"}, tracks.reference)
+    said = check_merge(results, {"alice": "Alice", "bob": "Bob"}, tracks.reference, report)
     for track, stream in (("alice", "0:a:0"), ("bob", "0:a:1")):
         merged = wer_percent(tracks.reference[track], said[track])
         baseline = wer_percent(tracks.reference[track], alone(whisper_cli, model, mkv, tmp_path, track, "-map", stream))

@@ -175,3 +175,19 @@ def test_a_new_split_seconds_recuts_only_files_nobody_started(db):
     assert not ledger.parts.unsplit(started, 300_000)
     assert ledger.reports.task(untouched).state == TaskState.QUEUED and ledger.parts.of(untouched) == []
     assert ledger.parts.stale(0) == []  # SPLIT_SECONDS=0 would not touch a.mp3 either: it was started
+
+
+def test_a_file_cut_per_speaker_has_a_part_per_range_and_speaker_and_shows_its_speakers(db):
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
+    times = [PlannedPart(0, 50_000, "start"), PlannedPart(50_000, 90_000, "pause")]
+    plan = [PlannedPart(p.start_ms, p.end_ms, p.note, stream, None, name) for stream, name in ((1, "Bo"), (0, "Ann"))
+            for p in times]  # fmt: skip
+    fid, parts = split_file(ledger, path="call.mkv", plan=plan, split_ms=0)
+    assert len(set(parts)) == 4  # a part's id names its range and its speaker's track
+    assert [(p.start_ms, p.speaker) for p in ledger.parts.of(fid)] == [(0, "Ann"), (0, "Bo"), (50_000, "Ann"),
+                                                                       (50_000, "Bo")]  # fmt: skip
+    (shown,) = ledger.reports.split_files()
+    assert shown.speakers == ("Ann", "Bo") and (shown.parts_done, shown.parts) == (0, 4)  # in stream order
+    first, second = ledger.leases.claim("c"), ledger.leases.claim("d")  # the first range, of either speaker
+    assert {(g.start_ms, ledger.reports.task(g.task_id).speaker) for g in (first, second)} == {(0, "Ann"), (0, "Bo")}
+    assert ledger.parts.stale(0) == []  # cut for SPLIT_SECONDS=0: kept while that stays the setting
