@@ -103,11 +103,9 @@ def status() -> None:
     console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
     console.print(f"scheduler: {ctx.settings.scheduler}   replicas issued: {s.replicas} (won {s.replicas_won})")
     console.print(f"validation: {ctx.settings.validation}   audio transcribed again to check: {hms(s.check_seconds)}")
-    split = ctx.ledger.reports.tasks(TaskState.SPLIT, limit=50)
-    progress = ctx.ledger.parts.progress(t.id for t in split)
-    for t in split:
-        done, total = progress.get(t.id, (0, 0))
-        console.print(f"  in parts: {t.path}  {done}/{total} parts done", markup=False)
+    for f in ctx.ledger.reports.split_files():
+        who = f"  speakers: {', '.join(f.speakers)}" if f.speakers else ""
+        console.print(f"  in parts ({f.state}): {f.path}  {f.parts_done}/{f.parts} parts done{who}", markup=False)
     hosts_table(ctx.ledger.fleet.hosts())
 
 

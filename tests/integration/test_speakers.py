@@ -75,6 +75,8 @@ def test_two_streams_of_an_mkv_are_two_speakers_on_one_timeline(shared, whisper_
     assert tasks["calls/mono.mp3"]["state"] == tasks["calls/same.mp3"]["state"] == "queued"  # one speaker each
     live = requests.get(f"{srv.url}/dashboard/live", timeout=10).text
     assert "<td>calls/interview.mkv</td><td>1 min</td><td>Alice, Bob</td>" in live, live
+    status = srv.cli("status").stdout
+    assert "in parts (split): calls/interview.mkv  0/4 parts done  speakers: Alice, Bob" in status, status
 
     model = shared / MODEL
     assert legacy_client.work_once(srv.url, whisper_cli, model) is not None  # the original client, unchanged
