@@ -33,6 +33,7 @@ from .ledger import (
     ScanReport,
     Speakers,
     TaskView,
+    ValidationMode,
     ValidationRule,
 )
 from .ops.alerts import Alerts
@@ -195,5 +196,5 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     events.subscribe(Alerts(ledger, notifier, callbacks).on_event)
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
     splitter = Splitter(ledger.parts, layout, split_ms, settings.speakers)
-    stitcher = Stitcher(ledger, layout)
+    stitcher = Stitcher(ledger, layout, keep_parts=settings.validation != ValidationMode.OFF)
     return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher)

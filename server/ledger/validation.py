@@ -117,14 +117,17 @@ class Validator:
     @staticmethod
     def _recheck(c: Tx, host: str, results: Results, now: float) -> list[str]:
         """An outvoted host's results that went out unchecked (it was trusted) are held again for a
-        check: the file's result stays until a check outvotes it."""
+        check, a job's and a stitched file's parts too: the file's result stays until a check outvotes
+        it (a part's file is stitched again once the part is done)."""
         reopened = []
-        for aid, tid in c.execute(sql_validation.unchecked_results_of, {"cname": host}).all():
+        for aid, tid, file_id in c.execute(sql_validation.unchecked_results_of, {"cname": host}).all():
             if c.execute(sql_validation.others_completed, {"tid": tid, "aid": aid}).first() is not None:
                 continue  # another host's result confirmed it
             if results.reopen(task_row(c, tid, lock=True), aid):
                 c.execute(sql_validation.hold_attempt, {"aid": aid, "now": now})
                 c.execute(sql_validation.reopen, {"tid": tid, "now": now})
+                if file_id is not None:
+                    c.execute(sql_validation.unstitch, {"tid": file_id, "now": now})
                 reopened.append(tid)
         return reopened
 

@@ -39,6 +39,13 @@ def cut_path(folder: Path, part: TaskView) -> Path:
     return folder / f"{part.id}-{part.size}-{int(part.mtime * 1e6)}{ext}"
 
 
+def remove_cuts(folder: Path) -> None:
+    """The cut audio in a file's folder, not the parts' results beside it (kept for re-checks)."""
+    for path in folder.glob("*-*-*.*"):
+        if path.suffix in (*FORMATS, ".mka"):
+            path.unlink(missing_ok=True)
+
+
 def cut(source: AudioFile, folder: Path, part: TaskView) -> AudioFile:
     assert part.start_ms is not None and part.end_ms is not None
     dest = cut_path(folder, part)

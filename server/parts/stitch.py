@@ -19,15 +19,19 @@ from ..disk.results import ResultLayout
 from ..ledger import Ledger, PartView, TaskState, TaskView
 from ..transcripts.join import PartResult, stitch
 from . import voice
+from .cut import remove_cuts
 
 log = logging.getLogger("batch-stt.stitch")
 PER_PART = ("protocol", "model", "backend", "audio_seconds", "processing_seconds")
 
 
 class Stitcher:
-    def __init__(self, ledger: Ledger, layout: Layout):
+    def __init__(self, ledger: Ledger, layout: Layout, keep_parts: bool = False):
         self.ledger = ledger
         self.layout = layout
+        # While results are validated, the parts' results stay: a part a trusted host delivered unchecked
+        # is checked again if that host is later outvoted, and the file stitched anew.
+        self.keep_parts = keep_parts
         self._lock = threading.Lock()  # a route's stitch and the housekeeping loop's never overlap
 
     def stitch(self, file_id: str) -> bool:
@@ -50,7 +54,10 @@ class Stitcher:
             heard = self.heard(file, parts)
             self.layout.results_of(file).write(file.result_stem, stitch(loaded, language, heard), meta)
             if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
-                shutil.rmtree(folder, ignore_errors=True)
+                if self.keep_parts:
+                    remove_cuts(folder)
+                else:
+                    shutil.rmtree(folder, ignore_errors=True)
             return True
 
     def heard(self, file: TaskView, parts: Sequence[PartView]) -> dict[str, bytes]:

@@ -220,3 +220,24 @@ def test_status_and_tasks_show_parts_done(api, long_mp3, tmp_path):
     lines = [line.split("\t") for line in cli.cli("tasks").stdout.splitlines()]
     assert lines[0][1:5] == ["talks/long.mp3", "1/3 done", "auto", "split"]
     assert lines[1][2].startswith("0:00:00-0:00:")
+
+
+def test_while_validating_a_stitched_files_parts_keep_their_results_not_their_audio(tmp_path):
+    """A part a trusted host delivered unchecked may be checked again later (ledger/validation.py)."""
+    from server.disk.layout import Layout
+    from server.disk.results import ResultLayout
+    from server.parts.stitch import Stitcher
+    from tests.helpers import make_ledger
+    from tests.unit.test_parts_ledger import PLAN, finish, split_file
+
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db'}")
+    layout = Layout(tmp_path / "audio", tmp_path / "data", ResultLayout(tmp_path / "results"))
+    fid, parts = split_file(ledger, plan=PLAN[:2])
+    folder = layout.part_folder(fid)
+    for part_id in parts:
+        finish(ledger)
+        ResultLayout(layout.parts_dir).write(f"{fid}/{part_id}", {"txt": b" words\n"}, {"language": "en"})
+        (folder / f"{part_id}-1000-1000000.mp3").write_bytes(b"cut audio")
+    assert Stitcher(ledger, layout, keep_parts=True).stitch(fid)
+    assert (tmp_path / "results/long.txt").read_text() == "words\nwords\n"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{p}.{x}" for p in parts for x in ("meta.json", "txt"))

@@ -213,3 +213,29 @@ def test_a_host_with_nothing_to_do_waits_while_another_works_it_may_have_to_chec
     assert ledger.leases.complete(working.token, Store("words", shelf), Made("ggml-small.bin", "cpu", 60.0)).held
     check = ledger.leases.claim("a", capabilities=SMALL)
     assert isinstance(check, Grant) and check.task_id == working.task_id
+
+
+def test_an_outvoted_hosts_unchecked_part_is_checked_again_and_its_file_stitched_anew(world):
+    from tests.unit.test_parts_ledger import PLAN, split_file
+
+    ledger, _, _, _, shelf = world(tasks=0, chance=lambda: 0.99)  # trusted: 0.99 >= 1/n, no check
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
+                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+    fid, parts = split_file(ledger, plan=PLAN[:1])  # one part: the liar's, taken unchecked, the file stitched
+    first, done = upload(ledger, "liar", "garbage", shelf)
+    assert first.task_id == parts[0] and not done.held and done.file_ready == fid
+    assert ledger.parts.mark_stitched(fid, 590.0) and ledger.reports.task(fid).state == TaskState.DONE
+    add_tasks(ledger, 1)
+    upload(ledger, "b", "true words", shelf)  # another task: b's result held,
+    upload(ledger, "liar", "garbage", shelf)  # the liar's check disagrees,
+    _, decided = upload(ledger, "c", "true words", shelf)  # c outvotes the liar:
+    assert decided.verdict.rechecked == [parts[0]]  # its part of the stitched file is checked again
+    assert (ledger.reports.task(parts[0]).state, ledger.reports.task(fid).state) == (
+        TaskState.CHECKING,
+        TaskState.SPLIT,
+    )
+    upload(ledger, "b", "true words", shelf)
+    _, settled = upload(ledger, "c", "true words", shelf)  # b and c agree: the part's result is replaced
+    assert shelf[("kept", parts[0])] == "true words" and settled.file_ready == fid  # and the file stitched anew

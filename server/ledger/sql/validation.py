@@ -50,17 +50,22 @@ disagreed = (
 )
 # An outvoted host's results that went out unchecked (no other host's result confirmed them):
 # whole files only (a part's results are gone once its file is stitched; a job's owner has its own).
+# Whole files, jobs' files and parts (a part's file is stitched anew once its check is done).
 unchecked_results_of = (
-    select(attempt.c.id, attempt.c.task_id)
+    select(attempt.c.id, attempt.c.task_id, task.c.parent_id)
     .join(task, task.c.id == attempt.c.task_id)
     .where(
         attempt.c.client == cname,
         attempt.c.state == AttemptState.COMPLETED,
         task.c.state == TaskState.DONE,
-        task.c.parent_id.is_(None),
-        task.c.job_id.is_(None),
         task.c.split_ms.is_(None),
     )
+)
+# A stitched file one of whose parts is checked again: stitched again when that part is done.
+unstitch = (
+    update(task)
+    .where(task.c.id == tid, task.c.state == TaskState.DONE, task.c.split_ms.is_not(None))
+    .values(state=TaskState.SPLIT, done_at=None, updated_at=now)
 )
 others_completed = select(attempt.c.id).where(
     attempt.c.task_id == tid, attempt.c.state == AttemptState.COMPLETED, attempt.c.id != aid
