@@ -55,12 +55,12 @@ def audio_streams(path: Path) -> list[AudioStream]:
     cmd = [tool("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries",
            "stream=channels:stream_tags=title,language,handler_name", "-of", "json", str(path)]
     # fmt: on
-    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
     try:
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
         listed: list[dict[str, Any]] = json.loads(r.stdout).get("streams", [])
         return [_stream(s) for s in listed]
-    except (ValueError, AttributeError, TypeError):
-        return []
+    except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError, TypeError):
+        return []  # no ffprobe, or it hung on this file: one speaker, as before
 
 
 def _stream(s: dict[str, Any]) -> AudioStream:
@@ -87,7 +87,7 @@ def mp4_sound_tracks(path: Path) -> Optional[int]:
                 f.seek(hdlr.offset + 16)  # size, type, version and flags, pre_defined: then the handler type
                 count += f.read(4) == b"soun"
             return count or None
-    except (OSError, KeyError, ValueError, AtomError):
+    except (OSError, KeyError, IndexError, ValueError, EOFError, AtomError):
         return None
 
 
@@ -99,7 +99,10 @@ def same_channels(path: Path, stream: int = 0) -> bool:
            "-map", f"0:a:{stream}", "-af", "pan=stereo|c0=0.5*c0+0.5*c1|c1=0.5*c0-0.5*c1,"
            "astats=measure_perchannel=RMS_level:measure_overall=none", "-f", "null", "-"]
     # fmt: on
-    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
     levels = [float(m) for m in _RMS.findall(r.stderr)]  # "-inf" reads as float too
     if r.returncode != 0 or len(levels) < 2:
         return True  # cannot tell: one speaker, as before

@@ -201,3 +201,12 @@ def test_a_word_is_dropped_where_its_track_has_only_anothers_voice_never_for_a_q
     # "early" is whisper timing Ann's first words seconds too early (it does after a silence): kept.
     assert [w["word"] for w in kept["words"]] == ["early", "mine"] and kept["text"] == " early mine"
     assert (kept["offsets"]["from"], kept["offsets"]["to"]) == (5500, 6300)  # where Ann is heard
+
+
+def test_a_track_that_is_silence_throughout_contributes_nothing():
+    said = whisper_json((0, 10_000, " [BLANK_AUDIO]"), (10_000, 12_000, " Thank you."))
+    silent = PartResult(0, 20_000, {"json": said}, speaker="Cy")
+    heard = {"Cy": bytes([QUIET] * 200), "Alice": bytes([VOICE] * 40 + [QUIET] * 160)}
+    out = {k: v.decode() for k, v in stitch([ALICE, silent], "en", heard).items()}
+    assert "Cy" not in out["txt"] + out["vtt"] + out["srt"] + out["json"]  # whisper's "Thank you." in silence too
+    assert out["txt"] == "Alice: Hello there.\n"
