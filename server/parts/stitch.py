@@ -11,7 +11,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from ..disk import UnsafePath
 from ..disk.layout import Layout
@@ -48,12 +48,11 @@ class Stitcher:
                 meta, texts = stored.read(p.id)
                 loaded.append(PartResult(p.start_ms, p.end_ms, texts, meta, p.speaker))
             language = next((r.meta["language"] for r in loaded if r.meta.get("language")), None)
-            # A file's audio once, however many speakers' tracks it was transcribed as.
-            seconds = [r.meta.get("audio_seconds") or (r.end_ms - r.start_ms) / 1000 for r in loaded]
+            seconds = audio_seconds(parts, loaded)
             meta = stitched_meta(file, parts, loaded, language, seconds)
             heard = self.heard(file, parts)
             self.layout.results_of(file).write(file.result_stem, stitch(loaded, language, heard), meta)
-            if self.ledger.parts.mark_stitched(file_id, sum(seconds)):
+            if self.ledger.parts.mark_stitched(file_id, seconds):
                 if self.keep_parts:
                     remove_cuts(folder)
                 else:
@@ -61,7 +60,7 @@ class Stitcher:
             return True
 
     def heard(self, file: TaskView, parts: Sequence[PartView]) -> dict[str, bytes]:
-        """Where each speaker's track has sound (none for a file of one speaker, or gone meanwhile)."""
+        """Where each speaker's track has its voice (none for a file of one speaker, or gone meanwhile)."""
         tracks = {p.speaker: (p.stream or 0, p.channel) for p in parts if p.speaker is not None}
         if not tracks:
             return {}
@@ -84,8 +83,17 @@ class Stitcher:
         return sum(self.try_stitch(file_id) for file_id in self.ledger.parts.ready())
 
 
+def audio_seconds(parts: Sequence[PartView], loaded: Sequence[PartResult]) -> float:
+    """The file's audio, once however many speakers' tracks it was transcribed as (the longest's)."""
+    per_track: dict[Optional[str], float] = {}
+    for p, r in zip(parts, loaded, strict=True):
+        seconds = r.meta.get("audio_seconds") or (r.end_ms - r.start_ms) / 1000
+        per_track[p.speaker] = per_track.get(p.speaker, 0.0) + seconds
+    return max(per_track.values())
+
+
 def stitched_meta(
-    file: TaskView, parts: Sequence[PartView], loaded: Sequence[PartResult], language: Any, seconds: list[float]
+    file: TaskView, parts: Sequence[PartView], loaded: Sequence[PartResult], language: Any, seconds: float
 ) -> dict[str, Any]:
     """The file's `.meta.json`: totals, its speakers (when they were apart), and each part's range,
     speaker, cut, host and own figures."""
@@ -94,7 +102,7 @@ def stitched_meta(
         "task_id": file.id,
         "path": file.path,
         "language": language,
-        "audio_seconds": round(sum(seconds), 3),
+        "audio_seconds": round(seconds, 3),
         "processing_seconds": round(sum(r.meta.get("processing_seconds") or 0 for r in loaded), 3),
         "clients": sorted({p.client for p in parts if p.client}),
         "speakers": list(dict.fromkeys(p.speaker for p in parts if p.speaker is not None)),

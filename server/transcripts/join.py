@@ -78,11 +78,10 @@ def shifted(parts: Sequence[PartResult], heard: Mapping[str, bytes] = MappingPro
             a = min(max(seg.start_ms, 0), length) + part.start_ms
             b = max(a, min(max(seg.end_ms, 0), length) + part.start_ms)
             entry = None if seg.entry is None else _shift(seg.entry, 0, length, part.start_ms, part.speaker)
-            moved: Optional[Segment] = Segment(a, b, seg.text, entry, part.speaker)
-            if part.speaker is not None and moved is not None:
-                moved = only_heard(moved, heard.get(part.speaker))
-            if moved is not None:
-                out.append(moved)
+            moved = Segment(a, b, seg.text, entry, part.speaker)
+            kept = moved if part.speaker is None else only_heard(moved, heard.get(part.speaker))
+            if kept is not None:
+                out.append(kept)
     if any(p.speaker is not None for p in parts):
         out.sort(key=lambda s: s.start_ms)  # stable: each speaker's own order is kept
     return out

@@ -85,7 +85,8 @@ def test_two_streams_of_an_mkv_are_two_speakers_on_one_timeline(shared, whisper_
     out = tmp_path / "data/results/calls"
     results = {f: (out / f"interview.{f}").read_text() for f in ("json", "vtt", "srt", "txt")}
     said = check_merge(results, {"alice": "Alice", "bob": "Bob"}, tracks.reference, report)
-    assert json.loads((out / "interview.meta.json").read_text())["speakers"] == ["Alice", "Bob"]
+    meta = json.loads((out / "interview.meta.json").read_text())
+    assert meta["speakers"] == ["Alice", "Bob"] and 80 <= meta["audio_seconds"] <= 82  # the file's length, once
     for track, stream in (("alice", "0:a:0"), ("bob", "0:a:1")):
         merged = wer_percent(tracks.reference[track], said[track])
         baseline = wer_percent(tracks.reference[track], alone(whisper_cli, model, mkv, tmp_path, track, "-map", stream))
