@@ -234,36 +234,41 @@ def test_the_previous_releases_jobs_are_kept_and_stay_everyones(db, tmp_path):
 
 def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db, tmp_path):
     """0008 -> 0009: a long file cut into time parts before speakers existed keeps its parts, each
-    one speaker (no stream, channel or label), and its queued part is still handed out."""
+    one speaker (no stream, channel or label), and its queued part is still handed out; a queued
+    file that may hold several streams is probed again."""
     from alembic import command
 
     from server.ledger.migrate import _config
 
     (tmp_path / "data").mkdir(exist_ok=True)
     engine = create_engine(db)
-    rows = [  # (id, parent, start, end, state)
-        ("longlonglonglong", None, None, None, "split"),
-        ("partonepartonepa", "longlonglonglong", 0, 600_000, "done"),
-        ("parttwoparttwopa", "longlonglonglong", 600_000, 900_000, "queued"),
+    rows = [  # (id, path, parent, start, end, state)
+        ("longlonglonglong", "long.mp3", None, None, None, "split"),
+        ("partonepartonepa", "long.mp3", "longlonglonglong", 0, 600_000, "done"),
+        ("parttwoparttwopa", "long.mp3", "longlonglonglong", 600_000, 900_000, "queued"),
+        ("callcallcallcall", "calls/Call.MKV", None, None, None, "queued"),  # may hold several streams
+        ("donedonedonedone", "calls/done.mkv", None, None, None, "done"),
+        ("talktalktalktalk", "talk.mp3", None, None, None, "queued"),
     ]
     with engine.begin() as c:
         command.upgrade(_config(c), "0008")
-        for tid, parent, start, end, state in rows:
+        for tid, path, parent, start, end, state in rows:
             c.execute(
                 text(
                     "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"
                     " updated_at, parent_id, start_ms, end_ms, duration_ms, split_ms, priority, min_tier)"
-                    " VALUES (:id, 'long.mp3', 'long', 'en', 10, 1.0, :state, 0, :now, :now, :parent, :start, :end,"
+                    " VALUES (:id, :path, 'long', 'en', 10, 1.0, :state, 0, :now, :now, :parent, :start, :end,"
                     " 900000, :split, 0, 0)"
                 ),
                 {
                     "id": tid,
+                    "path": path,
                     "state": state,
                     "now": NOW,
                     "parent": parent,
                     "start": start,
                     "end": end,
-                    "split": None if parent else 600_000,
+                    "split": 600_000 if tid == "longlonglonglong" else None,
                 },
             )
     assert upgrade(engine) == ("0008", head())
@@ -275,6 +280,11 @@ def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db,
         ("partonepartonepa", None, None, None),
         ("parttwoparttwopa", None, None, None),
     ]
-    grant = ledger.leases.claim("laptop")
-    assert grant is not None and grant.task_id == "parttwoparttwopa" and grant.start_ms == 600_000
+    # A queued MKV is probed again (SPEAKERS may cut it per stream); done files and MP3s are left as they were.
+    durations = {
+        t: ledger.reports.task(t).duration_ms for t in ("callcallcallcall", "donedonedonedone", "talktalktalktalk")
+    }
+    assert durations == {"callcallcallcall": None, "donedonedonedone": 900_000, "talktalktalktalk": 900_000}
+    grant = ledger.leases.claim("laptop", languages=["en"])
+    assert grant is not None and grant.task_id in ("parttwoparttwopa", "talktalktalktalk", "callcallcallcall")
     ledger.db.dispose()
