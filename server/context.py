@@ -159,16 +159,21 @@ class Context:
         self.events.close()
 
 
+def cutting(settings: Settings) -> tuple[int, Speakers]:
+    """SPLIT_SECONDS (ms) and SPEAKERS as the server can apply them: both need ffmpeg and ffprobe
+    (without them, files must not wait for a probe that cannot happen)."""
+    if shutil.which("ffprobe") and shutil.which("ffmpeg"):
+        return settings.split_seconds * 1000, settings.speakers
+    if settings.split_seconds or settings.speakers != Speakers.OFF:
+        log.warning("SPLIT_SECONDS and SPEAKERS need ffmpeg and ffprobe on the server: every file stays whole")
+    return 0, Speakers.OFF
+
+
 def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) -> Context:
     """Raises MigrationError (one line) when the database cannot be brought to this release's schema."""
     settings.prepare_dirs()
     events = EventLog(settings.log_file, stream=sys.stdout if event_stream is None else event_stream)
-    split_ms = settings.split_seconds * 1000
-    if split_ms and not (shutil.which("ffprobe") and shutil.which("ffmpeg")):
-        log.warning(
-            "SPLIT_SECONDS=%d needs ffmpeg and ffprobe on the server: long files stay whole", settings.split_seconds
-        )
-        split_ms = 0
+    split_ms, speakers = cutting(settings)
     ledger = Ledger.open(
         settings.database_url,
         lease_seconds=settings.lease_seconds,
@@ -176,7 +181,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         max_attempts=settings.max_attempts,
         events=events,
         sqlite_synchronous=settings.sqlite_synchronous,
-        splitting=bool(split_ms) or settings.speakers != Speakers.OFF,
+        splitting=bool(split_ms) or speakers != Speakers.OFF,
         assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
         validation=ValidationRule(settings.validation, settings.trust_after),
@@ -195,6 +200,6 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     events.subscribe(metrics.observe)
     events.subscribe(Alerts(ledger, notifier, callbacks).on_event)
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
-    splitter = Splitter(ledger.parts, layout, split_ms, settings.speakers)
+    splitter = Splitter(ledger.parts, layout, split_ms, speakers)
     stitcher = Stitcher(ledger, layout, keep_parts=settings.validation != ValidationMode.OFF)
     return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher)

@@ -175,3 +175,17 @@ def test_a_voice_leaking_into_the_other_microphone_stays_with_its_speaker(
         baseline = wer_percent(tracks.reference[track], alone(whisper_cli, model, mkv, tmp_path, track, "-map", stream))
         report(f"speakers, crosstalk at -20 dB, {track}: WER {merged:.1f} % merged vs {baseline:.1f} % alone")
         assert merged <= baseline
+
+
+def test_without_ffmpeg_on_the_server_every_file_goes_out_whole(shared, api, tmp_path, monkeypatch):
+    """SPLIT_SECONDS and SPEAKERS (both on by default) need ffprobe: without it a file its headers do
+    not describe (Matroska) is never probed, so it must not wait for a probe to go out."""
+    (tmp_path / "audio").mkdir()
+    talk = tmp_path / "audio" / "talk.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(shared / "audio/jfk.mp3"), "-c:a", "copy", str(talk)], check=True
+    )
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
+    c = api()
+    r = c.post("/api/v1/leases", json={"client": "laptop"})
+    assert r.status_code == 200 and r.json()["path"] == "talk.mkv", r.text
