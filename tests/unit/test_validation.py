@@ -69,6 +69,14 @@ def upload(ledger, host, text, shelf, caps=SMALL):
     return grant, ledger.leases.complete(grant.token, Store(text, shelf), Made(caps["model"], "cpu", 60.0))
 
 
+def trusted_liar(ledger):
+    """A host called liar with a run of 50 confirmed results: trusted, so rarely checked."""
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
+                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+
+
 def host(ledger, name):
     return next(h for h in ledger.fleet.hosts() if h.name == name)
 
@@ -184,10 +192,7 @@ def test_parts_are_checked_as_parts_before_the_stitch(world):
 
 def test_an_outvoted_hosts_unchecked_results_are_checked_again(world):
     ledger, _, _, heard, shelf = world(tasks=3, chance=lambda: 0.99)  # trusted: 0.99 >= 1/n, no check
-    with ledger.db.writing() as c:
-        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
-                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
-                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+    trusted_liar(ledger)
     first, done = upload(ledger, "liar", "garbage", shelf)
     assert not done.held and shelf[("kept", first.task_id)] == "garbage"  # trusted: taken unchecked
     upload(ledger, "b", "true words", shelf)  # b's own result (untrusted): held
@@ -219,10 +224,7 @@ def test_an_outvoted_hosts_unchecked_part_is_checked_again_and_its_file_stitched
     from tests.unit.test_parts_ledger import PLAN, split_file
 
     ledger, _, _, _, shelf = world(tasks=0, chance=lambda: 0.99)  # trusted: 0.99 >= 1/n, no check
-    with ledger.db.writing() as c:
-        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
-                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results)"
-                                     " VALUES ('liar', '{}', 0, 0, 0, 0, 0, 0, 50, 0)")  # fmt: skip
+    trusted_liar(ledger)
     fid, parts = split_file(ledger, plan=PLAN[:1])  # one part: the liar's, taken unchecked, the file stitched
     first, done = upload(ledger, "liar", "garbage", shelf)
     assert first.task_id == parts[0] and not done.held and done.file_ready == fid
