@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .vtt import Segment, clock
+from .vtt import Segment, timing
 
 VOICE_FRAME_MS = 100  # the frames of a track's `heard` map
 QUIET, VOICE, LEAK = 0, 1, 2
@@ -43,35 +43,29 @@ def _offsets(item: Any) -> Optional[tuple[int, int]]:
     return None
 
 
-def _word_heard(word: dict[str, Any], frames: bytes) -> bool:
+def _word_heard(span: tuple[int, int], frames: bytes) -> bool:
     """False only for a word where the track has another's sound and not its own speaker's."""
-    span = _offsets(word)
-    if span is None:
-        return True
     around = [frames[i] for i in _frames(max(0, span[0] - WORD_SLACK_MS), span[1] + WORD_SLACK_MS) if i < len(frames)]
     return VOICE in around or LEAK not in around
 
 
-def _retimed(entry: dict[str, Any], a: int, b: int, **changes: Any) -> dict[str, Any]:
-    timing = {"offsets": {"from": a, "to": b}, "timestamps": {"from": clock(a, ","), "to": clock(b, ",")}}
-    return {**entry, **timing, **changes}
-
-
 def _heard_words(seg: Segment, frames: bytes) -> Optional[Segment]:
     """The segment with only its words that are heard; None when none is."""
-    words = (seg.entry or {}).get("words")
-    if not isinstance(words, list) or not words or not all(_offsets(w) for w in words):
+    found = (seg.entry or {}).get("words")
+    words: list[Any] = found if isinstance(found, list) else []
+    spans = [_offsets(w) for w in words]
+    if not spans or None in spans:
         return seg
-    kept = [w for w in words if _word_heard(w, frames)]
-    if len(kept) == len(words):
+    kept = [(w, span) for w, span in zip(words, spans, strict=True) if span and _word_heard(span, frames)]
+    if len(kept) == len(spans):
         return seg
     if not kept:
         return None
-    a = max(seg.start_ms, _offsets(kept[0])[0])  # type: ignore[index]
-    b = max(a, min(seg.end_ms, _offsets(kept[-1])[1]))  # type: ignore[index]
-    text = " " + " ".join(str(w.get("word", "")) for w in kept)
+    a = max(seg.start_ms, kept[0][1][0])
+    b = max(a, min(seg.end_ms, kept[-1][1][1]))
+    text = " " + " ".join(str(w.get("word", "")) for w, _ in kept)
     tokens = [t for t in (seg.entry or {}).get("tokens") or [] if (o := _offsets(t)) is None or a <= o[0] <= b]
-    entry = _retimed(seg.entry or {}, a, b, text=text, words=kept, tokens=tokens)
+    entry = {**(seg.entry or {}), **timing(a, b), "text": text, "words": [w for w, _ in kept], "tokens": tokens}
     return Segment(a, b, text, entry, seg.speaker)
 
 
@@ -86,5 +80,5 @@ def only_heard(seg: Segment, frames: Optional[bytes]) -> Optional[Segment]:
         return None
     if span == (kept.start_ms, kept.end_ms):
         return kept
-    entry = None if kept.entry is None else _retimed(kept.entry, *span)
+    entry = None if kept.entry is None else {**kept.entry, **timing(*span)}
     return Segment(span[0], span[1], kept.text, entry, kept.speaker)

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from .heard import only_heard
-from .vtt import Segment, clock, cues, segments_of_json
+from .vtt import Segment, clock, cues, segments_of_json, timing
 
 NON_SPEECH = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\)|\*[^*]*\*)?\s*$")  # [BLANK_AUDIO], (silence), *music*, nothing
 
@@ -101,8 +101,7 @@ def to_json(segs: Sequence[Segment], parts: Sequence[PartResult], language: Opti
     transcription = [
         s.entry
         or {
-            "timestamps": {"from": clock(s.start_ms, ","), "to": clock(s.end_ms, ",")},
-            "offsets": {"from": s.start_ms, "to": s.end_ms},
+            **timing(s.start_ms, s.end_ms),
             "text": s.text,
             **({"speaker": s.speaker} if s.speaker is not None else {}),
         }

@@ -35,6 +35,11 @@ def clock(ms: int, sep: Optional[str] = ".") -> str:
     return f"{h:02d}:{m:02d}:{s:02d}" + ("" if sep is None else f"{sep}{ms:03d}")
 
 
+def timing(a: int, b: int) -> dict[str, dict[str, Any]]:
+    """A whisper JSON entry's `offsets` (ms) and `timestamps` (SRT clock) for [a, b]."""
+    return {"timestamps": {"from": clock(a, ","), "to": clock(b, ",")}, "offsets": {"from": a, "to": b}}
+
+
 def cues(text: str) -> list[Segment]:
     """The cues of a VTT or SRT file."""
     out: list[Segment] = []
