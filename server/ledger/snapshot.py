@@ -50,6 +50,7 @@ class _State:
     fastest: float
     replica_spent: float
     library: float
+    cooling: frozenset[str] = frozenset()  # hosts cooling down: they ask, but are not part of the fleet
     copied: set[str] = field(default_factory=set)
 
 
@@ -169,11 +170,12 @@ class Snapshots:
     def _me(
         self, st: _State, client: str, caps: Optional[dict[str, Any]], langs: Optional[Sequence[str]], now: float
     ) -> Host:
-        """The claiming host; one the snapshot has not seen joins its class now."""
+        """The claiming host; one the snapshot has not seen joins its class now, unless it is cooling
+        down (it asks all the same, and gets nothing: as a rival it would hold back everyone's work)."""
         speed = _guess(st.learned, st.fastest, client, caps or {}) or st.default_speed
         known = st.hosts.get(client)
         me = Host(client, speed, known.free_at if known else now, reach(caps, langs))
-        if known is None or known.reach != me.reach:
+        if (known is None or known.reach != me.reach) and client not in st.cooling:
             st.hosts[client] = me
             k = st.classes.setdefault(me.reach, _Class())
             k.speed += speed
@@ -185,6 +187,7 @@ class Snapshots:
         with self.db.reading() as c:
             learned_rows = learned_speeds(c)
             host_rows = c.execute(sql_fleet.hosts, window).all()
+            cooling = frozenset(c.execute(sql_fleet.cooling, window).scalars())
             running_rows = c.execute(sql_fleet.running).all()
             group_rows = c.execute(sql_fleet.queue_groups).all()
             spent, library = c.execute(sql_fleet.replica_budget).one()
@@ -236,6 +239,7 @@ class Snapshots:
             fastest=fastest,
             replica_spent=float(spent),
             library=float(library),
+            cooling=cooling,
         )
 
     def _groups(self, rows: Sequence[Any]) -> tuple[dict[GroupKey, Group], dict[GroupKey, int]]:

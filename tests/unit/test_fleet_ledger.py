@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.disk.scanner import task_id_for
-from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState
+from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState, Wait
 from server.ledger.policy import SchedulerKind
 from tests.helpers import Clock, Kept, make_ledger
 
@@ -169,6 +169,21 @@ def test_a_host_that_keeps_failing_what_others_transcribe_cools_down_longer_each
     [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
     assert flaky.cooldown_until is None and flaky.strikes == 0
     assert ledger.leases.claim("flaky", capabilities=caps(5.0)) is not None
+
+
+def test_a_host_cooling_down_that_keeps_asking_holds_back_nobodys_work(db):
+    """It asks (and gets nothing) between the snapshot's reads: it must not join the fleet as a fast
+    rival that every other host would be told to wait for."""
+    ledger = make_ledger(db, Clock(), cooldown=CooldownRule(strikes=1, seconds=600), snapshot_seconds=1.0)
+    add_files(ledger, [3000.0])
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("INSERT INTO client (name, capabilities, first_seen, last_seen, tasks_done,"
+                                     " tasks_failed, strikes, cooldowns, valid_streak, invalid_results,"
+                                     " cooldown_until) VALUES ('liar', '{}', 0, 0, 0, 0, 0, 1, 0, 0, 9e9)")  # fmt: skip
+    assert ledger.leases.claim("liar", capabilities=caps(50.0)) is None
+    assert ledger.leases.claim("liar", capabilities=caps(50.0)) is None
+    grant = ledger.leases.claim("slow", capabilities=caps(1.0))
+    assert grant is not None and not isinstance(grant, Wait), grant
 
 
 def test_failing_a_file_nobody_can_transcribe_is_no_strike(db):

@@ -102,6 +102,8 @@ hosts = select(client.c.name, client.c.capabilities).where(
     ),
     or_(client.c.cooldown_until.is_(None), client.c.cooldown_until <= now),
 )
+# Hosts cooling down: a claim of theirs must not add them to the snapshot's fleet (snapshot._me).
+cooling = select(client.c.name).where(client.c.cooldown_until > now)
 speeds = select(
     speed.c.client, speed.c.model, speed.c.backend, speed.c.audio_seconds, speed.c.processing_seconds, speed.c.samples
 )
