@@ -58,8 +58,22 @@ class Lease:
     translate: bool = False  # into English: whisper-cli's --translate
     prompt: Optional[str] = None  # whisper-cli's --prompt
     temperature: Optional[float] = None  # whisper-cli's --temperature
+    # A spot check of another host's result: transcribe this range of the task's audio alone.
+    check_start_seconds: Optional[float] = None
+    check_end_seconds: Optional[float] = None
+
+    @property
+    def spot(self) -> Optional[tuple[float, float]]:
+        if self.check_start_seconds is None or self.check_end_seconds is None:
+            return None
+        return self.check_start_seconds, self.check_end_seconds
 
     def describe(self) -> str:
+        if self.spot:
+            return f"{self._where()} (a spot check of {hms(self.spot[0])}-{hms(self.spot[1])})"
+        return self._where()
+
+    def _where(self) -> str:
         if self.start_seconds is None or self.end_seconds is None:
             return self.path
         span = f"{hms(self.start_seconds)}-{hms(self.end_seconds)}"

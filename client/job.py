@@ -54,7 +54,9 @@ class Job:
             started = time.monotonic()
             src = self._download(api, self.work / "src" / self.name, on_progress)
             self.timings["download_seconds"] = time.monotonic() - started
-            self.wav, self.audio_seconds, self.timings["transcode_seconds"] = transcribe.prepare_audio(src, self.work)
+            self.wav, self.audio_seconds, self.timings["transcode_seconds"] = transcribe.prepare_audio(
+                src, self.work, self.lease.spot
+            )
         except (media.MediaError, transcribe.Cancelled, LeaseLost, Transient, OSError) as e:
             self.error = e
         return self

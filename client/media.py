@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 from stt_common.media import ProbeError, probe_seconds, tail, tool
 
@@ -25,8 +26,10 @@ def duration(path: Path) -> float:
         raise MediaError(str(e), e.stderr_tail) from None
 
 
-def to_wav(src: Path, dest: Path) -> Path:
-    """Transcode to what whisper.cpp wants; streams from disk to disk (flat memory)."""
+def to_wav(src: Path, dest: Path, spot: Optional[tuple[float, float]] = None) -> Path:
+    """Transcode to what whisper.cpp wants; streams from disk to disk (flat memory). `spot`: only
+    that range (seconds; decoding skips what comes before it exactly, not from a key frame)."""
+    trim = ["-ss", f"{spot[0]:.3f}", "-t", f"{spot[1] - spot[0]:.3f}"] if spot else []
     r = subprocess.run(
         [
             tool("ffmpeg"),
@@ -35,6 +38,7 @@ def to_wav(src: Path, dest: Path) -> Path:
             "-loglevel",
             "error",
             "-y",
+            *trim,
             "-i",
             str(src),
             "-vn",

@@ -209,11 +209,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def prepare_audio(src: Path, work: Path) -> tuple[Path, float, float]:
-    """ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`: (wav, audio seconds, seconds taken)."""
+def prepare_audio(src: Path, work: Path, spot: Optional[tuple[float, float]] = None) -> tuple[Path, float, float]:
+    """ffprobe the duration, ffmpeg to 16 kHz mono WAV in `work`: (wav, audio seconds, seconds taken).
+    `spot`: a spot check's range alone (its length is what is transcribed)."""
     started = time.monotonic()
     audio_seconds = media.duration(src)
-    wav = media.to_wav(src, work / "input.wav")
+    if spot:
+        audio_seconds = max(0.0, min(spot[1], audio_seconds) - spot[0])
+    wav = media.to_wav(src, work / "input.wav", spot)
     return wav, audio_seconds, time.monotonic() - started
 
 

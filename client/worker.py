@@ -271,6 +271,7 @@ class Worker:
             "processing_seconds": round(result.seconds, 3),
             "language": result.language,
             **({"translated": True} if lease.translate else {}),
+            **({"spot": list(lease.spot)} if lease.spot else {}),  # its timestamps count from the range's start
             "threads": self.s.threads,
             "vad": self.s.vad_enabled,
             "client": self.s.node_name,

@@ -1,12 +1,15 @@
 """simulate_fleet.py's hosts: each a thread speaking the v1 protocol over HTTP, transcribing in
 simulated time (its speed, with noise), prefetching one lease and waiting out Retry-After. Honest
-hosts upload the task's true words; a liar, other words as many."""
+hosts upload the task's true words, two a second, timed in VTT cues; a liar, other words as many.
+A spot check transcribes its range alone, timed from the range's start, as the real client does."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -15,7 +18,7 @@ from sim_library import File
 
 from server.ledger import model_tier
 
-VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{text}\n"
+WORDS_PER_SECOND = 2
 WORDS = [
     "the",
     "of",
@@ -59,11 +62,27 @@ LIES = [
 ]
 
 
-def transcript(task_id: str, liar: Optional[random.Random] = None) -> str:
-    """The task's true words (the same for every honest host), or a liar's as many other words."""
+def transcript(
+    task_id: str, seconds: float, liar: Optional[random.Random] = None, spot: Optional[tuple[float, float]] = None
+) -> tuple[str, str]:
+    """(txt, vtt) of the task's true words (the same for every honest host), or a liar's as many
+    other words; `spot`: those of that range alone, timed from its start."""
     truth = random.Random(task_id)
-    n = truth.randint(20, 40)
-    return " ".join((liar.choice(LIES) if liar else truth.choice(WORDS)) for _ in range(n))
+    count = max(1, int(seconds * WORDS_PER_SECOND))
+    timed = [((i + 0.5) / WORDS_PER_SECOND, truth.choice(WORDS)) for i in range(count)]
+    start, end = spot or (0.0, seconds)
+    said = [(t - start, liar.choice(LIES) if liar else w) for t, w in timed if start <= t < end]
+    cues = []
+    for k in range(0, len(said), 10):
+        chunk = said[k : k + 10]
+        a, b = chunk[0][0] - 0.25, chunk[-1][0] + 0.25
+        cues.append(f"{_clock(a)} --> {_clock(b)}\n{' '.join(w for _, w in chunk)}\n")
+    return " ".join(w for _, w in said), "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _clock(seconds: float) -> str:
+    ms = round(max(0.0, seconds) * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 @dataclass
@@ -78,6 +97,7 @@ class Host:
     noise: float = 0.0  # each task takes x(1 +- noise) of its speed
     busy: float = 0.0
     tasks: int = 0
+    waits: Counter = field(default_factory=Counter)  # 204s by reason (X-Wait-Reason; "nothing": none)
     lost: int = 0
     rng: random.Random = field(default_factory=random.Random)
     session: requests.Session = field(default_factory=requests.Session)
@@ -96,6 +116,7 @@ class Host:
         }
         r = session.post(f"{self.url}/api/v1/leases", json={"client": self.name, "capabilities": caps})
         if r.status_code == 204:
+            self.waits[r.headers.get("X-Wait-Reason", "nothing")] += 1
             if wait:  # Retry-After, in simulated time
                 time.sleep(max(0.2, float(r.headers.get("Retry-After", 0)) / self.timescale))
             return None
@@ -109,9 +130,12 @@ class Host:
     def work(self, lease: dict, held: list[Optional[dict]]) -> None:
         """Sleep the simulated transcription, heartbeating every lease held; upload unless lost."""
         if lease["start_seconds"] is not None:
-            length = lease["end_seconds"] - lease["start_seconds"]
+            seconds = lease["end_seconds"] - lease["start_seconds"]
         else:
-            length = lease["file_duration_seconds"] or 1.0
+            seconds = lease["file_duration_seconds"] or 1.0
+        checks = lease["check_start_seconds"] is not None
+        spot = (lease["check_start_seconds"], lease["check_end_seconds"]) if checks else None
+        length = spot[1] - spot[0] if spot else seconds
         wall = length / self.speed / self.timescale * self.rng.uniform(1 - self.noise, 1 + self.noise)
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < wall:
@@ -129,10 +153,13 @@ class Host:
                     return
         self.busy += wall
         self.tasks += 1
-        meta = f'{{"model": "{self.model}", "backend": "sim", "audio_seconds": {length}, "processing_seconds": 0}}'
-        text = transcript(lease["task_id"], self.rng if self.liar else None)
-        files = {"vtt": ("v.vtt", VTT.format(text=text).encode()), "txt": ("t.txt", f"{text}\n".encode())}
-        self.session.post(f"{self.url}/api/v1/leases/{lease['token']}/result", data={"meta": meta}, files=files)
+        meta = {"model": self.model, "backend": "sim", "audio_seconds": length, "processing_seconds": 0}
+        if spot:
+            meta["spot"] = list(spot)
+        text, vtt = transcript(lease["task_id"], seconds, self.rng if self.liar else None, spot)
+        files = {"vtt": ("v.vtt", vtt.encode()), "txt": ("t.txt", f"{text}\n".encode())}
+        url = f"{self.url}/api/v1/leases/{lease['token']}/result"
+        self.session.post(url, data={"meta": json.dumps(meta)}, files=files)
 
     def run(self, finished: threading.Event) -> None:
         try:

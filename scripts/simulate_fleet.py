@@ -33,6 +33,7 @@ all work over all speeds and each language alone. Then (unless --skip-single) on
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -142,18 +143,33 @@ def run_fleet(
         wall = time.monotonic() - started
         busy = [h.busy for h in hosts]  # the first batch's (the makespan's)
         batches = [stats["validation_audio_hours"] * 3600]
+        redone = [_redone(root, servers[0].url)]
         if args.liars is not None:  # the same library again: the honest hosts have a record by now
             _move(root, [f"second/{f.path}" for f in files if not f.min_tier])
             while not ready(servers[0].url, args.split_seconds, len(files) - len(jobs), "second/"):
                 time.sleep(0.2)
             stats = _until_done(servers[0].url)
             batches.append(stats["validation_audio_hours"] * 3600 - batches[0])
+            redone.append(_redone(root, servers[0].url) - redone[0])
         finished.set()
     finally:
         for s in servers:
             s.stop()
     garbage = sum(bool(set(LIES) & set(p.read_text().split())) for p in (root / "data" / "results").rglob("*.txt"))
-    return {"wall": wall, "hosts": hosts, "busy": busy, "stats": stats, "checked": batches, "garbage": garbage}
+    return {
+        **{"wall": wall, "hosts": hosts, "busy": busy, "stats": stats},
+        **{"checked": batches, "redone": redone, "garbage": garbage},
+    }
+
+
+def _redone(root: Path, url: str) -> float:
+    """Audio seconds of the tasks sent back to be transcribed whole (two spot checks outvoted a result)."""
+    tasks = requests.get(f"{url}/api/v1/tasks", params={"limit": 10000}).json()
+    own = {t["id"]: t["end_ms"] - t["start_ms"] if t["parent_id"] else t["duration_ms"] or 0 for t in tasks}
+    seconds = {tid: ms / 1000 for tid, ms in own.items()}
+    lines = (root / "data" / "events.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines if '"requeued"' in line]
+    return sum(seconds.get(e["task"], 0.0) for e in events if "outvoted" in e.get("reason", ""))
 
 
 def _move(root: Path, paths: list[str]) -> None:
@@ -241,6 +257,7 @@ def liars(files: list[File], speeds: list[float], args: argparse.Namespace, boun
             result = run_fleet(Path(tmp), files, speeds, args, "speed", validation)
         makespans[validation] = report(f"VALIDATION={validation}", result, bound, args.timescale)
         first, second = (s / total for s in result["checked"])
+        again = [w / total for w in result["redone"]]
         trust = "  ".join(
             f"{h['name']}{' (liar)' if h['name'] in {x.name for x in result['hosts'] if x.liar} else ''}: "
             f"{'trusted' if h['trusted'] else 'checked'}, {h['invalid_results']} invalid"
@@ -248,6 +265,8 @@ def liars(files: list[File], speeds: list[float], args: argparse.Namespace, boun
         )
         print(f"  garbage results in RESULTS_DIR: {result['garbage']}; audio checked again: {first:.3f} of the first"
               f" batch, {second:.3f} of the second")  # fmt: skip
+        print(f"  transcribed whole again after two spot checks outvoted a result: {again[0]:.3f} of the first"
+              f" batch, {again[1]:.3f} of the second")  # fmt: skip
         print(f"  hosts: {trust}")
     print(f"makespan, validation on / off (first batch): {makespans['adaptive'] / makespans['off']:.3f}")
 

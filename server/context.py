@@ -144,7 +144,7 @@ class Context:
     def settled(self, done: Completion) -> None:
         """After the completion's commit: held results a vote has settled are needed no more (only
         a verdict that read held results leaves any: most uploads touch nothing here)."""
-        if done.verdict.kept is not None or done.verdict.disagreed:
+        if done.verdict.settled:
             shutil.rmtree(self.layout.held_folder(done.task.id), ignore_errors=True)
 
     def delete_job(self, job_id: str) -> None:
@@ -184,7 +184,7 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         splitting=bool(split_ms) or speakers != Speakers.OFF,
         assigner=Assigner(settings.scheduler, settings.replica_budget),
         cooldown=CooldownRule(settings.cooldown_strikes, settings.cooldown_seconds),
-        validation=ValidationRule(settings.validation, settings.trust_after),
+        validation=ValidationRule(settings.validation, settings.trust_after, check_seconds=settings.check_seconds),
     )
     tokens = {**settings.auth_tokens, **{t: ("admin", Role.ADMIN) for t in settings.admin_tokens}}
     auth = Authenticator(tokens, settings.auth_users_file, ledger.principals)

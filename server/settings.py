@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     validation: ValidationMode = ValidationMode.ADAPTIVE
     validate_wer: float = Field(0.15, ge=0, le=1)
     trust_after: int = Field(10, ge=1)
+    # A check transcribes this much of the task (0: all of it); 30 s at least, or too little context.
+    check_seconds: int = Field(60, ge=0, le=86400)
     # The original server's layout: language from x.json beside x.mp3 ("": sidecars are not read).
     language_json_key: str = "sql_params.language"
     require_sidecar: bool = False
@@ -155,6 +157,13 @@ class Settings(BaseSettings):
     def _split(cls, seconds: int) -> int:
         if 0 < seconds < 30:
             raise ValueError(f"SPLIT_SECONDS={seconds} must be 0 (off) or at least 30")
+        return seconds
+
+    @field_validator("check_seconds")
+    @classmethod
+    def _check(cls, seconds: int) -> int:
+        if 0 < seconds < 30:  # tiny.en's 20 s ranges differed from the whole transcript by up to 0.17
+            raise ValueError(f"CHECK_SECONDS={seconds} must be 0 (whole checks) or at least 30")
         return seconds
 
     @field_validator("scheduler", mode="before")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ledger import TaskView
-from ..transcripts.compare import distance, text_of
+from ..transcripts.compare import Timed, distance, spot_distance, text_of, timed_words
 from .layout import Layout
 from .results import ResultLayout
 
@@ -22,7 +22,10 @@ class Upload:
     max_wer: float  # VALIDATE_WER: two results agree within it
 
     def _meta(self, task: TaskView) -> dict[str, Any]:
-        return {**self.meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
+        meta = {**self.meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
+        if not task.is_spot(meta.pop("spot", None)):
+            return meta
+        return {**meta, "spot": list(task.spot or ())}  # its timestamps count from the range's start
 
     def _held(self, task: TaskView) -> ResultLayout:
         return ResultLayout(self.layout.held_folder(task.id))
@@ -34,9 +37,13 @@ class Upload:
         self._held(task).write(str(attempt_id), self.files, self._meta(task))
 
     def agrees(self, task: TaskView, attempt_id: int) -> bool:
-        _, held = self._held(task).read(str(attempt_id))
+        """Whole texts; or, while the task's checks are spot checks, the words in their range."""
+        meta, held = self._held(task).read(str(attempt_id))
         mine = {f: data.decode("utf-8", "replace") for f, data in self.files.items()}
-        return distance(text_of(held), text_of(mine)) <= self.max_wer
+        if task.spot is None:
+            return distance(text_of(held), text_of(mine)) <= self.max_wer
+        theirs, ours = _timed(task, held, meta), _timed(task, mine, self._meta(task))
+        return spot_distance(theirs, ours, *task.spot) <= self.max_wer
 
     def reopen(self, task: TaskView, attempt_id: int) -> bool:
         try:
@@ -52,3 +59,10 @@ class Upload:
         meta.pop("formats", None)
         files = {f: text.encode("utf-8") for f, text in held.items()}
         self.layout.results_of(task).write(task.result_stem, files, {**meta, "checked": True})
+
+
+def _timed(task: TaskView, files: dict[str, str], meta: dict[str, Any]) -> Timed:
+    if task.spot is not None and task.is_spot(meta.get("spot")):
+        start, end = task.spot
+        return timed_words(files, end - start, start)
+    return timed_words(files, task.seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ..ledger import HostView, JobState, TaskState
 
@@ -57,6 +57,10 @@ class LeaseOut(BaseModel):
     translate: bool = Field(False, description="translate into English (whisper's --translate)")
     prompt: Optional[str] = Field(None, description="whisper's initial prompt (--prompt)")
     temperature: Optional[float] = Field(None, description="whisper's sampling temperature (--temperature)")
+    check_start_seconds: Optional[float] = Field(
+        None, description="a spot check: transcribe only this range of the task's audio, and say so in meta.spot"
+    )
+    check_end_seconds: Optional[float] = Field(None, description="a spot check: where its range ends")
 
 
 class HeartbeatIn(Strict):
@@ -77,6 +81,20 @@ class ResultMeta(Strict):
     audio_seconds: Optional[float] = Field(None, ge=0, le=1e7)
     processing_seconds: Optional[float] = Field(None, ge=0, le=1e8)
     language: Optional[str] = Field(None, max_length=16)
+    spot: Optional[list[float]] = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="a spot check: the range it transcribed (the lease's check_start/end_seconds); "
+        "its timestamps count from the range's start",
+    )
+
+    @field_validator("spot")
+    @classmethod
+    def _spot(cls, v: Optional[list[float]]) -> Optional[list[float]]:
+        if v is not None and not 0 <= v[0] < v[1] <= 1e7:
+            raise ValueError("spot must be [start, end] seconds with 0 <= start < end")
+        return v
 
 
 class ResultOut(BaseModel):

@@ -85,6 +85,8 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volu
         translate=grant.translate,
         prompt=grant.prompt,
         temperature=grant.temperature,
+        check_start_seconds=grant.spot[0] if grant.spot else None,
+        check_end_seconds=grant.spot[1] if grant.spot else None,
     )
 
 
@@ -125,7 +127,7 @@ async def upload_result(
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
     info = form.meta
     upload = ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"})
-    made = Made(info.model, info.backend, info.audio_seconds)
+    made = Made(info.model, info.backend, info.audio_seconds, None if info.spot is None else tuple(info.spot))
     done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
     background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)

@@ -36,6 +36,7 @@ from .policy import SchedulerKind
 from .principals import Principals, PrincipalView
 from .reports import Reports
 from .states import AttemptState, Protocol, Speakers, TaskState
+from .summaries import HostView, Stats
 from .tiers import TIERS, model_tier
 from .validation import Results, ValidationMode, ValidationRule, Validator
 from .values import (
@@ -43,12 +44,10 @@ from .values import (
     Completion,
     FoundFile,
     Grant,
-    HostView,
     Made,
     PartView,
     PlannedPart,
     ScanReport,
-    Stats,
     TaskView,
     Verdict,
     task_id_for,

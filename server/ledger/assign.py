@@ -138,9 +138,12 @@ class Assigner:
 
     @staticmethod
     def _check_later(c: Tx, client: str, r: Reach, validating: bool) -> bool:
+        """A check may come its way; or a vote it has a spot check in may send a task back to the queue."""
         params = _reach(r, cname=client)
         statement = sql_validation.check_later[(r.languages is not None, validating)]
-        return c.execute(statement, params).first() is not None
+        if c.execute(statement, params).first() is not None:
+            return True
+        return validating and c.execute(sql_validation.spot_pending_of, {"cname": client}).first() is not None
 
     @staticmethod
     def _first_queued(c: Tx, r: Reach, probed: bool) -> Optional[str]:

@@ -13,11 +13,14 @@ from .fleet import Fleet
 from .rows import task_row
 from .sql import leases as sql_leases
 from .sql import parts as sql_parts
+from .sql import validation as sql_validation
 from .sql.run import Tx
 from .states import AttemptState, TaskState
 from .tiers import model_tier
 from .validation import Results, Validator
 from .values import AttemptView, Completion, Made, TaskView
+
+Range = tuple[float, float]
 
 # An attempt whose result is held, or was judged, has been answered: a repeat changes nothing.
 ANSWERED = (AttemptState.PENDING, AttemptState.INVALID, AttemptState.COMPLETED)
@@ -40,10 +43,15 @@ class Booking:
         if attempt.state in (AttemptState.RELEASED, AttemptState.SUPERSEDED):
             raise LeaseLost(f"lease is {attempt.state}: the file changed or the task was handed back; result refused")
         late = attempt.state != AttemptState.ACTIVE or attempt.deadline < now
-        self._learn(c, task, attempt, made, now)  # a result held for a check was transcribed all the same
+        spot = task.spot if attempt.checking and made is not None and task.is_spot(made.spot) else None
+        if spot:
+            c.execute(sql_validation.spot_checked, {"aid": attempt.id, "ms": round(1000 * (spot[1] - spot[0]))})
+        # A result held for a check was transcribed all the same; a spot check, its range.
+        self._learn(c, task, attempt, made, now, spot)
         # Files only now: after the state checks, under the task's lock.
-        verdict = self.validator.settle(c, task, attempt, results, model_tier(made.model if made else ""))
-        if verdict.held or verdict.disagreed:
+        tier = model_tier(made.model if made else "")
+        verdict = self.validator.settle(c, task, attempt, results, tier, spot is not None)
+        if verdict.held or verdict.disagreed or verdict.redo:
             return Completion(task_row(c, task.id), False, late, task.attempts, verdict=verdict)
         # What was transcribed: the task's probed length, else what the client says (an unprobed file).
         audio_seconds = task.seconds or (made.audio_seconds if made else None)
@@ -60,8 +68,11 @@ class Booking:
             ready = task.parent_id
         return Completion(task_row(c, task.id), False, late, task.attempts, ready, cooled, verdict)
 
-    def _learn(self, c: Tx, task: TaskView, attempt: AttemptView, made: Optional[Made], now: float) -> None:
-        if task.seconds <= 0:  # measured here: the client's own figures are not believed
+    def _learn(
+        self, c: Tx, task: TaskView, attempt: AttemptView, made: Optional[Made], now: float, spot: Optional[Range]
+    ) -> None:
+        seconds = spot[1] - spot[0] if spot else task.seconds
+        if seconds <= 0:  # measured here: the client's own figures are not believed
             return
         model, backend = (made.model, made.backend) if made else ("", "")
         self.fleet.learn(
@@ -69,7 +80,7 @@ class Booking:
             attempt.client,
             model=model,
             backend=backend,
-            audio_seconds=task.seconds,
+            audio_seconds=seconds,
             granted_at=attempt.granted_at,
             now=now,
         )
@@ -90,6 +101,10 @@ class Booking:
             return
         if v.confirmed:
             self.events.emit(Event.RESULT_VALID, task=c.task.id, clients=list(v.confirmed), job=c.task.job_id)
+        if v.redo:  # two spot checks outvoted the held result: queued again, not done
+            self.events.emit(Event.REQUEUED, task=c.task.id, reason="outvoted by two spot checks", job=c.task.job_id)
+            self.fleet.log_cooled(v.cooled)
+            return
         self.events.emit(
             Event.DUPLICATE if c.duplicate else Event.COMPLETED,
             task=c.task.id,

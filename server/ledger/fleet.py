@@ -27,8 +27,8 @@ from .policy import Reach
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
 from .sql.run import Tx
+from .summaries import HostView
 from .tiers import model_tier
-from .values import HostView
 
 DECAY = 0.7  # each older result counts this much less than the next one
 MAX_COOLDOWN = 24 * 3600.0

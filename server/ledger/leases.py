@@ -108,6 +108,7 @@ class Leases:
             protocol=protocol.value,
             attempt=grant.attempt,
             deadline=round(grant.deadline, 3),
+            **({"spot": list(grant.spot)} if grant.spot else {}),
         )
         return grant
 
@@ -126,7 +127,10 @@ class Leases:
         row = c.execute(take, {"tid": pick.task_id, "now": now}).first()
         if row is None:
             return None
-        grant = Grant(pick.task_id, secrets.token_urlsafe(24), deadline, pick.replica, **row._mapping)
+        fields = dict(row._mapping)
+        if not pick.check:  # a range is a check's alone
+            fields.update(check_start_ms=None, check_end_ms=None)
+        grant = Grant(pick.task_id, secrets.token_urlsafe(24), deadline, pick.replica, **fields)
         attempt = {
             "task_id": grant.task_id,
             "client": who[0],

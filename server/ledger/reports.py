@@ -13,7 +13,8 @@ from .sql import parts as sql_parts
 from .sql import reports as sql_reports
 from .sql import validation as sql_validation
 from .states import TaskState
-from .values import Overview, SplitFile, Stats, TaskView
+from .summaries import Overview, SplitFile, Stats
+from .values import TaskView
 
 
 class Reports:

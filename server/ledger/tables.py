@@ -57,6 +57,9 @@ class Task(SQLModel, table=True):
     speaker: Optional[str] = None
     speakers: Optional[str] = Field(default=None, max_length=16)  # a job's states.Speakers (None: SPEAKERS)
     check_tier: Optional[int] = None  # checking: the model tier of the held result a check should match
+    # checking: the range of its audio a check transcribes (a spot check); None: the whole task.
+    check_start_ms: Optional[int] = None
+    check_end_ms: Optional[int] = None
     last_error: Optional[str] = None
     audio_seconds: Optional[float] = None
     created_at: float = 0.0
@@ -97,6 +100,7 @@ class Attempt(SQLModel, table=True):
     replica: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # a second copy (tail)
     eta: Optional[float] = None  # when the scheduler expected it done, as granted
     checking: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})  # granted to check a held result
+    checked_ms: Optional[int] = None  # a check that transcribed only its task's spot-check range: that range's length
     paused: Optional[str] = None  # why its host paused the work (the volunteer's rules), as of its last heartbeat
     principal: Optional[str] = Field(default=None, max_length=128)  # whose credentials leased it (credit)
 

@@ -81,6 +81,8 @@ class Grant:
     translate: bool = False  # into English: whisper's --translate
     prompt: Optional[str] = None  # whisper's initial prompt
     temperature: Optional[float] = None  # whisper's sampling temperature (None: its default)
+    check_start_ms: Optional[int] = None  # a spot check: the range of the task's audio to transcribe
+    check_end_ms: Optional[int] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "translate", bool(self.translate))
@@ -88,6 +90,15 @@ class Grant:
     @property
     def seconds(self) -> float:
         return own_seconds(self.start_ms, self.end_ms, self.duration_ms)
+
+    @property
+    def spot(self) -> Optional[tuple[float, float]]:
+        """A spot check's range of the task's audio, in seconds (None: the whole task)."""
+        return spot_range(self.check_start_ms, self.check_end_ms)
+
+
+def spot_range(start_ms: Optional[int], end_ms: Optional[int]) -> Optional[tuple[float, float]]:
+    return None if start_ms is None or end_ms is None else (start_ms / 1000, end_ms / 1000)
 
 
 def own_seconds(start_ms: Optional[int], end_ms: Optional[int], duration_ms: Optional[int]) -> float:
@@ -128,6 +139,8 @@ class TaskView(RowView):
     channel: Optional[int] = None  # ... or its channel of the first audio stream
     speaker: Optional[str] = None  # ... and the speaker's label
     speakers: Optional[str] = None  # how its job asked speakers to be found (states.Speakers; None: SPEAKERS)
+    check_start_ms: Optional[int] = None  # checking: the range of its audio its checks transcribe (None: all)
+    check_end_ms: Optional[int] = None
 
     def __post_init__(self) -> None:
         for flag in ("validate_all", "translate"):
@@ -142,6 +155,19 @@ class TaskView(RowView):
     def seconds(self) -> float:
         return own_seconds(self.start_ms, self.end_ms, self.duration_ms)
 
+    @property
+    def spot(self) -> Optional[tuple[float, float]]:
+        """The range of its audio its checks transcribe, in seconds (None: the whole task)."""
+        return spot_range(self.check_start_ms, self.check_end_ms)
+
+    def is_spot(self, claimed: Any) -> bool:
+        """Does a result's `claimed` range (its meta's `spot`) say it transcribed this task's range alone?"""
+        spot = self.spot
+        try:
+            return spot is not None and all(abs(float(x) - y) < 0.01 for x, y in zip(claimed, spot, strict=True))
+        except (TypeError, ValueError):
+            return False
+
 
 @dataclass(frozen=True)
 class AttemptView(RowView):
@@ -153,6 +179,10 @@ class AttemptView(RowView):
     state: AttemptState
     deadline: float
     granted_at: float
+    checking: bool = False  # granted to check a held result
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checking", bool(self.checking))  # SQLite's driver says 0 or 1
 
 
 @dataclass(frozen=True)
@@ -202,6 +232,12 @@ class Verdict:
     disagreed: bool = False  # validation.MAX_RESULTS results, no two alike: the task failed
     cooled: list[tuple[str, float]] = field(default_factory=list)  # outvoted hosts that start a cool-down
     rechecked: list[str] = field(default_factory=list)  # done tasks of outvoted hosts, held again for a check
+    redo: bool = False  # two spot checks outvoted the held result: the task is queued to be transcribed again
+
+    @property
+    def settled(self) -> bool:
+        """A vote ended: the task's held results are needed no more."""
+        return self.kept is not None or self.disagreed or self.redo or bool(self.confirmed)
 
 
 @dataclass(frozen=True)
@@ -228,51 +264,6 @@ class ScanReport:
 
 
 @dataclass(frozen=True)
-class Stats:
-    counts: dict[TaskState, int]
-    seconds_done: float
-    bytes_done: int
-    bytes_left: int
-    active_clients: list[str]
-    active_leases: int
-    replicas: int = 0  # tail replicas issued
-    replicas_won: int = 0  # of which the replica's result came first
-    check_seconds: float = 0.0  # validation's cost: audio transcribed by checks of held results
-
-
-@dataclass(frozen=True)
-class Overview:
-    """The batch at a glance: files and audio by state, and the last hour's output for the ETA."""
-
-    files: dict[TaskState, int]
-    audio_seconds: dict[TaskState, float]  # units of work: parts, and files not cut
-    done_last_hour: int
-    audio_last_hour: float
-
-    @property
-    def audio_left(self) -> float:
-        return self.audio_seconds[TaskState.QUEUED] + self.audio_seconds[TaskState.LEASED]
-
-    @property
-    def eta_seconds(self) -> Optional[float]:
-        """At the last hour's pace; None while nothing was finished in it."""
-        if not self.audio_left:
-            return 0.0
-        return self.audio_left * 3600 / self.audio_last_hour if self.audio_last_hour else None
-
-
-@dataclass(frozen=True)
-class SplitFile:
-    id: str
-    path: str
-    state: TaskState
-    duration_ms: Optional[int]
-    parts_done: int
-    parts: int
-    speakers: tuple[str, ...] = ()  # cut per speaker: their labels
-
-
-@dataclass(frozen=True)
 class Made:
     """What a result says of how it was made. The model and backend label the speed the server
     measures (a client that fell back from its GPU says cpu). `audio_seconds`, the client's word, is
@@ -282,25 +273,4 @@ class Made:
     model: str
     backend: str
     audio_seconds: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class HostView:
-    """One volunteer machine as the operator sees it."""
-
-    name: str
-    model: str
-    backend: str
-    speed: Optional[float]  # learned from its results (audio seconds per second), for this model/backend
-    bench_rtf: Optional[float]  # what `stt-client bench` measured, sent with each lease request
-    samples: int
-    last_seen: float
-    tasks_done: int
-    tasks_failed: int
-    strikes: int
-    cooldown_until: Optional[float]
-    replicas: int  # second copies it was handed
-    replicas_won: int  # of which its result came first
-    valid_streak: int = 0  # results in a row another host confirmed
-    trusted: bool = False  # its streak reached TRUST_AFTER: only one result in n is checked
-    invalid_results: int = 0  # results two other hosts outvoted
+    spot: Optional[tuple[float, ...]] = None  # a check that says it transcribed this range alone (seconds)

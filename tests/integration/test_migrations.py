@@ -288,3 +288,47 @@ def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db,
     grant = ledger.leases.claim("laptop", languages=["en"])
     assert grant is not None and grant.task_id in ("parttwoparttwopa", "talktalktalktalk", "callcallcallcall")
     ledger.db.dispose()
+
+
+def test_the_previous_releases_held_result_is_checked_whole(db, tmp_path):
+    """0009 -> 0010: a result held for a check before spot checks existed is checked whole (no range:
+    its check may already be out), and the check's agreement finishes the task."""
+    from alembic import command
+
+    from server.ledger import ValidationMode, ValidationRule
+    from server.ledger.migrate import _config
+    from tests.unit.test_validation import SMALL, Store
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    engine = create_engine(db)
+    with engine.begin() as c:
+        command.upgrade(_config(c), "0009")
+        c.execute(
+            text(
+                "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"
+                " updated_at, duration_ms, priority, min_tier) VALUES ('heldheldheldheld',"
+                " 'talk.mp3', 'talk', 'en', 10, 1.0, 'checking', 1, :now, :now, 900000, 0, 0)"
+            ),
+            {"now": NOW},
+        )
+        c.execute(
+            text(
+                "INSERT INTO attempt (task_id, client, protocol, token, state, granted_at, deadline, checking)"
+                " VALUES ('heldheldheldheld', 'laptop', 'v1', 'held-token', 'pending', :now, :now, false)"
+            ),
+            {"now": NOW},
+        )
+        held_id = c.exec_driver_sql("SELECT id FROM attempt").scalar()
+    assert upgrade(engine) == ("0009", head())
+    engine.dispose()
+    assert schema_differences(db) == []
+    rule = ValidationRule(ValidationMode.ADAPTIVE)
+    ledger = make_ledger(db, clock=time.time, lease_seconds=300, validation=rule, scheduler="fifo")
+    shelf = {("held", held_id): "the words"}
+    grant = ledger.leases.claim("desktop", capabilities=SMALL)
+    assert grant is not None and grant.task_id == "heldheldheldheld"
+    assert (grant.check_start_ms, grant.check_end_ms) == (None, None)
+    done = ledger.leases.complete(grant.token, Store("the words", shelf), Made(SMALL["model"], "cpu", 900.0))
+    assert done.verdict.kept == held_id and ledger.reports.task("heldheldheldheld").state == TaskState.DONE
+    assert ledger.reports.stats().check_seconds == 900.0
+    ledger.db.dispose()

@@ -6,6 +6,7 @@ now and then."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -13,9 +14,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jiwer
+import pytest
 import requests
 
 from server.ledger import TaskState, ValidationMode, ValidationRule
+from server.transcripts.compare import words
 from tests.helpers import WHISPER_CLI, Clock, add_tasks, client_env, make_ledger
 from tests.unit.test_validation import SMALL, upload
 
@@ -27,7 +31,7 @@ LIAR = textwrap.dedent("""\
     rc = subprocess.run(["{cli}", *args]).returncode
     base = args[args.index("-of") + 1]
     words = ["banana", "window", "seventeen", "purple", "engine", "quietly", "marble", "harbour"]
-    swap = lambda m: words[len(m.group(0)) % len(words)]
+    swap = {swap}
     for ext in ("txt", "vtt", "srt", "json"):
         try:
             text = open(f"{{base}}.{{ext}}").read()
@@ -72,12 +76,27 @@ def _fleet(tmp_path: Path, url: str, model: Path, hosts: dict[str, Path]) -> lis
     return out
 
 
+# Other words, as many: from a list of eight (the loop guard lets a short transcript through), or
+# each word reversed (as many different words as the truth: a long one passes the loop guard too).
+FEW_WORDS = "lambda m: words[len(m.group(0)) % len(words)]"
+REVERSED = "lambda m: 'zz' + m.group(0)[::-1]"
+
+
+def _liar(tmp_path: Path, swap: str = FEW_WORDS) -> Path:
+    liar = tmp_path / "liar-whisper-cli"
+    liar.write_text(LIAR.format(python=sys.executable, cli=WHISPER_CLI, swap=swap))
+    liar.chmod(liar.stat().st_mode | stat.S_IEXEC)
+    return liar
+
+
+def _events(srv) -> list[dict]:
+    return [json.loads(line) for line in (srv.root / "data" / "events.log").read_text().splitlines()]
+
+
 def test_a_liar_among_honest_clients_leaves_no_garbage_and_trust_is_earned(
     shared, whisper_cli, server_process, tmp_path
 ):
-    liar = tmp_path / "liar-whisper-cli"
-    liar.write_text(LIAR.format(python=sys.executable, cli=WHISPER_CLI))
-    liar.chmod(liar.stat().st_mode | stat.S_IEXEC)
+    liar = _liar(tmp_path)
     model = shared / "models" / "ggml-tiny.en.bin"
     srv = server_process(VALIDATION="adaptive", TRUST_AFTER=2)
     _library(srv.root / "audio", shared, [f"talk-{i}" for i in range(4)])
@@ -94,7 +113,7 @@ def test_a_liar_among_honest_clients_leaves_no_garbage_and_trust_is_earned(
     hosts = {h["name"]: h for h in requests.get(f"{srv.url}/api/v1/stats", timeout=10).json()["hosts"]}
     assert not hosts["liar"]["trusted"] and hosts["liar"]["valid_streak"] == 0, hosts["liar"]
     assert hosts["honest-a"]["trusted"] and hosts["honest-b"]["trusted"], hosts
-    events = [json.loads(line) for line in (srv.root / "data" / "events.log").read_text().splitlines()]
+    events = _events(srv)
     assert any(e["event"] == "granted" and e["client"] == "liar" for e in events), log  # it did lie
     assert hosts["liar"]["invalid_results"] >= 1 and hosts["liar"]["tasks_done"] == 0, hosts["liar"]
     assert {e["client"] for e in events if e["event"] == "result.invalid"} == {"liar"}
@@ -106,10 +125,47 @@ def test_a_liar_among_honest_clients_leaves_no_garbage_and_trust_is_earned(
     runs = _fleet(tmp_path, srv.url, model, {"honest-a": WHISPER_CLI, "honest-b": WHISPER_CLI})
     assert all(r.returncode == 0 for r in runs), "\n".join(r.stdout for r in runs)
     assert len(list(results.glob("more-*.txt"))) == 6
-    events = [json.loads(line) for line in (srv.root / "data" / "events.log").read_text().splitlines()]
+    events = _events(srv)
     done = [e for e in events if e["event"] == "completed" and e["task"] in _ids(srv, "more-")]
     held = [e for e in events if e["event"] == "result.pending" and e["task"] in _ids(srv, "more-")]
     assert len(done) == 6 and len(held) < 6, (done, held)  # some went unchecked: trusted
+
+
+def test_spot_checks_with_real_whisper_outvote_a_liar_and_cost_their_range(
+    shared, whisper_cli, server_process, tmp_path, report
+):
+    """CHECK_SECONDS=40: each check transcribes 40 s of a 62 s recording with real whisper-cli (the
+    client cuts the range) and is compared with the held transcript there. A liar's whole result is
+    outvoted by two honest checks and transcribed whole again; its checks are outvoted too."""
+    model = shared / "models" / "ggml-tiny.en.bin"
+    srv = server_process(VALIDATION="adaptive", CHECK_SECONDS=40)
+    for i in range(3):
+        shutil.copy(shared / "audio" / "millbrook.mp3", srv.root / "audio" / f"talk-{i}.mp3")
+    srv.start()
+    hosts = {"honest-a": WHISPER_CLI, "honest-b": WHISPER_CLI, "liar": _liar(tmp_path, REVERSED)}
+    runs = _fleet(tmp_path, srv.url, model, hosts)
+    log = "\n".join(r.stdout for r in runs)
+    assert all(r.returncode == 0 for r in runs), log
+    truth = (shared / "audio" / "millbrook.txt").read_text()
+    for i in range(3):
+        text = (srv.root / "data" / "results" / f"talk-{i}.txt").read_text()
+        assert "zz" not in text and jiwer.wer(words(truth), words(text)) < 0.3, text
+    events = _events(srv)
+    spots = [e for e in events if e["event"] == "granted" and "spot" in e]
+    assert spots and all(round(e["spot"][1] - e["spot"][0], 3) == 40.0 and 0 <= e["spot"][0] <= 22 for e in spots)
+    assert "spot check" in log  # the client says what it does
+    metrics = requests.get(f"{srv.url}/metrics", timeout=10).text
+    checked = float(re.search(r"^batch_stt_validation_audio_seconds (\S+)$", metrics, re.M).group(1))
+    assert checked == pytest.approx(40.0 * len(spots), abs=0.01)  # each check cost its range, not 62 s
+    lied = {e["task"] for e in events if e["event"] == "granted" and e["client"] == "liar" and "spot" not in e}
+    requeued = {e["task"] for e in events if e["event"] == "requeued"}
+    assert lied <= requeued, (lied, requeued)  # two ranges outvoted each whole garbage result
+    liar = {h["name"]: h for h in requests.get(f"{srv.url}/api/v1/stats", timeout=10).json()["hosts"]}["liar"]
+    assert liar["invalid_results"] >= 1 and liar["valid_streak"] == 0 and liar["tasks_done"] == 0, liar
+    report(
+        f"spot checks (CHECK_SECONDS=40, 3 x 62 s, tiny.en): {len(spots)} checks, {checked:.0f} s transcribed to"
+        f" check {3 * 62} s; the liar outvoted {liar['invalid_results']} times, {len(lied)} whole result(s) redone"
+    )
 
 
 def _ids(srv, prefix: str) -> set[str]:
@@ -129,4 +185,26 @@ def test_a_third_host_decides_on_postgresql(pg_url):
     assert done.verdict.outvoted == ("liar",) and ledger.reports.task(tid).state == TaskState.DONE
     liar = next(h for h in ledger.fleet.hosts() if h.name == "liar")
     assert (liar.invalid_results, liar.valid_streak) == (1, 0) and shelf[("kept", tid)] == "the words"
+    ledger.db.dispose()
+
+
+def test_two_spot_checks_send_a_liars_task_back_on_postgresql(pg_url):
+    """The spot-check vote on PostgreSQL: the range chosen at the hold, both checks given it, the
+    liar's whole result outvoted by two ranges and the task queued to be transcribed whole again."""
+    from tests.unit.test_spot_checks import RANGE, send
+
+    rule = ValidationRule(ValidationMode.ADAPTIVE, chance=lambda: 0.5)
+    ledger = make_ledger(pg_url, Clock(), validation=rule, scheduler="fifo")
+    (tid,) = add_tasks(ledger, 1)
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql("UPDATE task SET duration_ms = 600000")
+    shelf: dict = {}
+    send(ledger, "liar", "garbage", shelf)
+    first, _ = send(ledger, "b", "truth", shelf, spot=RANGE)
+    second, decided = send(ledger, "c", "truth", shelf, spot=RANGE)
+    assert first.spot == second.spot == RANGE and decided.verdict.redo
+    assert ledger.reports.task(tid).state == TaskState.QUEUED and ("kept", tid) not in shelf
+    again, _ = send(ledger, "b", "truth", shelf)
+    assert again.task_id == tid and again.spot is None
+    assert ledger.reports.stats().check_seconds == 120.0
     ledger.db.dispose()

@@ -64,3 +64,18 @@ def test_client_settings():
 def test_vtt_to_text():
     vtt = "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\n Hello\nworld\n\n00:01.000 --> 00:02.000\n2024 is here\n"
     assert vtt_to_text(vtt) == "Hello world\n2024 is here\n"
+
+
+def test_a_spot_check_transcodes_its_range_alone_and_says_so(shared, tmp_path):
+    """Real ffmpeg: the lease's range of millbrook (62 s) becomes a 20 s WAV; the lease names it."""
+    from client.api import Lease
+    from client.transcribe import prepare_audio
+
+    lease = Lease("t", "k", "talks/millbrook.mp3", "/a", "en", 1, None, 0.0, 60, 15.0, 1,
+                  check_start_seconds=12.5, check_end_seconds=32.5)  # fmt: skip
+    wav, seconds, _ = prepare_audio(shared / "audio" / "millbrook.mp3", tmp_path, lease.spot)
+    assert seconds == 20.0 and abs(wav.stat().st_size - 44 - 20 * 16000 * 2) <= 2 * 16000 * 0.03
+    assert lease.describe() == "talks/millbrook.mp3 (a spot check of 0:00:12-0:00:32)"
+    (tmp_path / "whole").mkdir()
+    whole, seconds, _ = prepare_audio(shared / "audio" / "millbrook.mp3", tmp_path / "whole")
+    assert seconds > 60 and whole.stat().st_size > 3 * wav.stat().st_size

@@ -49,6 +49,7 @@ def test_beside_audio_and_choices(tmp_path):
         ("AUTH_TOKENS", "bob:0123456789abcdef:root", "unknown role 'root'"),
         ("CALLBACK_ALLOW_PRIVATE", "lan", "CALLBACK_ALLOW_PRIVATE='lan' must be true or false"),
         ("SPLIT_SECONDS", "10", "SPLIT_SECONDS=10 must be 0 (off) or at least 30"),
+        ("CHECK_SECONDS", "20", "CHECK_SECONDS=20 must be 0 (whole checks) or at least 30"),
         ("REPLICA_BUDGET", "2", "is a share of the library"),
         ("SQLITE_SYNCHRONOUS", "off", "SQLITE_SYNCHRONOUS='OFF' must be FULL, EXTRA or NORMAL"),
     ],

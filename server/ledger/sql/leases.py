@@ -108,6 +108,8 @@ GRANT_COLUMNS = (
     task.c.translate,
     task.c.prompt,
     task.c.temperature,
+    task.c.check_start_ms,
+    task.c.check_end_ms,
 )
 take_task = (
     update(task)
@@ -155,6 +157,8 @@ mark_task_done = (
         updated_at=now,
         last_error=None,
         audio_seconds=func.coalesce(bindparam("audio_seconds", type_=Float), task.c.audio_seconds),
+        check_start_ms=None,
+        check_end_ms=None,
     )
 )
 mark_attempt_completed = (
