@@ -15,6 +15,9 @@ from .vtt import cues, vtt_to_text
 # A word within this many seconds of a spot check's edge may be on either side of it: a cue's words
 # are timed by spreading them over the cue, and the check's audio starts and ends mid-word.
 EDGE_SECONDS = 4.0
+# Nobody says more words a second: a range with more is not speech, and its comparison (quadratic
+# in the words, under the task's lock) is not worth doing.
+MAX_WORDS_PER_SECOND = 10
 Timed = list[tuple[float, str]]  # each word with when it is said, in seconds of the task's audio
 
 _MARKERS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")
@@ -58,9 +61,13 @@ def spot_distance(a: Timed, b: Timed, start: float, end: float) -> float:
     """Over the range [start, end], the larger of either way's edits that make one side's words well
     inside the range a stretch of the other's words around it, per word; 0 for two silences."""
 
+    most = MAX_WORDS_PER_SECOND * (end - start + 2 * EDGE_SECONDS)
+
     def one_way(inner: Timed, around: Timed) -> float:
         mine = [w for t, w in inner if start + EDGE_SECONDS <= t <= end - EDGE_SECONDS]
         theirs = [w for t, w in around if start - EDGE_SECONDS <= t <= end + EDGE_SECONDS]
+        if len(mine) > most or len(theirs) > most:
+            return 1.0
         return _within(mine, theirs) / len(mine) if mine else 0.0
 
     return max(one_way(a, b), one_way(b, a))

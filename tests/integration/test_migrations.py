@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from server.ledger import LeaseLost, Made, TaskState
 from server.ledger.errors import MigrationError
@@ -39,6 +39,19 @@ def db(request, tmp_path) -> str:
     if request.param == "postgresql":
         return request.getfixturevalue("pg_url")
     return f"sqlite:///{tmp_path / 'data' / 'batch-stt.db'}"
+
+
+def database_at(db: str, tmp_path: Path, revision: str) -> Engine:
+    """An empty database migrated to `revision`: the previous release's schema, to fill as it left it."""
+    from alembic import command
+
+    from server.ledger.migrate import _config
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    engine = create_engine(db)
+    with engine.begin() as c:
+        command.upgrade(_config(c), revision)
+    return engine
 
 
 def make_release_0_1_database(url: str) -> None:
@@ -195,14 +208,8 @@ def test_an_unreachable_database_stops_serve_with_one_line(tmp_path):
 def test_the_previous_releases_jobs_are_kept_and_stay_everyones(db, tmp_path):
     """0007 -> 0008: a job from before owners has none, so admins (and a server whose proxy decides)
     still see it and a submitter does not; tokens can be added at once."""
-    from alembic import command
-
-    from server.ledger.migrate import _config
-
-    (tmp_path / "data").mkdir(exist_ok=True)
-    engine = create_engine(db)
+    engine = database_at(db, tmp_path, "0007")
     with engine.begin() as c:
-        command.upgrade(_config(c), "0007")
         c.execute(
             text(
                 "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"
@@ -236,12 +243,7 @@ def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db,
     """0008 -> 0009: a long file cut into time parts before speakers existed keeps its parts, each
     one speaker (no stream, channel or label), and its queued part is still handed out; a queued
     file that may hold several streams is probed again."""
-    from alembic import command
-
-    from server.ledger.migrate import _config
-
-    (tmp_path / "data").mkdir(exist_ok=True)
-    engine = create_engine(db)
+    engine = database_at(db, tmp_path, "0008")
     rows = [  # (id, path, parent, start, end, state)
         ("longlonglonglong", "long.mp3", None, None, None, "split"),
         ("partonepartonepa", "long.mp3", "longlonglonglong", 0, 600_000, "done"),
@@ -251,7 +253,6 @@ def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db,
         ("talktalktalktalk", "talk.mp3", None, None, None, "queued"),
     ]
     with engine.begin() as c:
-        command.upgrade(_config(c), "0008")
         for tid, path, parent, start, end, state in rows:
             c.execute(
                 text(
@@ -293,16 +294,11 @@ def test_the_previous_releases_split_file_keeps_its_parts_and_is_one_speaker(db,
 def test_the_previous_releases_held_result_is_checked_whole(db, tmp_path):
     """0009 -> 0010: a result held for a check before spot checks existed is checked whole (no range:
     its check may already be out), and the check's agreement finishes the task."""
-    from alembic import command
-
     from server.ledger import ValidationMode, ValidationRule
-    from server.ledger.migrate import _config
     from tests.unit.test_validation import SMALL, Store
 
-    (tmp_path / "data").mkdir(exist_ok=True)
-    engine = create_engine(db)
+    engine = database_at(db, tmp_path, "0009")
     with engine.begin() as c:
-        command.upgrade(_config(c), "0009")
         c.execute(
             text(
                 "INSERT INTO task (id, path, result_stem, language, size, mtime, state, attempts, created_at,"

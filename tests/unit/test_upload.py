@@ -86,3 +86,6 @@ def test_spot_distance_counts_words_well_inside_the_range_against_the_others_aro
     late = [(t + 3.0, w) for t, w in said]  # timed 3 s off (cue timings): still a stretch around it
     assert spot_distance(said, late, 20.0, 40.0) == 0.0
     assert timed_words({"txt": "a b"}, 10.0, 5.0) == [(7.5, "a"), (12.5, "b")]  # no VTT: spread evenly
+    # The true words, then 20,000 more just past the range's end: not speech, so not compared at all.
+    stuffed = sorted([*said, *[(41.0, "filler")] * 20_000])
+    assert spot_distance(said, stuffed, 20.0, 40.0) == 1.0
