@@ -144,3 +144,15 @@ def test_a_liar_outvoted_by_spot_checks_three_times_cools_down(spot_world):
         assert decided.verdict.redo
     assert [r["client"] for e, r in heard if e == Event.COOLDOWN] == ["liar"]
     assert ledger.leases.claim("liar", capabilities=SMALL) is None  # cooling down: no work
+
+
+def test_a_running_spot_check_is_predicted_from_its_range_not_its_task(spot_world):
+    """Halfway through a 60 s range of a 600 s task, its checker is predicted free in 30 s of audio at
+    its speed (1x here: nobody is measured), not 300 s."""
+    clock = Clock()
+    ledger, _, _, _, shelf = spot_world(clock=clock)
+    send(ledger, "a", "words", shelf)
+    check = ledger.leases.claim("b", capabilities=SMALL)
+    assert check.spot == RANGE
+    ledger.leases.heartbeat(check.token, progress=50.0)
+    assert ledger.leases.snapshots.view("b", SMALL, None).fleet.me.free_at == pytest.approx(clock.t + 30.0)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     case,
     func,
@@ -89,7 +90,14 @@ running = (
         task.c.language,
         task.c.min_tier,
         task.c.translate,
-        length.label("seconds"),
+        # A spot check transcribes its range alone (validation.py).
+        case(
+            (
+                and_(attempt.c.checking.is_(True), task.c.check_start_ms.is_not(None)),
+                (task.c.check_end_ms - task.c.check_start_ms) / 1000.0,
+            ),
+            else_=length,
+        ).label("seconds"),
     )
     .join(task, task.c.id == attempt.c.task_id)
     .where(attempt.c.state == AttemptState.ACTIVE)
