@@ -97,7 +97,7 @@ class Host:
     noise: float = 0.0  # each task takes x(1 +- noise) of its speed
     busy: float = 0.0
     tasks: int = 0
-    waits: Counter = field(default_factory=Counter)  # 204s by reason (X-Wait-Reason; "nothing": none)
+    waits: Counter[str] = field(default_factory=Counter)  # 204s by reason (X-Wait-Reason; "nothing": none)
     lost: int = 0
     rng: random.Random = field(default_factory=random.Random)
     session: requests.Session = field(default_factory=requests.Session)

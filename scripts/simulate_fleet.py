@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from loadgen import reset_database  # noqa: E402
 from sim_host import LIES, Host  # noqa: E402
 from sim_library import File, cut, library, noise_mp3  # noqa: E402
 
+from server.ledger import own_seconds  # noqa: E402
 from tests.helpers import ServerProcess  # noqa: E402
 
 JOB_SECONDS = 1800.0  # the uploaded job of --mixed, asking for a medium model
@@ -165,8 +167,7 @@ def run_fleet(
 def _redone(root: Path, url: str) -> float:
     """Audio seconds of the tasks sent back to be transcribed whole (two spot checks outvoted a result)."""
     tasks = requests.get(f"{url}/api/v1/tasks", params={"limit": 10000}).json()
-    own = {t["id"]: t["end_ms"] - t["start_ms"] if t["parent_id"] else t["duration_ms"] or 0 for t in tasks}
-    seconds = {tid: ms / 1000 for tid, ms in own.items()}
+    seconds = {t["id"]: own_seconds(t["start_ms"], t["end_ms"], t["duration_ms"]) for t in tasks}
     lines = (root / "data" / "events.log").read_text().splitlines()
     events = [json.loads(line) for line in lines if '"requeued"' in line]
     return sum(seconds.get(e["task"], 0.0) for e in events if "outvoted" in e.get("reason", ""))
@@ -197,6 +198,8 @@ def report(title: str, result: dict, bound: float, timescale: float) -> float:
     )
     print(f"  busy share: {shares}")
     print(f"  replicas issued {stats['replicas']}, won {stats['replicas_won']}; failed {stats['counts']['failed']}")
+    waits: Counter[str] = sum((h.waits for h in result["hosts"]), Counter())
+    print("  told to wait (204), by reason: " + ", ".join(f"{why} {n}" for why, n in waits.most_common()))
     return makespan / bound
 
 

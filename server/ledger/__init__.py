@@ -50,6 +50,7 @@ from .values import (
     ScanReport,
     TaskView,
     Verdict,
+    own_seconds,
     task_id_for,
 )
 from .volunteers import Volunteers, VolunteerView
@@ -98,6 +99,7 @@ __all__ = [
     "Wait",
     "WaitReason",
     "model_tier",
+    "own_seconds",
     "task_id_for",
     "upgrade_database",
 ]

@@ -236,8 +236,8 @@ class Verdict:
 
     @property
     def settled(self) -> bool:
-        """A vote ended: the task's held results are needed no more."""
-        return self.kept is not None or self.disagreed or self.redo or bool(self.confirmed)
+        """A vote ended (every agreement confirms two hosts): the task's held results are needed no more."""
+        return bool(self.confirmed) or self.disagreed or self.redo
 
 
 @dataclass(frozen=True)
