@@ -27,6 +27,7 @@ from .errors import MigrationError
 from .sql.run import Tx
 
 _READ = "batch_stt_read"  # execution option marking a read-only transaction
+_NORMAL = 1  # PRAGMA synchronous: OFF 0, NORMAL 1, FULL 2, EXTRA 3
 
 
 def _with_driver(url: str) -> str:
@@ -102,19 +103,38 @@ class Database:
         # SQLite has one writer and the lock above serialises this process's writes: they share one
         # connection, kept open (the pool's checkout and reset cost as much as a claim's SQL).
         self._writer: Optional[Connection] = None
+        self._synchronous: Optional[int] = None  # PRAGMA synchronous, as make_engine set it
 
     @contextmanager
-    def writing(self) -> Iterator[Tx]:
-        """One transaction that may write: committed on exit, rolled back on an exception."""
+    def writing(self, durable: bool = True) -> Iterator[Tx]:
+        """One transaction that may write: committed on exit, rolled back on an exception.
+
+        `durable=False`: its commit is not flushed to disk on its own but with the next durable one
+        (SQLite's WAL is one file; PostgreSQL's synchronous_commit=off). For what a power cut may
+        undo harmlessly: a grant, whose task is then simply handed out again; never a result.
+        """
         with self._lock():
             if self.dialect != "sqlite":
                 with self.engine.begin() as c:
+                    if not durable:
+                        c.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     yield Tx(c, self._compiled)
                 return
             if self._writer is None or self._writer.invalidated or self._writer.closed:
                 self._writer = self.engine.connect()
-            with self._writer.begin():
-                yield Tx(self._writer, self._compiled)
+            dbapi = self._writer.connection.dbapi_connection
+            assert dbapi is not None
+            if self._synchronous is None:
+                self._synchronous = dbapi.execute("PRAGMA synchronous").fetchone()[0]
+            relax = not durable and self._synchronous > _NORMAL
+            if relax:
+                dbapi.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._writer.begin():
+                    yield Tx(self._writer, self._compiled)
+            finally:
+                if relax:
+                    dbapi.execute(f"PRAGMA synchronous={self._synchronous}")
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:

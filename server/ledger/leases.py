@@ -82,7 +82,7 @@ class Leases:
         now = self.clock()
         grant: Optional[Grant] = None
         outcome: Outcome = None
-        with self.db.writing() as c:
+        with self.db.writing(durable=False) as c:
             expired = self._expire_due(c, now)
             cooling = self.fleet.touch(c, client, now, capabilities)
             for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again

@@ -2,8 +2,10 @@
 
 SQLAlchemy's per-execution work (cache lookup, parameter processing, result metadata) cost more
 than SQLite itself on the lease hot path: about 0.1 ms a statement, a dozen statements a cycle.
-A statement that needs SQLAlchemy at execution time (expanding IN lists, Python-side column
-defaults, type processors, executemany) still goes through it, on the same transaction.
+An IN list's statement is expanded by SQLAlchemy once per list length and then runs here too.
+A statement that needs SQLAlchemy at execution time (Python-side column defaults, literal
+rendering, a type processor on an IN list, executemany) still goes through it, on the same
+transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ class Compiled(NamedTuple):
     names: Optional[tuple[str, ...]]  # positional order (qmark), or None for named (pyformat)
     defaults: dict[str, Any]  # values SQLAlchemy bound itself (literals in the statement)
     processors: dict[str, Any]  # the column types' conversions of parameters (to_float, ...)
+    expanding: tuple[str, ...] = ()  # IN lists: the text above is a template, expanded per lengths
+    source: Any = None  # SQLAlchemy's compiled statement, which expands it
+
+
+class Expanded(NamedTuple):
+    text: str
+    names: Optional[tuple[str, ...]]
+    expansion: dict[str, list[str]]  # an IN list's name -> the names of its items' parameters
 
 
 @cache
@@ -66,7 +76,7 @@ class Result:
 class Tx:
     """One transaction on one connection; `execute` is the only way the ledger runs SQL."""
 
-    def __init__(self, connection: Connection, cache: dict[Any, Optional[Compiled]]):
+    def __init__(self, connection: Connection, cache: dict[Any, Any]):
         self.connection = connection
         self._cache = cache
         self._cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -84,8 +94,17 @@ class Tx:
         values = {**compiled.defaults, **params}
         for name, process in compiled.processors.items():
             values[name] = process(values[name])
+        text, names = compiled.text, compiled.names
+        if compiled.expanding:
+            lengths = (key, tuple(len(values[n]) for n in compiled.expanding))
+            if lengths not in self._cache:
+                self._cache[lengths] = _expand(compiled, values)
+            shape: Expanded = self._cache[lengths]
+            for name, items in shape.expansion.items():
+                values.update(zip(items, values.pop(name), strict=True))
+            text, names = shape.text, shape.names
         cur = self._cursor
-        cur.execute(compiled.text, values if compiled.names is None else tuple(values[n] for n in compiled.names))
+        cur.execute(text, values if names is None else tuple(values[n] for n in names))
         if cur.description is None:
             return Result([], cur.rowcount)
         record = _record_type(tuple(d[0] for d in cur.description))
@@ -99,14 +118,24 @@ class Tx:
 def _compile(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> Optional[Compiled]:
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(params))  # type: ignore[attr-defined]
+    processors = dict(compiled._bind_processors)
+    expanding = tuple(sorted(compiled.bind_names[bp] for bp in compiled.post_compile_params))
     needs_sqlalchemy = (
-        compiled.post_compile_params
-        or compiled.insert_prefetch
+        compiled.insert_prefetch
         or compiled.update_prefetch
         or compiled.literal_execute_params
+        or any(not bp.expanding for bp in compiled.post_compile_params)
+        or any(name in processors for name in expanding)
     )
     if needs_sqlalchemy:
         return None
     defaults = {name: bp.effective_value for bp, name in compiled.bind_names.items() if not bp.required}
     names = tuple(compiled.positiontup) if compiled.positional else None
-    return Compiled(compiled.string, names, defaults, dict(compiled._bind_processors))
+    return Compiled(compiled.string, names, defaults, processors, expanding, compiled if expanding else None)
+
+
+def _expand(compiled: Compiled, values: Mapping[str, Any]) -> Expanded:
+    """The statement for IN lists of these lengths (an empty list is SQLAlchemy's empty-set form)."""
+    state = compiled.source.construct_expanded_state(values)
+    names = tuple(state.positiontup) if state.positiontup is not None else None
+    return Expanded(state.statement, names, {k: list(v) for k, v in state.parameter_expansion.items()})
