@@ -145,7 +145,7 @@ class Context:
     async def staged(self, upload: Upload) -> Upload:
         """The upload with its files already written and flushed, in a worker thread: the ledger's
         transaction, which every other write waits for, then only moves them into place."""
-        files = await anyio.to_thread.run_sync(results.stage, self.layout.results.root, upload.files)
+        files = await anyio.to_thread.run_sync(results.stage, self.layout.staged_dir, upload.files)
         return dataclasses.replace(upload, staged=files)
 
     def settled(self, done: Completion) -> None:

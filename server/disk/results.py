@@ -22,7 +22,6 @@ class ResultClash(ValueError):
 
 
 META = ".meta.json"
-STAGED = ".staged"  # RESULTS_DIR/.staged/: uploads' files written before their transaction
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ class Staged:
             path.unlink(missing_ok=True)
 
 
-def stage(results_dir: Path, files: Mapping[str, bytes]) -> Staged:
-    folder = results_dir / STAGED
+def stage(folder: Path, files: Mapping[str, bytes]) -> Staged:
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     try:

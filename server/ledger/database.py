@@ -8,11 +8,12 @@ claims are serialised) after queueing on a lock; reads take a plain snapshot and
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 try:
     import fcntl
@@ -70,11 +71,35 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     return engine
 
 
-@contextmanager
-def _file_lock(thread_lock: threading.Lock, path: Path) -> Iterator[None]:
-    with thread_lock, open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
-        yield
+class _FileLock:
+    """This process's threads queue on a lock, then on an flock of a file beside the database.
+
+    The file stays open (an open and a close per transaction cost more than the flock): one per
+    process, opened again after a fork, since a forked copy would share the lock with its parent.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.thread_lock = threading.Lock()
+        self._file: Optional[tuple[int, IO[bytes]]] = None  # (pid, file)
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.thread_lock:
+            if self._file is None or self._file[0] != os.getpid():
+                self._file = (os.getpid(), open(self.path, "a+b"))
+            f = self._file[1]
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self.thread_lock:
+            if self._file is not None:
+                self._file[1].close()
+                self._file = None
 
 
 def _write_lock(engine: Engine) -> Callable[[], AbstractContextManager[Any]]:
@@ -86,12 +111,11 @@ def _write_lock(engine: Engine) -> Callable[[], AbstractContextManager[Any]]:
     """
     if engine.dialect.name != "sqlite":
         return nullcontext
-    thread_lock = threading.Lock()
     database = engine.url.database
     if fcntl is None or not database or database == ":memory:":
+        thread_lock = threading.Lock()
         return lambda: thread_lock
-    path = Path(database).with_suffix(".writelock")
-    return lambda: _file_lock(thread_lock, path)
+    return _FileLock(Path(database).with_suffix(".writelock"))
 
 
 class Database:
@@ -149,4 +173,6 @@ class Database:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+        if isinstance(self._lock, _FileLock):
+            self._lock.close()
         self.engine.dispose()

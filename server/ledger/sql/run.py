@@ -11,8 +11,9 @@ transaction.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
+from operator import itemgetter
 from typing import Any, NamedTuple, Optional, Union
 
 from sqlalchemy.engine import Connection
@@ -23,7 +24,7 @@ Params = Union[Mapping[str, Any], Sequence[Mapping[str, Any]], None]
 
 class Compiled(NamedTuple):
     text: str
-    names: Optional[tuple[str, ...]]  # positional order (qmark), or None for named (pyformat)
+    args: Callable[[dict[str, Any]], Any]  # the DBAPI's parameters from the values by name
     defaults: dict[str, Any]  # values SQLAlchemy bound itself (literals in the statement)
     processors: dict[str, Any]  # the column types' conversions of parameters (to_float, ...)
     expanding: tuple[str, ...] = ()  # IN lists: the text above is a template, expanded per lengths
@@ -32,7 +33,7 @@ class Compiled(NamedTuple):
 
 class Expanded(NamedTuple):
     text: str
-    names: Optional[tuple[str, ...]]
+    args: Callable[[dict[str, Any]], Any]
     expansion: dict[str, list[str]]  # an IN list's name -> the names of its items' parameters
 
 
@@ -82,9 +83,10 @@ class Tx:
         self._cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def execute(self, statement: Executable, params: Params = None) -> Result:
-        if isinstance(params, Sequence):  # executemany: not a hot path
+        if params is None:
+            params = {}
+        elif type(params) is not dict and not isinstance(params, Mapping):  # executemany: not a hot path
             return self._through_sqlalchemy(statement, params)
-        params = params or {}
         key = (statement, frozenset(params))
         if key not in self._cache:
             self._cache[key] = _compile(self.connection, statement, params)
@@ -94,7 +96,7 @@ class Tx:
         values = {**compiled.defaults, **params}
         for name, process in compiled.processors.items():
             values[name] = process(values[name])
-        text, names = compiled.text, compiled.names
+        text, args = compiled.text, compiled.args
         if compiled.expanding:
             lengths = (key, tuple(len(values[n]) for n in compiled.expanding))
             if lengths not in self._cache:
@@ -102,12 +104,14 @@ class Tx:
             shape: Expanded = self._cache[lengths]
             for name, items in shape.expansion.items():
                 values.update(zip(items, values.pop(name), strict=True))
-            text, names = shape.text, shape.names
+            text, args = shape.text, shape.args
         cur = self._cursor
-        cur.execute(text, values if names is None else tuple(values[n] for n in names))
+        cur.execute(text, args(values))
         if cur.description is None:
             return Result([], cur.rowcount)
-        record = _record_type(tuple(d[0] for d in cur.description))
+        record = self._cache.get(text)  # its rows' type: the same columns each time
+        if record is None:
+            record = self._cache[text] = _record_type(tuple(d[0] for d in cur.description))
         return Result([record(*row) for row in cur.fetchall()], cur.rowcount)
 
     def _through_sqlalchemy(self, statement: Executable, params: Params) -> Result:
@@ -130,12 +134,23 @@ def _compile(connection: Connection, statement: Executable, params: Mapping[str,
     if needs_sqlalchemy:
         return None
     defaults = {name: bp.effective_value for bp, name in compiled.bind_names.items() if not bp.required}
-    names = tuple(compiled.positiontup) if compiled.positional else None
-    return Compiled(compiled.string, names, defaults, processors, expanding, compiled if expanding else None)
+    args = _args(compiled.positiontup if compiled.positional else None)
+    return Compiled(compiled.string, args, defaults, processors, expanding, compiled if expanding else None)
 
 
 def _expand(compiled: Compiled, values: Mapping[str, Any]) -> Expanded:
     """The statement for IN lists of these lengths (an empty list is SQLAlchemy's empty-set form)."""
     state = compiled.source.construct_expanded_state(values)
-    names = tuple(state.positiontup) if state.positiontup is not None else None
-    return Expanded(state.statement, names, {k: list(v) for k, v in state.parameter_expansion.items()})
+    return Expanded(
+        state.statement, _args(state.positiontup), {k: list(v) for k, v in state.parameter_expansion.items()}
+    )
+
+
+def _args(positional: Optional[Sequence[str]]) -> Callable[[dict[str, Any]], Any]:
+    """Named parameters (pyformat) as they are; positional ones (qmark) as a tuple in their order."""
+    if positional is None:
+        return lambda values: values
+    if len(positional) == 1:
+        only = positional[0]
+        return lambda values: (values[only],)
+    return itemgetter(*positional) if positional else lambda values: ()
