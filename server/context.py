@@ -149,10 +149,9 @@ class Context:
         return dataclasses.replace(upload, staged=files)
 
     def settled(self, done: Completion) -> None:
-        """After the completion's commit: held results a vote has settled are needed no more (only
-        a verdict that read held results leaves any: most uploads touch nothing here)."""
-        if done.verdict.settled:
-            shutil.rmtree(self.layout.held_folder(done.task.id), ignore_errors=True)
+        """After the completion's commit of a vote (`done.verdict.settled`): its held results are
+        needed no more. Most uploads settle none, and their routes skip this thread-pool hop."""
+        shutil.rmtree(self.layout.held_folder(done.task.id), ignore_errors=True)
 
     def delete_job(self, job_id: str) -> None:
         """Stop its work, forget it, and remove its upload, results and any parts' files."""

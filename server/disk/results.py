@@ -50,7 +50,8 @@ class Staged:
 
 
 def stage(folder: Path, files: Mapping[str, bytes]) -> Staged:
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     try:
         for fmt in set(files) & set(RESULT_FORMATS):

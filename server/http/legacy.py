@@ -66,7 +66,8 @@ async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTask
     vtt = body.vtt.encode("utf-8", errors="replace")
     files = {"vtt": vtt, "txt": vtt_to_text(body.vtt).encode("utf-8", errors="replace")}
     done = await run_in_threadpool(ctx.ledger.legacy.complete, body.id, ctx.upload(files, {"protocol": "legacy"}))
-    background.add_task(ctx.settled, done)
+    if done.verdict.settled:  # held results a vote settled: removed after answering
+        background.add_task(ctx.settled, done)
     if done.file_ready:
         background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     return {"status": "ok"}

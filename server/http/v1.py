@@ -132,7 +132,8 @@ async def upload_result(
         done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
     finally:
         upload.discard()
-    background.add_task(ctx.settled, done)
+    if done.verdict.settled:  # held results a vote settled: removed after answering
+        background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)
         background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     status = "duplicate" if done.duplicate else "pending" if done.held else "accepted"
