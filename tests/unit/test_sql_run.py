@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 
 from server.ledger.database import Database, make_engine
+from server.ledger.sql.run import SHORT_LIST
 
 meta = MetaData()
 item = Table("item", meta, Column("id", Integer, primary_key=True), Column("lang", String), Column("state", String))
@@ -34,8 +35,12 @@ def test_in_lists_of_any_length_give_what_sqlalchemy_gives(db, statement):
             fast = c.execute(statement, {"langs": langs}).scalars()
             through = [r[0] for r in c.connection.execute(statement, {"langs": langs})]
         assert fast == through, langs
-    # ... and the fast path ran it, not SQLAlchemy at each execution (which None would mean).
+    with db.reading() as c:
+        long = ["fr", *(f"x{i}" for i in range(SHORT_LIST))]  # too long to keep a text for: SQLAlchemy's
+        assert [r[0] for r in c.execute(statement, {"langs": long})] == [2, 4]
+    # The short lists ran on the fast path (None: SQLAlchemy at each execution), a text kept per length.
     assert [compiled is not None for key, compiled in db._compiled.items() if key[0] is statement] == [True]
+    assert len([key for key in db._compiled if isinstance(key[0], tuple) and key[0][0] is statement]) == 4
     with db.reading() as c:
         assert c.execute(by_langs_and_state, {"langs": ["fr", "de"]}).scalars() == [2, 4]
         assert c.execute(by_langs, {"langs": ["fr", "de"]}).scalars() == [2, 3, 4]

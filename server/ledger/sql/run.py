@@ -2,7 +2,9 @@
 
 SQLAlchemy's per-execution work (cache lookup, parameter processing, result metadata) cost more
 than SQLite itself on the lease hot path: about 0.1 ms a statement, a dozen statements a cycle.
-An IN list's statement is expanded by SQLAlchemy once per list length and then runs here too.
+An IN list's statement is expanded by SQLAlchemy once per list length and then runs here too
+(lists of up to SHORT_LIST items: a longer one, rare, goes through SQLAlchemy, so the texts kept
+stay few and short).
 A statement that needs SQLAlchemy at execution time (Python-side column defaults, literal
 rendering, a type processor on an IN list, executemany) still goes through it, on the same
 transaction.
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 
 Params = Union[Mapping[str, Any], Sequence[Mapping[str, Any]], None]
+SHORT_LIST = 32
 
 
 class Compiled(NamedTuple):
@@ -99,6 +102,8 @@ class Tx:
         text, args = compiled.text, compiled.args
         if compiled.expanding:
             lengths = (key, tuple(len(values[n]) for n in compiled.expanding))
+            if max(lengths[1]) > SHORT_LIST:
+                return self._through_sqlalchemy(statement, params)
             if lengths not in self._cache:
                 self._cache[lengths] = _expand(compiled, values)
             shape: Expanded = self._cache[lengths]
