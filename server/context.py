@@ -4,7 +4,6 @@ ledger). The background passes are housekeeping.py's; stitching is parts/stitch.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import shutil
@@ -19,7 +18,7 @@ import anyio.to_thread
 from stt_common.files import sha256_file
 
 from .auth import Authenticator, Role
-from .disk import audio, results, scanner, uploads
+from .disk import audio, scanner, uploads
 from .disk.layout import Layout
 from .disk.upload import Upload
 from .ledger import (
@@ -141,12 +140,6 @@ class Context:
     def upload(self, files: Mapping[str, bytes], meta: dict[str, Any]) -> Upload:
         """A client's result, for the ledger to keep, hold for a check, or compare (ledger.Results)."""
         return Upload(self.layout, files, meta, self.settings.validate_wer)
-
-    async def staged(self, upload: Upload) -> Upload:
-        """The upload with its files already written and flushed, in a worker thread: the ledger's
-        transaction, which every other write waits for, then only moves them into place."""
-        files = await anyio.to_thread.run_sync(results.stage, self.layout.staged_dir, upload.files)
-        return dataclasses.replace(upload, staged=files)
 
     def settled(self, done: Completion) -> None:
         """After the completion's commit of a vote (`done.verdict.settled`): its held results are

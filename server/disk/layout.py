@@ -5,7 +5,6 @@ RESULTS_DIR/<stem>.<fmt>, .meta.json    a library file's transcripts (or beside 
 RESULTS_DIR/.parts/<file>/              a long file's cut audio and its parts' results, until stitched
 DATA_DIR/jobs/<job>/source.<ext>        an uploaded job's audio (its name is metadata)
 DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
-DATA_DIR/staged/                        uploads' files, written before their transaction moves them
 """
 
 from __future__ import annotations
@@ -29,12 +28,6 @@ class Layout:
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
-
-    @property
-    def staged_dir(self) -> Path:
-        """Beside the results on one file system (the default RESULTS_DIR is DATA_DIR/results), so
-        that keeping an upload is a rename; elsewhere its files are written again (results.Staged)."""
-        return self.data_dir / "staged"
 
     @property
     def parts_dir(self) -> Path:

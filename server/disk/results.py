@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from stt_common.files import fsync_dir, write_atomic, write_flushed
+from stt_common.files import fsync_dir, write_atomic
 from stt_common.formats import RESULT_FORMATS
 
 from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
@@ -22,45 +21,6 @@ class ResultClash(ValueError):
 
 
 META = ".meta.json"
-
-
-@dataclass(frozen=True)
-class Staged:
-    """An upload's files already written and flushed (in a worker thread, before the ledger's
-    transaction): keeping them inside it is a rename each, not a write and a flush on the event loop
-    while every other write waits. Named like write_atomic's temps, so a crash's are removed at start."""
-
-    paths: Mapping[str, Path]  # format -> its staged file
-
-    def take(self, fmt: str, target: Path) -> bool:
-        """Move the staged file to `target`; False if it cannot (none, taken, another file system)."""
-        path = self.paths.get(fmt)
-        if path is None:
-            return False
-        try:
-            os.replace(path, target)
-        except OSError:
-            return False
-        return True
-
-    def discard(self) -> None:
-        """What the verdict did not use (a duplicate, a refused result)."""
-        for path in self.paths.values():
-            path.unlink(missing_ok=True)
-
-
-def stage(folder: Path, files: Mapping[str, bytes]) -> Staged:
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    try:
-        for fmt in set(files) & set(RESULT_FORMATS):
-            paths[fmt] = folder / f".{secrets.token_hex(8)}.{fmt}.{os.getpid()}-{secrets.randbits(32)}.tmp"
-            write_flushed(paths[fmt], files[fmt])
-    except BaseException:
-        Staged(paths).discard()
-        raise
-    return Staged(paths)
 
 
 @dataclass(frozen=True)
@@ -86,11 +46,8 @@ class ResultLayout:
         except UnsafePath:
             return False
 
-    def write(
-        self, stem: str, files: Mapping[str, bytes], meta: dict[str, Any], staged: Optional[Staged] = None
-    ) -> list[Path]:
-        """Each kept format (moved from `staged` where it can be), then `.meta.json` last: its
-        presence marks a complete set."""
+    def write(self, stem: str, files: Mapping[str, bytes], meta: dict[str, Any]) -> list[Path]:
+        """Each kept format, then `.meta.json` last: its presence marks a complete set."""
         unknown = set(files) - set(RESULT_FORMATS)
         if unknown:
             raise ValueError(f"unknown result format {', '.join(sorted(unknown))}")
@@ -99,14 +56,13 @@ class ResultLayout:
         # symlink planted at a result's name, so the siblings need no check of their own.
         meta_path = safe_join(self.root, stem + META)
         base = meta_path.name[: -len(META)]
-        targets = {meta_path.with_name(base + self.suffix(f)): f for f in kept}
+        targets = {meta_path.with_name(base + self.suffix(f)): data for f, data in kept.items()}
         if self.beside_audio:
             for target in [*targets, meta_path]:
                 _refuse_sidecar(target)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
-        for target, fmt in targets.items():
-            if staged is None or not staged.take(fmt, target):
-                write_atomic(target, kept[fmt])
+        for target, data in targets.items():
+            write_atomic(target, data)
         write_atomic(meta_path, json.dumps({**meta, "formats": sorted(kept)}, sort_keys=True).encode())
         fsync_dir(meta_path.parent)  # make the renames themselves durable
         return [*targets, meta_path]

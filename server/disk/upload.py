@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..ledger import TaskView
 from ..transcripts.compare import Timed, distance, spot_distance, text_of, timed_words
 from .layout import Layout
-from .results import ResultLayout, Staged
+from .results import ResultLayout
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,6 @@ class Upload:
     files: Mapping[str, bytes]
     meta: dict[str, Any]
     max_wer: float  # VALIDATE_WER: two results agree within it
-    staged: Optional[Staged] = None  # its files, already on disk (results.stage)
-
-    def discard(self) -> None:
-        """Staged files no verdict took."""
-        if self.staged is not None:
-            self.staged.discard()
 
     def _meta(self, task: TaskView) -> dict[str, Any]:
         meta = {**self.meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
@@ -37,10 +31,10 @@ class Upload:
         return ResultLayout(self.layout.held_folder(task.id))
 
     def keep(self, task: TaskView) -> None:
-        self.layout.results_of(task).write(task.result_stem, self.files, self._meta(task), self.staged)
+        self.layout.results_of(task).write(task.result_stem, self.files, self._meta(task))
 
     def hold(self, task: TaskView, attempt_id: int) -> None:
-        self._held(task).write(str(attempt_id), self.files, self._meta(task), self.staged)
+        self._held(task).write(str(attempt_id), self.files, self._meta(task))
 
     def agrees(self, task: TaskView, attempt_id: int) -> bool:
         """Whole texts; or, while the task's checks are spot checks, the words in their range."""

@@ -126,12 +126,9 @@ async def upload_result(
 ) -> ResultOut:
     """Upload the transcript (txt and/or vtt required; srt, json optional) with its metadata."""
     info = form.meta
-    upload = await ctx.staged(ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"}))
+    upload = ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"})
     made = Made(info.model, info.backend, info.audio_seconds, None if info.spot is None else tuple(info.spot))
-    try:
-        done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
-    finally:
-        upload.discard()
+    done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
     if done.verdict.settled:  # held results a vote settled: removed after answering
         background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from server.disk.layout import Layout
-from server.disk.results import ResultLayout, Staged, remove_stale_temps, stage
+from server.disk.results import ResultLayout
 from server.disk.upload import Upload
 from server.ledger import TaskState, TaskView
 from server.transcripts.compare import spot_distance, timed_words
@@ -36,27 +36,6 @@ def test_held_compared_promoted_and_reopened(tmp_path):
     liar.keep(task)
     assert liar.reopen(task, 9) and liar.agrees(task, 9)  # the kept result, held again for a check
     assert not liar.reopen(_task(result_stem="a/gone"), 10)  # nothing kept: nothing to check
-
-
-def test_staged_files_are_moved_into_place_and_what_is_left_is_removed(tmp_path):
-    upload = _upload(tmp_path, "ask not")
-    staged = stage(tmp_path / "staged", {**upload.files, "../x": b"a name is a format, never a path"})
-    assert sorted(staged.paths) == ["txt", "vtt"]
-    Upload(upload.layout, upload.files, upload.meta, 0.15, staged).keep(_task())
-    assert (tmp_path / "results/a/talk.txt").read_text() == "ask not\n"
-    assert not list((tmp_path / "staged").iterdir())  # moved, not copied
-    # A staged file that cannot be moved (gone; on another file system) is written as before.
-    Upload(upload.layout, upload.files, upload.meta, 0.15, staged).keep(_task(result_stem="b/again"))
-    assert (tmp_path / "results/b/again.vtt").read_bytes() == upload.files["vtt"]
-    unused = stage(tmp_path / "staged", upload.files)
-    Upload(upload.layout, upload.files, upload.meta, 0.15, unused).discard()  # a duplicate, a refused result
-    crashed = stage(tmp_path / "staged", upload.files)  # a crash between staging and the transaction
-    assert remove_stale_temps(tmp_path / "staged") == 2 and not any(p.exists() for p in crashed.paths.values())
-    assert sorted(p.name for p in (tmp_path / "results/a").iterdir()) == ["talk.meta.json", "talk.txt", "talk.vtt"]
-
-
-def test_nothing_is_staged_under_a_name_that_is_not_a_format(tmp_path):
-    assert stage(tmp_path, {"meta.json": b"{}", "txt/../../x": b"x"}) == Staged({})
 
 
 # A minute of speech as whisper would time it: six cues of ten words, one cue each 10 s.
