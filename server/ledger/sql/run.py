@@ -114,9 +114,7 @@ class Tx:
         cur.execute(text, args(values))
         if cur.description is None:
             return Result([], cur.rowcount)
-        record = self._cache.get(text)  # its rows' type: the same columns each time
-        if record is None:
-            record = self._cache[text] = _record_type(tuple(d[0] for d in cur.description))
+        record = _record_type(tuple(d[0] for d in cur.description))
         return Result([record(*row) for row in cur.fetchall()], cur.rowcount)
 
     def _through_sqlalchemy(self, statement: Executable, params: Params) -> Result:
