@@ -27,6 +27,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         try:
             yield
         finally:
+            await ctx.results.close()
             background.stop()
 
     app = FastAPI(

@@ -21,6 +21,7 @@ from .auth import Authenticator, Role
 from .disk import audio, scanner, uploads
 from .disk.layout import Layout
 from .disk.upload import Upload
+from .group_commit import GroupCommit
 from .ledger import (
     Assigner,
     Completion,
@@ -62,6 +63,7 @@ class Context:
     layout: Layout
     splitter: Splitter
     stitcher: Stitcher
+    results: GroupCommit  # uploads' results, booked in batches
     _wake: threading.Event = field(default_factory=threading.Event)
 
     async def write(self, operation: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -201,4 +203,6 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
     splitter = Splitter(ledger.parts, layout, split_ms, speakers)
     stitcher = Stitcher(ledger, layout, keep_parts=settings.validation != ValidationMode.OFF)
-    return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher)
+    return Context(
+        settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher, GroupCommit(ledger)
+    )

@@ -25,17 +25,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_flushed(path: Path, data: bytes) -> None:
+    """A new file at `path` (never one followed through a symlink) whose bytes are on disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """`path` holds the old bytes or all the new ones, whatever crashes when. The caller fsyncs the
     folder (once for a set of files) to make the rename itself durable."""
     # Unique to this process and thread: two writers never share one (mkstemp's retries cost more).
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_flushed(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,6 +3,8 @@
 AUDIO_DIR/<path>                        the library (read only)
 RESULTS_DIR/<stem>.<fmt>, .meta.json    a library file's transcripts (or beside its audio)
 RESULTS_DIR/.parts/<file>/              a long file's cut audio and its parts' results, until stitched
+RESULTS_DIR/.held/<task>/               results held for a check
+RESULTS_DIR/.staged/                    uploads' files written just before their transaction
 DATA_DIR/jobs/<job>/source.<ext>        an uploaded job's audio (its name is metadata)
 DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from ..ledger import TaskView
 from .paths import safe_join
-from .results import ResultLayout
+from .results import STAGED, ResultLayout
 
 JOB_RESULT = "result"  # a job's transcripts: <job>/result.<fmt>, beside its audio <job>/source.<ext>
 
@@ -44,6 +46,11 @@ class Layout:
     @staticmethod
     def job_result_stem(job_id: str) -> str:
         return f"{job_id}/{JOB_RESULT}"
+
+    @property
+    def staged_folder(self) -> Path:
+        """Uploads' files written before their transaction (results.Staged), on RESULTS_DIR's file system."""
+        return self.results.root / STAGED
 
     def held_folder(self, task_id: str) -> Path:
         return self.results.root / ".held" / task_id

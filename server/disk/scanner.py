@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -21,7 +22,8 @@ from .sidecar import LanguageRule
 log = logging.getLogger("batch-stt.scanner")
 
 
-PROBE_BATCH = 200  # lengths written per transaction while probing
+BATCH = 200  # lengths or checksums written per transaction
+BATCH_SECONDS = 2.0  # and at least this often
 
 # Where a task's audio lives: AUDIO_DIR, or (uploaded jobs) a folder chosen per task.
 Roots = Path | Callable[[TaskView], Path]
@@ -102,17 +104,30 @@ def pending(fetch: Callable[[], list[TaskView]], before_fetch: Callable[[], None
 
 
 def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
-    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
+    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background.
+    Written a batch at a time, or every few seconds while files are long."""
     done = 0
-    for t in pending(catalogue.unhashed):
+    hashed: list[tuple[str, int, str]] = []
+    written = time.monotonic()
+
+    def write() -> None:
+        nonlocal written
+        catalogue.set_hashes(hashed)
+        hashed.clear()
+        written = time.monotonic()
+
+    for t in pending(catalogue.unhashed, before_fetch=write):
         done += 1
         try:
             full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
-            catalogue.set_hash(t.id, size, sha256_file(full))
+            hashed.append((t.id, size, sha256_file(full)))
         except (OSError, UnsafePath) as e:
             log.warning("cannot checksum %s: %s", t.path, e)
             catalogue.mark_missing(t.id)
+        if len(hashed) >= BATCH or time.monotonic() - written >= BATCH_SECONDS:
+            write()
+    write()
     return done
 
 
@@ -157,7 +172,7 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, split: Optional[Split]
         if split is not None and split(t, full, size, duration_ms):
             continue
         probed.append((t.id, size, duration_ms))
-        if len(probed) >= PROBE_BATCH:
+        if len(probed) >= BATCH:
             write()
     write()
     return done

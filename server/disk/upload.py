@@ -5,13 +5,15 @@ one promoted. Runs inside the completion's transaction, under the task's lock.""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+from stt_common.formats import RESULT_FORMATS
 
 from ..ledger import TaskView
 from ..transcripts.compare import Timed, distance, spot_distance, text_of, timed_words
 from .layout import Layout
-from .results import ResultLayout
+from .results import META, ResultLayout, Staged, stage
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,19 @@ class Upload:
     files: Mapping[str, bytes]
     meta: dict[str, Any]
     max_wer: float  # VALIDATE_WER: two results agree within it
+    staged: Optional[Staged] = None  # its files already on disk (staged_for)
+
+    def staged_for(self, task: TaskView) -> Upload:
+        """This upload with its files, and the meta that keeping it for `task` writes, already
+        written and flushed: done before the transaction and off the event loop (group_commit.py)."""
+        files = {f: data for f, data in self.files.items() if f in RESULT_FORMATS}
+        meta = self.layout.results_of(task).meta(self._meta(task), files)
+        return replace(self, staged=stage(self.layout.staged_folder, {**files, META: meta}))
+
+    def discard(self) -> None:
+        """Staged files the verdict did not take."""
+        if self.staged is not None:
+            self.staged.discard()
 
     def _meta(self, task: TaskView) -> dict[str, Any]:
         meta = {**self.meta, "task_id": task.id, "path": task.path, "attempt": task.attempts}
@@ -31,10 +46,10 @@ class Upload:
         return ResultLayout(self.layout.held_folder(task.id))
 
     def keep(self, task: TaskView) -> None:
-        self.layout.results_of(task).write(task.result_stem, self.files, self._meta(task))
+        self.layout.results_of(task).write(task.result_stem, self.files, self._meta(task), self.staged)
 
     def hold(self, task: TaskView, attempt_id: int) -> None:
-        self._held(task).write(str(attempt_id), self.files, self._meta(task))
+        self._held(task).write(str(attempt_id), self.files, self._meta(task), self.staged)
 
     def agrees(self, task: TaskView, attempt_id: int) -> bool:
         """Whole texts; or, while the task's checks are spot checks, the words in their range."""

@@ -128,7 +128,7 @@ async def upload_result(
     info = form.meta
     upload = ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"})
     made = Made(info.model, info.backend, info.audio_seconds, None if info.spot is None else tuple(info.spot))
-    done = await ctx.write(ctx.ledger.leases.complete, token, upload, made)
+    done = await ctx.results.complete(token, upload, made)
     if done.verdict.settled:  # held results a vote settled: removed after answering
         background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)

@@ -135,10 +135,14 @@ class Catalogue:
                 sql_catalogue.set_task_duration, [{"tid": t, "probed_size": s, "duration_ms": d} for t, s, d in probed]
             )
 
-    def set_hash(self, task_id: str, size: int, sha256: str) -> None:
-        """Record a file's checksum, unless the file changed again since it was read."""
-        with self.db.writing() as c:
-            c.execute(sql_catalogue.set_task_hash, {"tid": task_id, "hashed_size": size, "sha256": sha256})
+    def set_hashes(self, hashed: Sequence[tuple[str, int, str]]) -> None:
+        """Files' (task id, size read, SHA-256), unless a file changed again since it was read. Not
+        flushed on its own: a checksum a power cut forgets is computed again, and the commit's flush
+        held up every claim while a fresh library was checksummed."""
+        if not hashed:
+            return
+        with self.db.writing(durable=False) as c:
+            c.execute(sql_catalogue.set_task_hash, [{"tid": t, "hashed_size": s, "sha256": h} for t, s, h in hashed])
 
     def mark_missing(self, task_id: str) -> None:
         """The file is gone (a split file's unfinished parts with it); a rescan that finds it again requeues it."""

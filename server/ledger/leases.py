@@ -32,6 +32,8 @@ from .states import AttemptState, Protocol, TaskState
 from .validation import Results, Validator
 from .values import AttemptView, Completion, Grant, Made, TaskView
 
+ResultIn = tuple[str, Results, Optional[Made]]  # a lease's token, its result's files, what made them
+
 
 class Leases:
     def __init__(
@@ -170,11 +172,39 @@ class Leases:
         `results` writes inside the transaction, so two results racing for one task never
         interleave their files, and the task is marked done only once its files are on disk.
         """
+        done = self.complete_all([(token, results, made)])[0]
+        if isinstance(done, Exception):
+            raise done
+        return done
+
+    def complete_all(
+        self, uploads: Sequence[ResultIn], before_commit: Callable[[], None] = lambda: None
+    ) -> list[Union[Completion, Exception]]:
+        """Several results in one transaction, each in its own savepoint (a refusal undoes only its
+        own); `before_commit` runs just before the one commit, flushed once for all (group commit)."""
+        done: list[Union[Completion, Exception]] = []
+        booked: list[tuple[Completion, str]] = []
         with self.db.writing() as c:
-            attempt = attempt_row(c, token)
-            completion = self.booking.complete_attempt(c, attempt, results, made)
-        self.booking.log_completion(completion, attempt.client)
-        return completion
+            for token, results, made in uploads:
+                try:
+                    with c.savepoint():
+                        attempt = attempt_row(c, token)
+                        completion = self.booking.complete_attempt(c, attempt, results, made)
+                except Exception as e:  # this upload's refusal (or its files' failure) alone
+                    done.append(e)
+                    continue
+                done.append(completion)
+                booked.append((completion, attempt.client))
+            before_commit()
+        for completion, client in booked:
+            self.booking.log_completion(completion, client)
+        return done
+
+    def leased_tasks(self, tokens: Sequence[str]) -> dict[str, TaskView]:
+        """The tasks behind these leases as they stand now (unknown tokens left out)."""
+        with self.db.reading() as c:
+            rows = {token: c.execute(sql_leases.attempt_by_token, {"tok": token}).first() for token in tokens}
+            return {token: task_row(c, row.task_id) for token, row in rows.items() if row is not None}
 
     def fail(
         self, token: str, error: str, stderr_tail: Optional[str] = None, retryable: Optional[bool] = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from operator import itemgetter
 from typing import Any, NamedTuple, Optional, Union
@@ -116,6 +117,19 @@ class Tx:
             return Result([], cur.rowcount)
         record = _record_type(tuple(d[0] for d in cur.description))
         return Result([record(*row) for row in cur.fetchall()], cur.rowcount)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """What runs inside is undone if it raises; the transaction goes on."""
+        cur = self._cursor
+        cur.execute("SAVEPOINT one")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK TO SAVEPOINT one")
+            raise
+        finally:
+            cur.execute("RELEASE SAVEPOINT one")
 
     def _through_sqlalchemy(self, statement: Executable, params: Params) -> Result:
         result = self.connection.execute(statement, params)
