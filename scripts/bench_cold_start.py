@@ -77,7 +77,7 @@ def phase(root: Path, args: argparse.Namespace, title: str) -> int:
     finally:
         server.terminate()
         server.wait(30)
-    cycles = sum(1 for _, _, outcome in rows if outcome == "accepted")
+    cycles = sum(1 for _, _, outcome, _ in rows if outcome == "accepted")
     print(f"{title}: {cycles} cycles in the first {elapsed:.0f} s ({cycles / elapsed:.0f}/s); ", end="")
     print(f"lengths still unknown after {time.monotonic() - started:.0f} s: {left}")
     return cycles

@@ -34,7 +34,7 @@ LOAD_CAPS = {"backend": "load", "model": "ggml-base.bin", "rtf": 1000}
 def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Queue) -> None:
     """A plain 204 (nothing queued for this client) ends its loop; a wait (Retry-After) does not."""
     """One OS process running `threads` simulated clients (spreads the load generator over cores)."""
-    results: list[tuple[str, float, str]] = []  # (task_id, lease latency s, outcome)
+    results: list[tuple[str, float, str, float]] = []  # (task_id, lease latency s, outcome, result latency s)
     lock = threading.Lock()
 
     def run(n: int) -> None:
@@ -49,6 +49,7 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
                 if r.status_code == 204:
                     break
                 tid = r.headers["X-Task-ID"]
+                t1 = time.perf_counter()
                 ok = s.post(f"{url}/result", json={"id": tid, "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"})
                 outcome = "accepted" if ok.status_code == 200 else f"http {ok.status_code}"
             else:
@@ -61,6 +62,7 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
                     break
                 lease = r.json()
                 tid = lease["task_id"]
+                t1 = time.perf_counter()
                 ok = s.post(
                     f"{url}/api/v1/leases/{lease['token']}/result",
                     data={"meta": '{"model":"load"}'},
@@ -68,7 +70,7 @@ def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Que
                 )
                 outcome = ok.json()["status"] if ok.status_code == 200 else f"http {ok.status_code}"
             with lock:
-                results.append((tid, latency, outcome))
+                results.append((tid, latency, outcome, time.perf_counter() - t1))
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for w in workers:
@@ -107,7 +109,8 @@ def generate(url: Union[str, list[str]], args) -> tuple[list, float]:
 
 
 def print_figures(rows: list, elapsed: float, args, tasks: Optional[int] = None) -> None:
-    lat = sorted(latency for _, latency, _ in rows)
+    lat = sorted(latency for _, latency, _, _ in rows)
+    upload = sorted(latency for _, _, _, latency in rows)
     print(
         f"clients={args.clients} seconds={elapsed:.1f} tasks={tasks or args.tasks} workers={args.workers} "
         f"sync={args.sync} protocol={args.protocol}"
@@ -117,6 +120,10 @@ def print_figures(rows: list, elapsed: float, args, tasks: Optional[int] = None)
         print(
             f"lease latency: p50 {statistics.median(lat) * 1000:.1f} ms, "
             f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+        )
+        print(
+            f"result latency: p50 {statistics.median(upload) * 1000:.1f} ms, "
+            f"p99 {upload[int(len(upload) * 0.99) - 1] * 1000:.1f} ms, max {upload[-1] * 1000:.1f} ms"
         )
 
 

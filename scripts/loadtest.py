@@ -226,8 +226,8 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
 
 def books_balance(db: Engine, rows: list, root: Path, tasks: int, max_leased: int) -> bool:
     """Nothing completed twice, nothing lost: every accepted result is one done task and one result set."""
-    accepted = [tid for tid, _, outcome in rows if outcome == "accepted"]
-    problems = [o for _, _, o in rows if o != "accepted"]
+    accepted = [tid for tid, _, outcome, _ in rows if outcome == "accepted"]
+    problems = [o for _, _, o, _ in rows if o != "accepted"]
     with db.connect() as c:
         states = {state: n for state, n in c.execute(text("select state, count(*) from task group by state"))}
         twice = c.execute(
