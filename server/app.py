@@ -27,6 +27,7 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
         try:
             yield
         finally:
+            await ctx.claims.close()
             await ctx.results.close()
             background.stop()
 

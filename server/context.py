@@ -13,17 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Optional, ParamSpec, TypeVar
 
-import anyio.to_thread
-
 from stt_common.files import sha256_file
 
+from . import group_commit
 from .auth import Authenticator, Role
 from .disk import audio, scanner, uploads
 from .disk.layout import Layout
 from .disk.upload import Upload
-from .group_commit import GroupCommit
+from .group_commit import Batcher, Result
 from .ledger import (
+    Ask,
     Assigner,
+    Claimed,
     Completion,
     CooldownRule,
     EventLog,
@@ -63,20 +64,13 @@ class Context:
     layout: Layout
     splitter: Splitter
     stitcher: Stitcher
-    results: GroupCommit  # uploads' results, booked in batches
+    claims: Batcher[Ask, Claimed]  # written in batches (group_commit.py)
+    results: Batcher[Result, Completion]
     _wake: threading.Event = field(default_factory=threading.Event)
 
     async def write(self, operation: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a ledger write from an async route.
-
-        SQLite: right here on the event loop. Its writes are serialised anyway and take a fraction
-        of a millisecond, while a thread-pool hop (and the GIL contention of dozens of waiting
-        threads) cost more than the write: inline, the lease cycle ran 1.6x faster. PostgreSQL:
-        in the thread pool, since each statement is a network round trip and claims may overlap.
-        """
-        if self.ledger.db.dialect == "sqlite":
-            return operation(*args, **kwargs)
-        return await anyio.to_thread.run_sync(functools.partial(operation, *args, **kwargs))
+        """Run a ledger write from an async route (group_commit.on_writer: inline on SQLite)."""
+        return await group_commit.on_writer(self.ledger, functools.partial(operation, *args, **kwargs))
 
     def scan(self) -> ScanReport:
         """Register new files now; the housekeeping loop is woken to checksum, probe and cut them."""
@@ -203,6 +197,5 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
     splitter = Splitter(ledger.parts, layout, split_ms, speakers)
     stitcher = Stitcher(ledger, layout, keep_parts=settings.validation != ValidationMode.OFF)
-    return Context(
-        settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher, GroupCommit(ledger)
-    )
+    batches = group_commit.claims(ledger), group_commit.results(ledger)
+    return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher, *batches)

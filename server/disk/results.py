@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from stt_common.files import fsync_dir, write_atomic, write_flushed
+from stt_common.files import fsync_dir, write_atomic, write_new
 from stt_common.formats import RESULT_FORMATS
 
 from .paths import MEDIA_EXTENSIONS, UnsafePath, safe_join
@@ -56,13 +56,14 @@ class Staged:
 
 
 def stage(folder: Path, files: Mapping[str, bytes]) -> Staged:
+    """Written, not flushed: the caller flushes every staged file of a batch at once (Staged.files)."""
     folder.mkdir(parents=True, exist_ok=True)
     staged = Staged({})
     name = f".{secrets.token_hex(8)}.{{}}.{os.getpid()}-{secrets.randbits(32)}.tmp"
     try:
         for key, data in files.items():
             path = folder / name.format(key)
-            write_flushed(path, data)
+            write_new(path, data, flush=False)
             staged.files[key] = (path, data)
     except BaseException:
         staged.discard()

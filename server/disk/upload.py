@@ -26,7 +26,8 @@ class Upload:
 
     def staged_for(self, task: TaskView) -> Upload:
         """This upload with its files, and the meta that keeping it for `task` writes, already
-        written and flushed: done before the transaction and off the event loop (group_commit.py)."""
+        written (for the caller to flush): done before the transaction and off the event loop
+        (group_commit.py)."""
         files = {f: data for f, data in self.files.items() if f in RESULT_FORMATS}
         meta = self.layout.results_of(task).meta(self._meta(task), files)
         return replace(self, staged=stage(self.layout.staged_folder, {**files, META: meta}))

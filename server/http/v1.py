@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..ledger import TASK_ID, Made, NotFound, TaskState, TaskView, Wait
+from ..ledger import TASK_ID, Ask, Made, NotFound, TaskState, TaskView, Wait
 from .deps import Ctx, Volunteer, admin, authenticated, credited, volunteer
 from .forms import RESULT_BODY, ResultForm, result_form
 from .schemas import (
@@ -51,8 +50,7 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volu
     `X-Wait-Reason`: work it may take is queued but not for it now (ask again then); a plain 204:
     nothing is queued for it."""
     caps = req.capabilities.model_dump()
-    claim = partial(ctx.ledger.leases.claim, req.client, capabilities=caps, principal=credited(who))
-    grant = await ctx.write(claim)
+    grant = await ctx.claims.submit(Ask(req.client, capabilities=caps, principal=credited(who)))
     if isinstance(grant, Wait):
         headers = {"Retry-After": str(math.ceil(grant.retry_after)), WAIT_REASON: grant.reason.value}
         return Response(status_code=204, headers=headers)
@@ -128,7 +126,7 @@ async def upload_result(
     info = form.meta
     upload = ctx.upload(form.files, {**info.model_dump(), "protocol": "v1"})
     made = Made(info.model, info.backend, info.audio_seconds, None if info.spot is None else tuple(info.spot))
-    done = await ctx.results.complete(token, upload, made)
+    done = await ctx.results.submit((token, upload, made))
     if done.verdict.settled:  # held results a vote settled: removed after answering
         background.add_task(ctx.settled, done)
     if done.file_ready:  # the file's last part: stitch after answering (housekeeping retries)

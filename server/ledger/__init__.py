@@ -28,7 +28,7 @@ from .errors import LeaseLost, LedgerError, MigrationError, NotFound
 from .events import Event, EventLog
 from .fleet import CooldownRule, Fleet
 from .jobs import JobRequest, Jobs, JobState, JobView
-from .leases import Leases
+from .leases import Ask, Claimed, Leases
 from .legacy import LegacyLeases
 from .migrate import upgrade
 from .parts import Parts
@@ -58,9 +58,11 @@ from .volunteers import Volunteers, VolunteerView
 __all__ = [
     "TASK_ID",
     "TIERS",
+    "Ask",
     "Assigner",
     "AttemptState",
     "Catalogue",
+    "Claimed",
     "Completion",
     "CooldownRule",
     "Event",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Optional, Union
-
-from stt_common.formats import hms
 
 from .assign import Assigner, Outcome, Pick, Wait
 from .booking import Booking
 from .database import Database
+from .endings import Endings
 from .errors import LeaseLost, NotFound
 from .events import Event, EventLog
 from .fleet import Fleet
@@ -25,14 +25,26 @@ from .rows import attempt_row, task_row
 from .snapshot import Snapshots
 from .sql import fleet as sql_fleet
 from .sql import leases as sql_leases
-from .sql import parts as sql_parts
 from .sql import validation as sql_validation
 from .sql.run import Tx
-from .states import AttemptState, Protocol, TaskState
+from .states import AttemptState, Protocol
 from .validation import Results, Validator
-from .values import AttemptView, Completion, Grant, Made, TaskView
+from .values import Completion, Grant, Made, TaskView
 
 ResultIn = tuple[str, Results, Optional[Made]]  # a lease's token, its result's files, what made them
+Claimed = Union[Grant, Wait, None]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A host's claim (Leases.claim's arguments)."""
+
+    client: str
+    languages: Optional[Sequence[str]] = None
+    capabilities: Optional[dict[str, Any]] = None
+    protocol: Protocol = Protocol.V1
+    lease_seconds: Optional[int] = None
+    principal: Optional[str] = None
 
 
 class Leases:
@@ -60,7 +72,7 @@ class Leases:
         self.events = events
         self.clock = clock
         self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
+        self.endings = Endings(events, clock, max_attempts)
         self.probed_only = probed_only  # splitting is on: hand out only files whose length is known
 
     def claim(
@@ -72,47 +84,72 @@ class Leases:
         protocol: Protocol = Protocol.V1,
         lease_seconds: Optional[int] = None,
         principal: Optional[str] = None,
-    ) -> Union[Grant, Wait, None]:
+    ) -> Claimed:
         """Grant `client` the task the scheduler picks for it; Wait: work it may take is queued, but
         not for it now; None: nothing is queued for it (or it is cooling down). `principal`: whose
         credentials ask (the volunteer its results are credited to; None: the host itself)."""
-        seconds = lease_seconds or self.lease_seconds
-        validating = self.booking.validator.rule.on
-        speed_aware = self.assigner.kind == SchedulerKind.SPEED
-        # Read (at most once a second) before the write transaction, which it would otherwise hold up.
-        view = self.snapshots.view(client, capabilities, languages) if speed_aware else None
+        ask = Ask(client, languages, capabilities, protocol, lease_seconds, principal)
+        claimed = self.claim_all([ask])[0]
+        if isinstance(claimed, Exception):
+            raise claimed
+        return claimed
+
+    def claim_all(self, asks: Sequence[Ask]) -> list[Union[Claimed, Exception]]:
+        """Several claims in one transaction (those that queued meanwhile: group_commit.py in
+        server/), each in its own savepoint and seeing the grants before it. Its commit is not
+        flushed: a power cut may forget grants, whose tasks are then simply handed out again."""
+        out: list[Union[Claimed, Exception]] = []
+        granted: list[tuple[Grant, Ask]] = []
+        self.snapshots.refresh()  # read (at most once a second) before the transaction, not in it
         now = self.clock()
-        grant: Optional[Grant] = None
-        outcome: Outcome = None
         with self.db.writing(durable=False) as c:
-            expired = self._expire_due(c, now)
-            cooling = self.fleet.touch(c, client, now, capabilities)
-            for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again
-                outcome = self.assigner.pick(
-                    c, client, self.snapshots, view, capabilities, languages, self.probed_only, now, validating
-                )
-                if not isinstance(outcome, Pick):
-                    break
-                grant = self._take(c, outcome, (client, principal), protocol, now, now + seconds)
-                if grant is not None:
-                    break
-                outcome = None
-        self._log_expired(expired)
-        if grant is None:
-            return outcome if isinstance(outcome, Wait) else None
-        if isinstance(outcome, Pick) and outcome.host:
-            copyable = protocol != Protocol.LEGACY and not outcome.check  # the old client cannot be told to stop
-            self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
-        self.events.emit(
-            Event.REPLICATED if grant.replica else Event.GRANTED,
-            task=grant.task_id,
-            client=client,
-            protocol=protocol.value,
-            attempt=grant.attempt,
-            deadline=round(grant.deadline, 3),
-            **({"spot": list(grant.spot)} if grant.spot else {}),
-        )
-        return grant
+            expired = self.endings.expire_due(c, now)
+            for ask in asks:
+                try:
+                    with c.savepoint():
+                        claimed = self._claim(c, ask, now)
+                except Exception as e:  # this claim's failure alone
+                    out.append(e)
+                    continue
+                out.append(claimed)
+                if isinstance(claimed, Grant):
+                    granted.append((claimed, ask))
+        self.endings.log_expired(expired)
+        for grant, ask in granted:
+            self.events.emit(
+                Event.REPLICATED if grant.replica else Event.GRANTED,
+                task=grant.task_id,
+                client=ask.client,
+                protocol=ask.protocol.value,
+                attempt=grant.attempt,
+                deadline=round(grant.deadline, 3),
+                **({"spot": list(grant.spot)} if grant.spot else {}),
+            )
+        return out
+
+    def _claim(self, c: Tx, ask: Ask, now: float) -> Claimed:
+        validating = self.booking.validator.rule.on
+        caps, languages = ask.capabilities, ask.languages
+        view = self.snapshots.view(ask.client, caps, languages) if self.assigner.kind == SchedulerKind.SPEED else None
+        outcome: Outcome = None
+        cooling = self.fleet.touch(c, ask.client, now, caps)
+        for _ in range(0 if cooling and cooling > now else 8):  # a lost race (several servers): pick again
+            outcome = self.assigner.pick(
+                c, ask.client, self.snapshots, view, caps, languages, self.probed_only, now, validating
+            )
+            if not isinstance(outcome, Pick):
+                return outcome if isinstance(outcome, Wait) else None
+            deadline = now + (ask.lease_seconds or self.lease_seconds)
+            grant = self._take(c, outcome, (ask.client, ask.principal), ask.protocol, now, deadline)
+            if grant is None:
+                continue
+            if outcome.host:
+                copyable = (
+                    ask.protocol != Protocol.LEGACY and not outcome.check
+                )  # the old client cannot be told to stop
+                self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
+            return grant
+        return None
 
     def _take(
         self, c: Tx, pick: Pick, who: tuple[str, Optional[str]], protocol: Protocol, now: float, deadline: float
@@ -212,8 +249,8 @@ class Leases:
         """Record a failed attempt; the task is retried until MAX_ATTEMPTS attempts have failed."""
         with self.db.writing() as c:
             attempt = attempt_row(c, token)
-            view = self.fail_attempt(c, attempt, error, stderr_tail, retryable)
-        self.log_failure(view, attempt.client, error, retryable)
+            view = self.endings.fail_attempt(c, attempt, error, stderr_tail, retryable)
+        self.endings.log_failure(view, attempt.client, error, retryable)
         return view
 
     def release(self, token: str) -> TaskView:
@@ -232,8 +269,8 @@ class Leases:
     def expire_due(self) -> int:
         """Reclaim expired leases now (the periodic sweep; claims also do this)."""
         with self.db.writing() as c:
-            expired = self._expire_due(c, self.clock())
-        self._log_expired(expired)
+            expired = self.endings.expire_due(c, self.clock())
+        self.endings.log_expired(expired)
         return len(expired)
 
     def leased_task(self, token: str) -> TaskView:
@@ -243,66 +280,3 @@ class Leases:
             if attempt.state != AttemptState.ACTIVE:
                 raise LeaseLost(f"lease is {attempt.state}")
             return task_row(c, attempt.task_id)
-
-    # --- a step shared with the legacy adapter (inside the caller's transaction) ---------------
-
-    def fail_attempt(
-        self, c: Tx, attempt: AttemptView, error: str, stderr_tail: Optional[str], retryable: Optional[bool]
-    ) -> TaskView:
-        now = self.clock()
-        was_active = attempt.state == AttemptState.ACTIVE
-        c.execute(
-            sql_leases.record_attempt_failure,
-            {
-                "aid": attempt.id,
-                "state": AttemptState.FAILED.value if was_active else attempt.state,
-                "error": error,
-                "stderr_tail": stderr_tail,
-                "retryable": retryable,
-                "now": now,
-            },
-        )
-        full_error = error if not stderr_tail else f"{error}\n{stderr_tail}"
-        if was_active:
-            self._requeue_if_idle(c, attempt.task_id, full_error, now)
-        else:  # too late to count (the task may be someone else's now), but still worth showing
-            c.execute(sql_leases.note_error_on_idle_task, {"tid": attempt.task_id, "error": full_error})
-        c.execute(sql_leases.debit_client_failed, {"cname": attempt.client, "now": now})
-        return task_row(c, attempt.task_id)
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _requeue_if_idle(self, c: Tx, task_id: str, error: str, now: float, expired: bool = False) -> None:
-        if c.execute(sql_leases.task_has_active_attempt, {"tid": task_id}).first() is None:
-            c.execute(
-                sql_leases.requeue_after_expiry if expired else sql_leases.requeue_after_failure,
-                {"tid": task_id, "max_attempts": self.max_attempts, "error": error, "now": now},
-            )
-            part = c.execute(sql_parts.part_outcome, {"tid": task_id}).one()
-            if part.parent_id and part.state == TaskState.FAILED:  # a part failed for good: so did its file
-                span = f"{hms(part.start_ms / 1000)}-{hms(part.end_ms / 1000)}"
-                message = f"part {span} failed: {part.last_error}"
-                c.execute(sql_parts.fail_file, {"tid": part.parent_id, "error": message, "now": now})
-
-    def _expire_due(self, c: Tx, now: float) -> list[tuple[str, str, Optional[str]]]:
-        out = []
-        for task_id, client in c.execute(sql_leases.expire_due_attempts, {"now": now}).all():
-            self._requeue_if_idle(c, task_id, f"lease expired (client {client} went silent)", now, expired=True)
-            out.append((task_id, client, c.execute(sql_leases.task_state, {"tid": task_id}).scalar()))
-        return out
-
-    def _log_expired(self, expired: list[tuple[str, str, Optional[str]]]) -> None:
-        for task_id, client, state in expired:
-            self.events.emit(Event.EXPIRED, task=task_id, client=client, task_state=state)
-
-    def log_failure(self, view: TaskView, client: str, error: str, retryable: Optional[bool]) -> None:
-        self.events.emit(
-            Event.FAILED,
-            task=view.id,
-            client=client,
-            error=error[:200],
-            retryable=retryable,
-            task_state=view.state.value,
-            attempts=view.attempts,
-            job=view.job_id,
-        )

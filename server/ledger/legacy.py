@@ -52,6 +52,6 @@ class LegacyLeases:
             if row is None:  # nothing in flight: a stale or repeated report changes nothing
                 return task
             attempt = AttemptView.from_row(row)
-            view = self.leases.fail_attempt(c, attempt, error, None, None)
-        self.leases.log_failure(view, attempt.client, error, None)
+            view = self.leases.endings.fail_attempt(c, attempt, error, None, None)
+        self.leases.endings.log_failure(view, attempt.client, error, None)
         return view

@@ -101,26 +101,36 @@ class Snapshots:
         self._reading = False  # a claim is reading a new snapshot
         self._age = max_age  # how old it may get: max_age, or longer where reading is slow
 
-    def view(self, client: str, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]]) -> View:
-        """The fleet for `client`'s claim: read anew when the snapshot is too old. One claim reads;
-        the others go on with the old snapshot meanwhile rather than queue behind it."""
+    def refresh(self) -> None:
+        """Read the fleet anew if the snapshot is too old. One claim reads; the others go on with the
+        old snapshot meanwhile rather than queue behind it."""
         now = self.clock()
         with self._lock:
             st = self._state
             read = (st is None or not 0 <= now - st.taken_at < self._age) and (st is None or not self._reading)
             self._reading = self._reading or read
-        if read:
-            try:
-                started = time.perf_counter()
-                fresh = self._read(now)
-                # Reading costs at most a twentieth of one core, however large the fleet (from the second
-                # read on: the first one also pays for compiling the statements).
-                if self.max_age and st is not None:
-                    self._age = max(self.max_age, 20 * (time.perf_counter() - started))
-                with self._lock:
-                    self._state = fresh
-            finally:
-                self._reading = False
+        if not read:
+            return
+        try:
+            started = time.perf_counter()
+            fresh = self._read(now)
+            # Reading costs at most a twentieth of one core, however large the fleet (from the second
+            # read on: the first one also pays for compiling the statements).
+            if self.max_age and st is not None:
+                self._age = max(self.max_age, 20 * (time.perf_counter() - started))
+            with self._lock:
+                self._state = fresh
+        finally:
+            self._reading = False
+
+    def view(self, client: str, caps: Optional[dict[str, Any]], languages: Optional[Sequence[str]]) -> View:
+        """The fleet for `client`'s claim, from the snapshot as it is: claims refresh() it before
+        their transaction, and a batch's claims see the grants before them (granted)."""
+        now = self.clock()
+        with self._lock:
+            st = self._state
+        if st is None:
+            self.refresh()
         with self._lock:
             st = self._state
             assert st is not None

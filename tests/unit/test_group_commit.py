@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.context import build_context
-from server.ledger import LeaseLost, NotFound, TaskState
+from server.ledger import Ask, Grant, LeaseLost, NotFound, TaskState
 from tests.helpers import make_settings
 
 SETTINGS = {"RESULT_FORMATS": "txt,vtt", "SCHEDULER": "fifo", "SPLIT_SECONDS": "0", "SPEAKERS": "off"}
@@ -38,7 +39,7 @@ def _files(text: str) -> dict[str, bytes]:
 
 async def _book(ctx, uploads: list[tuple[str, str]]) -> list:
     """Every upload queued before the first is booked: one batch."""
-    calls = [ctx.results.complete(token, ctx.upload(_files(text), {"client": "h"}), None) for token, text in uploads]
+    calls = [ctx.results.submit((token, ctx.upload(_files(text), {"client": "h"}), None)) for token, text in uploads]
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
@@ -75,6 +76,37 @@ def test_a_batch_is_one_transaction_and_a_refusal_undoes_only_its_own(tmp_path, 
         ctx.close()
 
 
+def test_claims_queued_together_are_one_transaction_each_seeing_the_grants_before_it(tmp_path, monkeypatch):
+    ctx = _context(tmp_path)
+    try:
+        batches: list[int] = []
+        write, touch = ctx.claims.write, ctx.ledger.leases.fleet.touch
+        monkeypatch.setattr(ctx.claims, "write", lambda asks: batches.append(len(asks)) or write(asks))
+
+        def touch_or_fail(c, name, now, caps):
+            seen = touch(c, name, now, caps)  # its row is written, then the claim fails: undone
+            if name == "boom":
+                raise RuntimeError("boom")
+            return seen
+
+        monkeypatch.setattr(ctx.ledger.leases.fleet, "touch", touch_or_fail)
+
+        async def together():
+            asks = [Ask(name, capabilities={"model": "ggml-base.bin"}) for name in ("a", "boom", "b", "c", "d", "e")]
+            return await asyncio.gather(*(ctx.claims.submit(ask) for ask in asks), return_exceptions=True)
+
+        a, boom, b, c, d, e = asyncio.run(together())
+        assert batches == [6]
+        assert isinstance(boom, RuntimeError)
+        grants = [a, b, c, d]
+        assert all(isinstance(g, Grant) for g in grants) and len({g.task_id for g in grants}) == 4
+        assert e is None  # four files, four grants: nothing left for the last one
+        hosts = sqlite3.connect(tmp_path / "data" / "batch-stt.db").execute("SELECT name FROM client").fetchall()
+        assert sorted(h for (h,) in hosts) == ["a", "b", "c", "d", "e"]
+    finally:
+        ctx.close()
+
+
 def test_a_result_that_cannot_be_staged_is_written_in_the_transaction(tmp_path, monkeypatch):
     ctx = _context(tmp_path)
     try:
@@ -95,13 +127,14 @@ def test_a_result_that_cannot_be_staged_is_written_in_the_transaction(tmp_path, 
 CRASH = """
 import io, os, sys
 from pathlib import Path
+from server import group_commit
 from server.context import build_context
 from tests.helpers import make_settings
 from tests.unit.test_group_commit import SETTINGS, _files
 ctx = build_context(make_settings(Path(sys.argv[1]), **SETTINGS), event_stream=io.StringIO())
 tokens = sys.argv[3:]
 uploads = [(t, ctx.upload(_files("text " + t), {"client": "h"}), None) for t in tokens]
-staged = ctx.results._stage(uploads)
+staged = group_commit._stage(ctx.ledger, uploads)
 def flushed_then_killed():
     for upload in [u for _, u, _ in staged]:
         for folder in upload.staged.folders:

@@ -186,3 +186,37 @@ def test_the_real_error_outlives_expiries(db):
     ledger.leases.fail(late.token, "ffmpeg cannot decode x.mp3")  # the killed client's report, delivered late
     t = ledger.reports.task(tid)
     assert (t.state, t.last_error) == (TaskState.FAILED, "ffmpeg cannot decode x.mp3")
+
+
+def test_a_batch_of_claims_and_of_results_undoes_only_the_refused_ones(db, monkeypatch):
+    """One transaction for a batch (server/group_commit.py), a savepoint per claim or result: on
+    PostgreSQL a failed statement aborts the whole transaction unless its savepoint is rolled back."""
+    from sqlalchemy import text
+
+    from server.ledger import Ask, Grant
+    from server.ledger.policy import SchedulerKind
+
+    ledger = make_ledger(db, scheduler=SchedulerKind.FIFO)
+    ids = add_tasks(ledger, 3)
+    touch = ledger.leases.fleet.touch
+
+    def touch_then_fail(c, name, now, caps):
+        seen = touch(c, name, now, caps)
+        if name == "boom":
+            c.execute(text("SELECT no_such_column FROM task"))  # fails in the database itself
+        return seen
+
+    monkeypatch.setattr(ledger.leases.fleet, "touch", touch_then_fail)
+    a, boom, c, d = ledger.leases.claim_all([Ask(n, capabilities={"model": "base"}) for n in ("a", "boom", "c", "d")])
+    assert "no_such_column" in str(boom)
+    assert all(isinstance(g, Grant) for g in (a, c, d)) and sorted(g.task_id for g in (a, c, d)) == sorted(ids)
+    assert sorted(ledger.reports.stats().active_clients) == ["a", "c", "d"]  # boom's own row undone
+
+    def disk_full(task):
+        raise OSError(28, "No space left on device")
+
+    uploads = [(a.token, Kept(), None), ("no-such-token", Kept(), None), (c.token, Kept(disk_full), None)]
+    done = ledger.leases.complete_all([*uploads, (d.token, Kept(), None)])
+    assert isinstance(done[1], NotFound) and isinstance(done[2], OSError)
+    states = {t: ledger.reports.task(t).state for t in ids}
+    assert states == {a.task_id: TaskState.DONE, c.task_id: TaskState.LEASED, d.task_id: TaskState.DONE}

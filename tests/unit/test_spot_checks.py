@@ -155,4 +155,5 @@ def test_a_running_spot_check_is_predicted_from_its_range_not_its_task(spot_worl
     check = ledger.leases.claim("b", capabilities=SMALL)
     assert check.spot == RANGE
     ledger.leases.heartbeat(check.token, progress=50.0)
+    ledger.leases.snapshots.refresh()
     assert ledger.leases.snapshots.view("b", SMALL, None).fleet.me.free_at == pytest.approx(clock.t + 30.0)
