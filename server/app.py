@@ -48,9 +48,10 @@ def create_app(settings: Settings, event_stream: Optional[IO[str]] = None) -> Fa
     app.add_middleware(SameOriginMiddleware)  # before any body is read: a cross-site write goes no further
     app.add_middleware(LatencyMiddleware, histogram=ctx.metrics.requests)
     errors.install(app)
+    # Routes are matched in order: the daemons' own, most of the requests, first.
+    app.include_router(v1.leases)
     for module in (health, legacy, v1, jobs, openai, volunteers, dashboard):
         app.include_router(module.router)
-    app.include_router(v1.leases)
     return app
 
 

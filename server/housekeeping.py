@@ -66,7 +66,7 @@ class Background:
 
     def start(self) -> None:
         """Clear what a crash left mid-write, register new files (quick), then start both threads."""
-        for folder in (self.ctx.settings.results_dir, self.ctx.layout.jobs_dir):
+        for folder in (self.ctx.settings.results_dir, self.ctx.layout.jobs_dir, self.ctx.layout.staged_folder):
             if folder.is_dir():
                 remove_stale_temps(folder)
         self.ctx.scan()

@@ -4,7 +4,7 @@ AUDIO_DIR/<path>                        the library (read only)
 RESULTS_DIR/<stem>.<fmt>, .meta.json    a library file's transcripts (or beside its audio)
 RESULTS_DIR/.parts/<file>/              a long file's cut audio and its parts' results, until stitched
 RESULTS_DIR/.held/<task>/               results held for a check
-RESULTS_DIR/.staged/                    uploads' files written just before their transaction
+DATA_DIR/staged/                        uploads' files written just before their transaction
 DATA_DIR/jobs/<job>/source.<ext>        an uploaded job's audio (its name is metadata)
 DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
 """
@@ -49,8 +49,14 @@ class Layout:
 
     @property
     def staged_folder(self) -> Path:
-        """Uploads' files written before their transaction (results.Staged), on RESULTS_DIR's file system."""
-        return self.results.root / STAGED
+        """Uploads' files written before their transaction (results.Staged): the server's own folder,
+        never one in the operator's audio tree."""
+        return self.data_dir / STAGED
+
+    def can_stage(self, task: TaskView) -> bool:
+        """A staged file goes into place by a rename: only onto DATA_DIR's file system (elsewhere the
+        transaction writes the files itself)."""
+        return _device(self.results_of(task).root) == _device(self.data_dir)
 
     def held_folder(self, task_id: str) -> Path:
         return self.results.root / ".held" / task_id
@@ -74,3 +80,13 @@ class Layout:
         if task.job_id:
             return ResultLayout(self.jobs_dir)
         return self.results
+
+
+def _device(path: Path) -> int:
+    """The file system `path` is on (or would be: its nearest existing folder's)."""
+    for p in (path, *path.parents):
+        try:
+            return p.stat().st_dev
+        except FileNotFoundError:
+            continue
+    return -1

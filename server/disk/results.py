@@ -22,7 +22,7 @@ class ResultClash(ValueError):
 
 
 META = ".meta.json"
-STAGED = ".staged"  # RESULTS_DIR/.staged/: uploads' files written and flushed before their transaction
+STAGED = "staged"  # DATA_DIR/staged/: uploads' files written and flushed before their transaction
 
 
 @dataclass

@@ -28,6 +28,8 @@ class Upload:
         """This upload with its files, and the meta that keeping it for `task` writes, already
         written (for the caller to flush): done before the transaction and off the event loop
         (group_commit.py)."""
+        if not self.layout.can_stage(task):
+            return self
         files = {f: data for f, data in self.files.items() if f in RESULT_FORMATS}
         meta = self.layout.results_of(task).meta(self._meta(task), files)
         return replace(self, staged=stage(self.layout.staged_folder, {**files, META: meta}))

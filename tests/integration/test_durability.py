@@ -57,5 +57,5 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path, server_process, report):
     # Whatever was in flight is either done or still leased (to expire and be re-issued): none vanished.
     assert {t["state"] for t in tasks.values()} <= {"done", "leased", "queued"}
     # Files a batch staged and the kill left unbooked were removed at start.
-    assert not list((tmp_path / "data" / "results" / ".staged").iterdir())
+    assert not list((tmp_path / "data" / "staged").iterdir())
     report(f"durability: {len(acked)} acknowledged results, all present after SIGKILL and restart")

@@ -123,6 +123,19 @@ def test_a_result_that_cannot_be_staged_is_written_in_the_transaction(tmp_path, 
         ctx.close()
 
 
+def test_results_on_another_file_system_are_written_in_the_transaction(tmp_path, monkeypatch):
+    ctx = _context(tmp_path)
+    try:
+        grant = ctx.ledger.leases.claim("h")
+        results = ctx.layout.results.root
+        monkeypatch.setattr("server.disk.layout._device", lambda path: 2 if path == results else 1)
+        (done,) = asyncio.run(_book(ctx, [(grant.token, "written where it belongs")]))
+        assert Path(f"{results / done.task.result_stem}.txt").read_text() == "written where it belongs\n"
+        assert not ctx.layout.staged_folder.exists()  # nothing was staged: a rename could not move it
+    finally:
+        ctx.close()
+
+
 # The server's own steps, in a process the test kills at one point of them.
 CRASH = """
 import io, os, sys
