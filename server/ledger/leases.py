@@ -143,10 +143,8 @@ class Leases:
             grant = self._take(c, outcome, (ask.client, ask.principal), ask.protocol, now, deadline)
             if grant is None:
                 continue
-            if outcome.host:
-                copyable = (
-                    ask.protocol != Protocol.LEGACY and not outcome.check
-                )  # the old client cannot be told to stop
+            if outcome.host:  # a replica could overtake it later, but the old client cannot be told to stop
+                copyable = ask.protocol != Protocol.LEGACY and not outcome.check
                 self.snapshots.granted(outcome.host, outcome.group, grant.task_id, grant.seconds, copyable)
             return grant
         return None
