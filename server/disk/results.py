@@ -39,7 +39,7 @@ class Staged:
         """Move the staged file to `target` if it holds `data`; False if not (none, other bytes,
         another file system), and the caller writes it."""
         path, staged = self.files.get(key, (None, b""))
-        if path is None or (staged is not data and staged != data):
+        if path is None or staged != data:
             return False
         try:
             os.replace(path, target)

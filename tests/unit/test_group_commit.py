@@ -107,31 +107,28 @@ def test_claims_queued_together_are_one_transaction_each_seeing_the_grants_befor
         ctx.close()
 
 
-def test_a_result_that_cannot_be_staged_is_written_in_the_transaction(tmp_path, monkeypatch):
+def _disk_full(monkeypatch, ctx) -> None:
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("server.disk.upload.stage", full)
+
+
+def _results_elsewhere(monkeypatch, ctx) -> None:
+    results = ctx.layout.results.root  # on another file system: a rename could not move a staged file
+    monkeypatch.setattr("server.disk.layout._device", lambda path: 2 if path == results else 1)
+
+
+@pytest.mark.parametrize("unstageable", [_disk_full, _results_elsewhere])
+def test_a_result_that_is_not_staged_is_written_in_the_transaction(tmp_path, monkeypatch, unstageable):
     ctx = _context(tmp_path)
     try:
         grant = ctx.ledger.leases.claim("h")
-
-        def full(*_a, **_k):
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr("server.disk.upload.stage", full)
-        (done,) = asyncio.run(_book(ctx, [(grant.token, "kept all the same")]))
-        stem = tmp_path / "data" / "results" / done.task.result_stem
-        assert Path(f"{stem}.txt").read_text() == "kept all the same\n"
-    finally:
-        ctx.close()
-
-
-def test_results_on_another_file_system_are_written_in_the_transaction(tmp_path, monkeypatch):
-    ctx = _context(tmp_path)
-    try:
-        grant = ctx.ledger.leases.claim("h")
-        results = ctx.layout.results.root
-        monkeypatch.setattr("server.disk.layout._device", lambda path: 2 if path == results else 1)
+        unstageable(monkeypatch, ctx)
         (done,) = asyncio.run(_book(ctx, [(grant.token, "written where it belongs")]))
-        assert Path(f"{results / done.task.result_stem}.txt").read_text() == "written where it belongs\n"
-        assert not ctx.layout.staged_folder.exists()  # nothing was staged: a rename could not move it
+        stem = ctx.layout.results.root / done.task.result_stem
+        assert Path(f"{stem}.txt").read_text() == "written where it belongs\n"
+        assert not ctx.layout.staged_folder.exists()  # nothing was staged
     finally:
         ctx.close()
 
