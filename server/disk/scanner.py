@@ -8,7 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Optional
+from typing import Generic, Optional, TypeVar
 
 from stt_common.files import sha256_file
 from stt_common.media import ProbeError
@@ -24,6 +24,8 @@ log = logging.getLogger("batch-stt.scanner")
 
 BATCH = 200  # lengths or checksums written per transaction
 BATCH_SECONDS = 2.0  # and at least this often
+
+Row = TypeVar("Row")
 
 # Where a task's audio lives: AUDIO_DIR, or (uploaded jobs) a folder chosen per task.
 Roots = Path | Callable[[TaskView], Path]
@@ -103,31 +105,41 @@ def pending(fetch: Callable[[], list[TaskView]], before_fetch: Callable[[], None
             yield t
 
 
+class Rows(Generic[Row]):
+    """Rows written a batch at a time (one transaction each), or every BATCH_SECONDS while they come
+    slowly (long files to checksum, formats only ffprobe reads): the first of a fresh library go out
+    within seconds either way."""
+
+    def __init__(self, write: Callable[[list[Row]], None]):
+        self._write = write
+        self._rows: list[Row] = []
+        self._written = time.monotonic()
+
+    def add(self, row: Row) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= BATCH or time.monotonic() - self._written >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        self._write(rows)
+        self._written = time.monotonic()
+
+
 def checksum_pending(catalogue: Catalogue, audio_dir: Roots) -> int:
-    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background.
-    Written a batch at a time, or every few seconds while files are long."""
+    """SHA-256 of every file that has none yet; reads whole files, so it runs in the background."""
     done = 0
-    hashed: list[tuple[str, int, str]] = []
-    written = time.monotonic()
-
-    def write() -> None:
-        nonlocal written
-        catalogue.set_hashes(hashed)
-        hashed.clear()
-        written = time.monotonic()
-
-    for t in pending(catalogue.unhashed, before_fetch=write):
+    hashed = Rows(catalogue.set_hashes)
+    for t in pending(catalogue.unhashed, before_fetch=hashed.flush):
         done += 1
         try:
             full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
-            hashed.append((t.id, size, sha256_file(full)))
+            hashed.add((t.id, size, sha256_file(full)))
         except (OSError, UnsafePath) as e:
             log.warning("cannot checksum %s: %s", t.path, e)
             catalogue.mark_missing(t.id)
-        if len(hashed) >= BATCH or time.monotonic() - written >= BATCH_SECONDS:
-            write()
-    write()
+    hashed.flush()
     return done
 
 
@@ -137,8 +149,8 @@ Split = Callable[[TaskView, Path, int, int], bool]
 
 def probe_pending(catalogue: Catalogue, audio_dir: Roots, split: Optional[Split] = None) -> int:
     """Each new or changed file's duration, in path order: from its headers in this process, else
-    ffprobe (durations.py). Lengths are written a batch at a time, so a fresh library goes out
-    within seconds, and never a request waits on a probe.
+    ffprobe (durations.py). Lengths are written a batch at a time (Rows), so a fresh library goes
+    out within seconds, and never a request waits on a probe.
 
     `split` may cut a long file into parts in the same step, so it is never handed out whole in
     between. A file nothing can read gets 0, so it is not probed again until it changes; the clients
@@ -146,13 +158,8 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, split: Optional[Split]
     not probed (one warning a pass).
     """
     done = 0
-    probed: list[tuple[str, int, int]] = []
-
-    def write() -> None:
-        catalogue.set_durations(probed)
-        probed.clear()
-
-    for t in pending(catalogue.unprobed, before_fetch=write):
+    probed = Rows(catalogue.set_durations)
+    for t in pending(catalogue.unprobed, before_fetch=probed.flush):
         try:
             full = safe_join(base(audio_dir, t), t.path)
             size = full.stat().st_size
@@ -171,8 +178,6 @@ def probe_pending(catalogue: Catalogue, audio_dir: Roots, split: Optional[Split]
         done += 1
         if split is not None and split(t, full, size, duration_ms):
             continue
-        probed.append((t.id, size, duration_ms))
-        if len(probed) >= BATCH:
-            write()
-    write()
+        probed.add((t.id, size, duration_ms))
+    probed.flush()
     return done

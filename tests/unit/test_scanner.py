@@ -6,9 +6,10 @@ import os
 
 import pytest
 
+from server.disk import scanner
 from server.disk.paths import UnsafePath, safe_join
 from server.disk.results import ResultLayout
-from server.disk.scanner import checksum_pending, result_stems, scan, task_id_for, walk
+from server.disk.scanner import checksum_pending, probe_pending, result_stems, scan, task_id_for, walk
 from server.disk.sidecar import LanguageRule, language_for_folder
 from tests.helpers import Clock, make_ledger
 
@@ -112,3 +113,30 @@ def test_rescan_writes_only_what_changed(tmp_path):
     scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
     updated = {t.path: t.updated_at for t in ledger.reports.tasks()}
     assert updated == {"a.mp3": 1_000_000.0, "b.mp3": 1_000_300.0}
+
+
+@pytest.mark.parametrize(("batch", "seconds", "writes"), [(2, 3600.0, [2, 2, 1]), (1000, 0.0, [1, 1, 1, 1, 1])])
+def test_checksums_and_lengths_go_out_a_batch_at_a_time_or_every_few_seconds(
+    tmp_path, monkeypatch, batch, seconds, writes
+):
+    """A fresh library's first files go out within BATCH_SECONDS even while each file is slow (long
+    files to checksum, formats only ffprobe reads), and a fast pass writes BATCH rows at a time."""
+    audio = tmp_path / "audio"
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    for i in range(5):
+        touch(audio / f"{i}.mp3", bytes([i]) * 100)
+    scan(ledger.catalogue, audio, ResultLayout(tmp_path / "results"), LanguageRule())
+    monkeypatch.setattr(scanner, "BATCH", batch)
+    monkeypatch.setattr(scanner, "BATCH_SECONDS", seconds)
+    written: dict[str, list[int]] = {"set_hashes": [], "set_durations": []}
+    for name, sizes in written.items():
+        real = getattr(ledger.catalogue, name)
+        spy = lambda rows, real=real, sizes=sizes: (sizes.append(len(rows)), real(rows))  # noqa: E731
+        monkeypatch.setattr(ledger.catalogue, name, spy)
+
+    assert checksum_pending(ledger.catalogue, audio) == 5
+    assert probe_pending(ledger.catalogue, audio) == 5
+    assert [n for n in written["set_hashes"] if n] == writes
+    assert [n for n in written["set_durations"] if n] == writes
+    tasks = ledger.reports.tasks()
+    assert all(t.sha256 and t.duration_ms is not None for t in tasks), tasks
