@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The server's own cost of a lease -> result cycle, without sockets or a load generator: the real
+app (ledger on SQLite, result files on disk) and scripts/ceiling_app.py, each called in-process
+through ASGI by C concurrent simulated clients on one event loop. Prints CPU per cycle (all threads)
+and cycles/s for both, and their ratio.
+
+scripts/loadtest.py --ceiling measures what a client sees, but on a small machine its ceiling is
+bounded by the load generator (Python threads doing HTTP) sharing the cores: this says how much of
+a cycle is the app's own, to find and weigh what costs in it.
+
+    python scripts/bench_app.py [--tasks 6000] [--cycles 4000] [--clients 64]
+
+The machine is shared and noisy: compare figures from one run, never across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from server.app import create_app  # noqa: E402
+from server.settings import Settings  # noqa: E402
+
+BOUNDARY = b"benchboundary"
+RESULT = (
+    b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="meta"\r\n\r\n{"model":"load"}\r\n'
+    b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="txt"; filename="t.txt"\r\n\r\nhello\n\r\n'
+    b"--" + BOUNDARY + b"--\r\n"
+)
+CAPS = {"backend": "load", "model": "ggml-base.bin", "rtf": 1000}
+
+
+async def call(app: Any, path: str, body: bytes, content_type: bytes) -> tuple[int, bytes]:
+    """One POST through the app's ASGI interface, as uvicorn would make it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", content_type), (b"content-length", b"%d" % len(body))],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    answer: dict[str, Any] = {"status": 0, "body": b""}
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the body was read: a disconnect never comes
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        else:
+            answer["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return answer["status"], answer["body"]
+
+
+async def run_clients(app: Any, cycles: int, clients: int) -> tuple[int, float, float]:
+    """`clients` hosts doing lease -> result until `cycles` are done: (cycles, wall s, CPU s)."""
+    done = 0
+
+    async def host(name: str) -> None:
+        nonlocal done
+        ask = json.dumps({"client": name, "capabilities": CAPS}).encode()
+        while done < cycles:
+            status, body = await call(app, "/api/v1/leases", ask, b"application/json")
+            assert status == 200, (status, body)  # the load's hosts are the fleet's fastest: never told to wait
+            token = json.loads(body)["token"]
+            status, body = await call(
+                app, f"/api/v1/leases/{token}/result", RESULT, b"multipart/form-data; boundary=" + BOUNDARY
+            )
+            assert status == 200, (status, body)
+            done += 1
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(host(f"load-{n}") for n in range(clients)))
+    return done, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def library(root: Path, tasks: int) -> dict[str, str]:
+    """A fresh library of small files (not audio: no ffprobe on the PATH), and the server's settings."""
+    for i in range(tasks):
+        folder = root / "audio" / f"d{i // 500:03}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
+    os.environ["PATH"] = str(root)
+    return {
+        "AUDIO_DIR": str(root / "audio"),
+        "DATA_DIR": str(root / "data"),
+        "SCAN_INTERVAL": "0",
+        "LEASE_SECONDS": "600",
+        "VALIDATION": "off",
+        "LOG_FILE": str(root / "data" / "events.log"),
+    }
+
+
+async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float]]:
+    from scripts.ceiling_app import app as ceiling
+
+    figures = {}
+    await run_clients(ceiling, 200, 4)  # warm
+    figures["ceiling"] = await run_clients(ceiling, args.cycles, args.clients)
+    root = Path(tempfile.mkdtemp(prefix="stt-bench-app-"))
+    app = create_app(Settings.from_env(library(root, args.tasks), dotenv_path=None), event_stream=io.StringIO())
+    async with app.router.lifespan_context(app):
+        db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
+        while True:  # start-up scanning and checksums are not the hot path
+            with db.connect() as c:
+                if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
+                    break
+            await asyncio.sleep(0.2)
+        db.dispose()
+        await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
+        figures["server"] = await run_clients(app, args.cycles, args.clients)
+    return figures
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=6000)
+    ap.add_argument("--cycles", type=int, default=4000)
+    ap.add_argument("--clients", type=int, default=64)
+    args = ap.parse_args()
+    if args.cycles + args.clients + 300 > args.tasks:
+        ap.error("--tasks must exceed --cycles + --clients by 300 (each cycle finishes a task)")
+    figures = uvloop.run(measure(args))
+    for name, (n, wall, cpu) in figures.items():
+        print(f"{name}: {n / wall:.0f} cycles/s, {cpu / n * 1000:.3f} ms CPU per cycle ({n} cycles)")
+    ceiling, server = (figures[k][2] / figures[k][0] for k in ("ceiling", "server"))
+    print(f"CPU per cycle, ceiling / server: {ceiling / server:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
