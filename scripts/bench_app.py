@@ -31,6 +31,9 @@ from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from ceiling_app import app as ceiling  # noqa: E402
 
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
@@ -119,8 +122,6 @@ def library(root: Path, tasks: int) -> dict[str, str]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float]]:
-    from scripts.ceiling_app import app as ceiling
-
     figures = {}
     await run_clients(ceiling, 200, 4)  # warm
     figures["ceiling"] = await run_clients(ceiling, args.cycles, args.clients)
