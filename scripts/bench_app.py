@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from ceiling_app import app as ceiling  # noqa: E402
+from loadgen import server_settings, small_library, wait_for_housekeeping  # noqa: E402
 
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
@@ -104,36 +105,17 @@ async def run_clients(app: Any, cycles: int, clients: int) -> tuple[int, float, 
     return done, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def library(root: Path, tasks: int) -> dict[str, str]:
-    """A fresh library of small files (not audio: no ffprobe on the PATH), and the server's settings."""
-    for i in range(tasks):
-        folder = root / "audio" / f"d{i // 500:03}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
-    os.environ["PATH"] = str(root)
-    return {
-        "AUDIO_DIR": str(root / "audio"),
-        "DATA_DIR": str(root / "data"),
-        "SCAN_INTERVAL": "0",
-        "LEASE_SECONDS": "600",
-        "VALIDATION": "off",
-        "LOG_FILE": str(root / "data" / "events.log"),
-    }
-
-
 async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float]]:
     figures = {}
     await run_clients(ceiling, 200, 4)  # warm
     figures["ceiling"] = await run_clients(ceiling, args.cycles, args.clients)
     root = Path(tempfile.mkdtemp(prefix="stt-bench-app-"))
-    app = create_app(Settings.from_env(library(root, args.tasks), dotenv_path=None), event_stream=io.StringIO())
+    small_library(root / "audio", args.tasks)
+    os.environ["PATH"] = str(root)  # no ffprobe: this server is in this process
+    app = create_app(Settings.from_env(server_settings(root), dotenv_path=None), event_stream=io.StringIO())
     async with app.router.lifespan_context(app):
         db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
-        while True:  # start-up scanning and checksums are not the hot path
-            with db.connect() as c:
-                if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
-                    break
-            await asyncio.sleep(0.2)
+        await asyncio.to_thread(wait_for_housekeeping, db)
         db.dispose()
         await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
         figures["server"] = await run_clients(app, args.cycles, args.clients)

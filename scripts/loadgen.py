@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 
 def free_port() -> int:
@@ -148,23 +148,49 @@ def reset_database(url: str) -> None:
     engine.dispose()
 
 
+def small_library(audio: Path, files: int) -> None:
+    """`files` small files under `audio`, 500 a folder: not audio (the lease path alone: with no
+    ffprobe on the server's PATH, nothing is probed)."""
+    for i in range(files):
+        folder = audio / f"d{i // 500:03}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
+
+
+def server_settings(root: Path) -> dict[str, str]:
+    """A benchmark server's settings: root/audio, its data in root/data, no periodic scan."""
+    return {
+        "AUDIO_DIR": str(root / "audio"),
+        "DATA_DIR": str(root / "data"),
+        "SCAN_INTERVAL": "0",
+        "LEASE_SECONDS": "600",
+        "LOG_FILE": str(root / "data" / "events.log"),
+        # The lease path alone: one host's result is not held for another's check (simulate_fleet.py
+        # measures what validation costs).
+        "VALIDATION": "off",
+    }
+
+
+def wait_for_housekeeping(db: Engine, timeout: float = 120) -> None:
+    """Until every file is checksummed: start-up hashing is not the hot path."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with db.connect() as c:
+            if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
+                return
+        time.sleep(0.2)
+
+
 def start_server(root: Path, args, **env: str) -> tuple[subprocess.Popen, str]:
     """`stt-server serve` on 127.0.0.1 over root/audio, its data in root/data (not yet ready)."""
     port = free_port()
     full = {
         **os.environ,
-        "AUDIO_DIR": str(root / "audio"),
-        "DATA_DIR": str(root / "data"),
+        **server_settings(root),
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        "SCAN_INTERVAL": "0",
-        "LEASE_SECONDS": "600",
         "SQLITE_SYNCHRONOUS": args.sync,
         "WORKERS": str(args.workers),
-        "LOG_FILE": str(root / "data" / "events.log"),
-        # The lease path alone: one host's result is not held for another's check (simulate_fleet.py
-        # measures what validation costs).
-        "VALIDATION": "off",
         **env,
     }
     server = subprocess.Popen(

@@ -35,18 +35,11 @@ from loadgen import (
     generate,
     print_figures,
     reset_database,
+    small_library,
     start_server,
+    wait_for_housekeeping,
     wait_ready,
 )
-
-
-def wait_for_housekeeping(db: Engine, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with db.connect() as c:
-            if c.execute(text("select count(*) from task where sha256 is null")).scalar() == 0:
-                return
-        time.sleep(0.2)
 
 
 def measure_ceiling(args) -> float:
@@ -188,11 +181,7 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
     cycles/s, server CPU s per cycle (all servers), checks passed."""
     tasks = max(args.tasks, hosts // 4 + 12000) if hosts else args.tasks
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
-    audio = root / "audio"
-    for i in range(tasks):
-        d = audio / f"d{i // 500:03}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i:06}.mp3").write_bytes(b"ID3" + i.to_bytes(4, "big") * 64)
+    small_library(root / "audio", tasks)
     url = args.database_url or f"sqlite:///{root / 'data' / 'batch-stt.db'}"
     if args.database_url:
         reset_database(url)
@@ -206,7 +195,7 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
             if not wait_ready(base, server, root / "server.err"):
                 raise SystemExit(1)
         db = create_engine(url)
-        wait_for_housekeeping(db)  # start-up hashing is not the hot path
+        wait_for_housekeeping(db)
         held = seed_fleet(db, hosts, random.Random(hosts)) if hosts else 0
         cpu0 = sum(cpu_seconds(p) for p, _ in servers)
         rows, elapsed = generate([base for _, base in servers], args)

@@ -12,6 +12,7 @@ DATA_DIR/jobs/<job>/result.<fmt>        and its transcripts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ..ledger import TaskView
@@ -82,8 +83,11 @@ class Layout:
         return self.results
 
 
+@lru_cache(maxsize=64)
 def _device(path: Path) -> int:
-    """The file system `path` is on (or would be: its nearest existing folder's)."""
+    """The file system `path` is on (or would be: its nearest existing folder's). Read once per
+    folder and process, not twice per upload: should a mount change it later, the rename into
+    place fails and the transaction writes the file itself (results.Staged.take)."""
     for p in (path, *path.parents):
         try:
             return p.stat().st_dev
