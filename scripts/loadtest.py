@@ -11,6 +11,8 @@ checks that no task was completed twice or lost, and prints cycles/s and lease l
         # the fleet the claims must consider: N distinct hosts with learned speeds, a quarter of them
         # holding a lease, every third English-only, a third of the files French, every length known;
         # one server per N, server CPU per cycle each and its ratio to the smallest fleet's
+    python scripts/loadtest.py --ceiling --repeat 3 ...
+        # three rounds, each its own ceiling then the server(s): the medians and their ranges
 
 The machine is shared and noisy: compare figures from one run, never across runs.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +96,7 @@ def main() -> int:
     ap.add_argument("--servers", type=int, default=1, help="servers on one database (PostgreSQL)")
     ap.add_argument("--hosts", help="comma-separated fleet sizes to seed, one server each (e.g. 10,1000,10000)")
     ap.add_argument("--url", help="drive this already running server instead (no checks then)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds (ceiling, then each fleet); prints medians")
     ap.add_argument(
         "--ceiling",
         action="store_true",
@@ -102,26 +106,43 @@ def main() -> int:
     if args.ceiling and args.protocol != "v1":
         ap.error("--ceiling measures the v1 cycle only")
 
-    ceiling = measure_ceiling(args) if args.ceiling else None
-
     if args.url:
         rows, elapsed = generate(args.url, args)
         print_figures(rows, elapsed, args)
         return 0
     fleets = [int(n) for n in args.hosts.split(",")] if args.hosts else [0]
-    per_cycle = {}
+    ratios: dict[int, list[float]] = {n: [] for n in fleets}
+    per_cycle: dict[int, list[float]] = {n: [] for n in fleets}
     ok = True
-    for hosts in fleets:
-        rate, cpu_per_cycle, good = run_server(args, hosts)
-        per_cycle[hosts] = cpu_per_cycle
-        ok = ok and good
-        if ceiling:
-            print(f"ratio server / ceiling: {rate / ceiling:.2f}")
-    if len(fleets) > 1:
-        base = fleets[0]
-        for n in fleets[1:]:
-            print(f"server CPU per cycle, {n} hosts / {base} hosts: {per_cycle[n] / per_cycle[base]:.2f}")
+    for round_ in range(args.repeat):  # the ceiling beside each round: the machine's load drifts
+        if args.repeat > 1:
+            print(f"=== round {round_ + 1} of {args.repeat}")
+        ceiling = measure_ceiling(args) if args.ceiling else None
+        for hosts in fleets:
+            rate, cpu_per_cycle, good = run_server(args, hosts)
+            per_cycle[hosts].append(cpu_per_cycle)
+            ok = ok and good
+            if ceiling:
+                ratios[hosts].append(rate / ceiling)
+                print(f"ratio server / ceiling: {rate / ceiling:.2f}")
+    print_summary(fleets, ratios, per_cycle)
     return 0 if ok else 1
+
+
+def print_summary(fleets: list[int], ratios: dict[int, list[float]], per_cycle: dict[int, list[float]]) -> None:
+    """Each figure's median over the rounds, and its range when there were several."""
+
+    def figure(values: list[float]) -> str:
+        spread = f" ({min(values):.2f}-{max(values):.2f}, {len(values)} rounds)" if len(values) > 1 else ""
+        return f"{statistics.median(values):.2f}{spread}"
+
+    for hosts in fleets:
+        if ratios[hosts] and (len(fleets) > 1 or len(ratios[hosts]) > 1):
+            print(f"ratio server / ceiling{f', {hosts} hosts' if hosts else ''}: {figure(ratios[hosts])}")
+    base = fleets[0]
+    for n in fleets[1:]:  # each round's pair: the same load on the machine
+        pairs = [mine / theirs for mine, theirs in zip(per_cycle[n], per_cycle[base], strict=True)]
+        print(f"server CPU per cycle, {n} hosts / {base} hosts: {figure(pairs)}")
 
 
 def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
