@@ -16,6 +16,7 @@ from rich.table import Table
 from stt_common.formats import hms
 
 from ..ledger import HostView, MigrationError, NotFound, TaskState, TaskView, upgrade_database
+from ..ops.overview import stalled_text
 from ..settings import SettingsError
 from . import access
 from .shared import app, config_error, console, context, load_settings
@@ -103,6 +104,13 @@ def status() -> None:
     console.print(f"active clients (15 min): {', '.join(s.active_clients) or 'none'}")
     console.print(f"scheduler: {ctx.settings.scheduler}   replicas issued: {s.replicas} (won {s.replicas_won})")
     console.print(f"validation: {ctx.settings.validation}   audio transcribed again to check: {hms(s.check_seconds)}")
+    stalled = ctx.ledger.reports.stalled_checks()
+    if stalled:
+        console.print(f"[yellow]{stalled_text(len(stalled))}[/yellow]")
+        for check in stalled[:10]:
+            since = time.strftime("%F %H:%M", time.localtime(check.held_since))
+            part = f" from {check.start_ms // 1000} s" if check.start_ms is not None else ""
+            console.print(f"  held since {since}: {check.path}{part} ({check.language})", markup=False)
     for f in ctx.ledger.reports.split_files():
         who = f"  speakers: {', '.join(f.speakers)}" if f.speakers else ""
         console.print(f"  in parts ({f.state}): {f.path}  {f.parts_done}/{f.parts} parts done{who}", markup=False)

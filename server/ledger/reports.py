@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Optional
 
 from .database import Database
+from .fleet import capabilities, reach
+from .policy import Reach
 from .rows import task_row
 from .sql import fleet as sql_fleet
 from .sql import overview as sql_overview
@@ -13,7 +15,7 @@ from .sql import parts as sql_parts
 from .sql import reports as sql_reports
 from .sql import validation as sql_validation
 from .states import TaskState
-from .summaries import Overview, SplitFile, Stats
+from .summaries import Overview, SplitFile, StalledCheck, Stats
 from .values import TaskView
 
 
@@ -68,6 +70,30 @@ class Reports:
             audio.update({TaskState(state): ms / 1000 for state, ms in c.execute(sql_overview.audio_by_state)})
             n, ms = c.execute(sql_overview.done_since, {"since": since}).one()
         return Overview(files, audio, int(n), ms / 1000)
+
+    def stalled_checks(self, window: float = 3600.0) -> list[StalledCheck]:
+        """Held results no host seen within `window` may check (validation.py). A fleet with one host
+        that may take a language or a model tier holds that host's results for good: the operator
+        must hear of it (add such a host, or VALIDATION=off)."""
+        with self.db.reading() as c:
+            held = c.execute(sql_validation.waiting_checks).all()
+            if not held:
+                return []
+            answered: dict[str, set[str]] = {}
+            for task_id, name in c.execute(sql_validation.answered_checks):
+                answered.setdefault(task_id, set()).add(name)
+            seen = c.execute(sql_validation.seen_hosts, {"since": self.clock() - window}).all()
+        classes: dict[Reach, set[str]] = {}  # hosts by what they may take: a few kinds, however many hosts
+        for name, caps in seen:
+            classes.setdefault(reach(capabilities(caps)), set()).add(name)
+        return [
+            StalledCheck(r.id, r.path, r.start_ms, r.language, r.updated_at)
+            for r in held
+            if not any(
+                kind.takes(r.language, r.min_tier, r.translate) and names - answered.get(r.id, set())
+                for kind, names in classes.items()
+            )
+        ]
 
     def work_left(self) -> bool:
         """Any task queued, leased or in parts: cheap enough to ask after every result."""

@@ -43,6 +43,18 @@ class Overview:
 
 
 @dataclass(frozen=True)
+class StalledCheck:
+    """A held result that no host seen lately may check: every one that may take its task answered it
+    (its own result, a failure, an outvoted one). It waits for a host that may come."""
+
+    task_id: str
+    path: str
+    start_ms: Optional[int]  # a part: where it starts in its file
+    language: str
+    held_since: float
+
+
+@dataclass(frozen=True)
 class SplitFile:
     id: str
     path: str

@@ -60,6 +60,11 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "batch_stt_validation_audio_seconds", "Audio transcribed again to check results", value=stats.check_seconds
         )
+        yield GaugeMetricFamily(
+            "batch_stt_checks_stalled",
+            "Held results that no host seen in the last hour may check",
+            value=len(self.ledger.reports.stalled_checks()),
+        )
 
 
 class Metrics:

@@ -31,6 +31,14 @@ def duration(seconds: Optional[float]) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
 
 
+def stalled_text(n: int) -> str:
+    """What the operator is told of held results that no host seen in the last hour may check."""
+    return (
+        f"{n} held result(s) wait for a check that no host seen in the last hour may make: only their own "
+        "host may take their task (its language or model tier). Add a host that may, or set VALIDATION=off."
+    )
+
+
 def ago(ts: float, now: float) -> str:
     return f"{duration(max(0.0, now - ts))} ago"
 
@@ -47,6 +55,7 @@ class Page:
     long_files: list[dict[str, Any]]
     failed: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    stalled: str  # held results no host seen may check: what to do; "" when there are none
 
 
 def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = None) -> Page:
@@ -107,4 +116,5 @@ def gather(ledger: Ledger, events: list[dict[str, Any]], now: Optional[float] = 
         long_files=long_files,
         failed=failed,
         events=shown,
+        stalled=stalled_text(n) if (n := len(ledger.reports.stalled_checks())) else "",
     )

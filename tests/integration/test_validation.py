@@ -20,7 +20,7 @@ import requests
 
 from server.ledger import TaskState, ValidationMode, ValidationRule
 from server.transcripts.compare import words
-from tests.helpers import WHISPER_CLI, Clock, add_tasks, client_env, make_ledger
+from tests.helpers import WHISPER_CLI, Clock, add_tasks, client_env, copy_audio, make_ledger
 from tests.unit.test_validation import SMALL, upload
 
 # A modified client: the real whisper-cli, then each word of its outputs swapped for another one.
@@ -175,15 +175,18 @@ def _ids(srv, prefix: str) -> set[str]:
 
 
 def test_a_third_host_decides_on_postgresql(pg_url):
-    """The same ledger steps on PostgreSQL: held results, the check pick (FOR UPDATE SKIP LOCKED), the vote."""
+    """The same ledger steps on PostgreSQL: held results, the check pick (FOR UPDATE SKIP LOCKED), the vote,
+    the report of checks no host seen may make."""
     ledger = make_ledger(pg_url, Clock(), validation=ValidationRule(ValidationMode.ADAPTIVE), scheduler="fifo")
     (tid,) = add_tasks(ledger, 1)
     shelf: dict = {}
     assert upload(ledger, "liar", "garbage", shelf)[1].held
     assert ledger.leases.claim("liar", capabilities=SMALL) is None
+    assert [s.task_id for s in ledger.reports.stalled_checks()] == [tid]  # no host but its own seen yet
     assert upload(ledger, "b", "the words", shelf)[1].held
     _, done = upload(ledger, "c", "the words", shelf)
     assert done.verdict.outvoted == ("liar",) and ledger.reports.task(tid).state == TaskState.DONE
+    assert ledger.reports.stalled_checks() == []
     liar = next(h for h in ledger.fleet.hosts() if h.name == "liar")
     assert (liar.invalid_results, liar.valid_streak) == (1, 0) and shelf[("kept", tid)] == "the words"
     ledger.db.dispose()
@@ -209,3 +212,36 @@ def test_two_spot_checks_send_a_liars_task_back_on_postgresql(pg_url):
     assert again.task_id == tid and again.spot is None
     assert ledger.reports.stats().check_seconds == 120.0
     ledger.db.dispose()
+
+
+def test_the_operator_is_told_of_a_result_only_its_own_host_could_check(shared, server_process, tmp_path):
+    """The fleet's only multilingual host transcribes the French file; its English-only peer may not
+    check it. `stt-server status`, the dashboard and /metrics say so until a second multilingual host
+    comes and checks it."""
+    copy_audio(shared, tmp_path / "audio", {"fr/discours.mp3": "jfk.mp3"})
+    srv = server_process(VALIDATION="adaptive").start()
+    multilingual = {"model": "ggml-small.bin", "backend": "cpu"}
+    english_only = {"model": "ggml-small.en.bin", "backend": "cpu", "english_only": True}
+
+    def lease(name: str, caps: dict) -> requests.Response:
+        return requests.post(f"{srv.url}/api/v1/leases", json={"client": name, "capabilities": caps}, timeout=10)
+
+    def stalled() -> tuple[str, str, float]:
+        metrics = requests.get(f"{srv.url}/metrics", timeout=10).text
+        value = next(float(line.split()[1]) for line in metrics.splitlines() if line.startswith("batch_stt_checks_st"))
+        return srv.cli("status").stdout, requests.get(f"{srv.url}/dashboard/live", timeout=10).text, value
+
+    first = lease("multi", multilingual).json()
+    meta = json.dumps({"model": "ggml-small.bin", "backend": "cpu"})
+    done = requests.post(
+        f"{srv.url}/api/v1/leases/{first['token']}/result", data={"meta": meta}, files={"txt": ("t", b"ask not\n")}
+    )
+    assert done.json()["status"] == "pending"
+    assert lease("en-only", english_only).status_code == 204 and lease("multi", multilingual).status_code == 204
+    status, page, value = stalled()
+    assert "1 held result(s) wait for a check" in status and "fr/discours.mp3 (fr)" in status
+    assert 'id="stalled-checks"' in page and value == 1
+    check = lease("multi-2", multilingual).json()  # a second multilingual host: it checks the result
+    assert check["task_id"] == first["task_id"]
+    status, page, value = stalled()
+    assert "wait for a check" not in status and 'id="stalled-checks"' not in page and value == 0

@@ -241,3 +241,20 @@ def test_an_outvoted_hosts_unchecked_part_is_checked_again_and_its_file_stitched
     upload(ledger, "b", "true words", shelf)
     _, settled = upload(ledger, "c", "true words", shelf)  # b and c agree: the part's result is replaced
     assert shelf[("kept", parts[0])] == "true words" and settled.file_ready == fid  # and the file stitched anew
+
+
+def test_a_held_result_that_no_host_seen_may_check_is_reported_until_one_comes(world):
+    """A fleet's only multilingual host: its French result is held for a check its English-only peer
+    may not make. Reported, unlike a result that another host seen may check."""
+    ledger, (fr, en), clock, _, shelf = world(tasks=2)
+    with ledger.db.writing() as c:
+        c.connection.exec_driver_sql(f"UPDATE task SET language = 'fr' WHERE id = '{fr}'")
+        c.connection.exec_driver_sql(f"UPDATE task SET language = 'en' WHERE id = '{en}'")
+    english_only = {"model": "ggml-small.en.bin", "backend": "cpu", "english_only": True}
+    assert upload(ledger, "multi", "mots", shelf)[0].task_id == fr
+    assert upload(ledger, "en-only", "words", shelf, caps=english_only)[0].task_id == en
+    assert [s.task_id for s in ledger.reports.stalled_checks()] == [fr]  # multi may check en, not its own fr
+    clock.t += 3601  # nobody seen for an hour: nobody may check either
+    assert [s.task_id for s in ledger.reports.stalled_checks()] == [fr, en]
+    check = ledger.leases.claim("multi-2", capabilities=SMALL)
+    assert isinstance(check, Grant) and ledger.reports.stalled_checks() == []  # one checked now, both checkable

@@ -172,3 +172,21 @@ check_seconds = (
         attempt.c.state.in_([AttemptState.COMPLETED, AttemptState.INVALID, AttemptState.PENDING]),
     )
 )
+# Held results nobody is checking now, the oldest first; and who answered each (they may not check it).
+_busy = attempt.alias("busy")
+_unchecked = and_(
+    task.c.state == TaskState.CHECKING,
+    ~exists().where(_busy.c.task_id == task.c.id, _busy.c.state == AttemptState.ACTIVE),
+)
+waiting_checks = (
+    select(*(task.c[n] for n in ("id", "path", "start_ms", "language", "min_tier", "translate", "updated_at")))
+    .where(_unchecked)
+    .order_by(task.c.updated_at, task.c.path, task.c.start_ms)
+)
+answered_checks = (
+    select(attempt.c.task_id, attempt.c.client)
+    .join(task, task.c.id == attempt.c.task_id)
+    .where(_unchecked, attempt.c.state.in_(_SAID))
+)
+# Every host seen since `:since`, cooling down or not: one that cools down comes back.
+seen_hosts = select(client.c.name, client.c.capabilities).where(client.c.last_seen > bindparam("since"))
