@@ -61,6 +61,7 @@ class Context:
     metrics: Metrics
     notifier: Notifier  # the operator's alerts
     callbacks: Notifier  # jobs' callbacks: their own outbox and sender, with a short timeout
+    alerts: Alerts  # what the operator hears of (the events', and what housekeeping watches)
     layout: Layout
     splitter: Splitter
     stitcher: Stitcher
@@ -193,9 +194,12 @@ def build_context(settings: Settings, event_stream: Optional[IO[str]] = None) ->
         settings.data_dir / "callbacks", Targets(callback_rules=settings.callback_rules), timeout=CALLBACK_TIMEOUT
     )
     events.subscribe(metrics.observe)
-    events.subscribe(Alerts(ledger, notifier, callbacks).on_event)
+    alerts = Alerts(ledger, notifier, callbacks)
+    events.subscribe(alerts.on_event)
     layout = Layout(settings.audio_dir, settings.data_dir, settings.results)
     splitter = Splitter(ledger.parts, layout, split_ms, speakers)
     stitcher = Stitcher(ledger, layout, keep_parts=settings.validation != ValidationMode.OFF)
     batches = group_commit.claims(ledger), group_commit.results(ledger)
-    return Context(settings, ledger, auth, events, metrics, notifier, callbacks, layout, splitter, stitcher, *batches)
+    return Context(
+        settings, ledger, auth, events, metrics, notifier, callbacks, alerts, layout, splitter, stitcher, *batches
+    )

@@ -1,5 +1,6 @@
 """The background: probe, cut and checksum new files, stitch finished ones, rescan every
-SCAN_INTERVAL, sweep expired leases (claims also do it); and the thread that sends notifications.
+SCAN_INTERVAL, sweep expired leases (claims also do it) and look for checks no host may make; and
+the thread that sends notifications.
 Started and stopped with the app (app.py's lifespan); `stt-server scan` runs the passes once."""
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def loop(ctx: Context, stop: threading.Event) -> None:
             if now - last_sweep >= sweep:
                 last_sweep = now
                 ctx.ledger.leases.expire_due()
+                ctx.alerts.watch_checks()
             if interval and now - last_scan >= interval:
                 last_scan = now
                 ctx.scan()

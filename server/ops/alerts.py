@@ -1,9 +1,12 @@
 """Which lease events the operator hears of: a task that failed for good, a finished file, the end of
-the batch, a host put in cool-down. An EventLog listener; delivery is notify.py's job."""
+the batch, a host put in cool-down; and, watched by housekeeping, held results no host may check.
+An EventLog listener; delivery is notify.py's job."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 from ..ledger import Event, JobState, Ledger, NotFound, TaskState
@@ -13,15 +16,36 @@ from .notify import Notifier, NotifyEvent
 _JOB_ENDS = frozenset({Event.COMPLETED, Event.STITCHED, Event.FAILED, Event.CANCELLED, Event.RESULT_INVALID})
 # Events after which the queue may have run dry.
 _FINISHING = frozenset({Event.COMPLETED, Event.FAILED, Event.EXPIRED, Event.STITCHED})
+# A held result waits this long for a checker before the operator hears that none may come: in a
+# new batch, hosts join in their own time.
+STALLED_AFTER = 600.0
 
 
 class Alerts:
-    def __init__(self, ledger: Ledger, notifier: Notifier, callbacks: Notifier):
+    def __init__(self, ledger: Ledger, notifier: Notifier, callbacks: Notifier, clock: Callable[[], float] = time.time):
         self.ledger = ledger
         self.notifier = notifier
         self.callbacks = callbacks  # jobs' callbacks: a queue of their own, so the operator's alerts never wait
+        self.clock = clock
         self._lock = threading.Lock()
         self._empty_told = False  # queue.empty once per batch: until work is handed out again
+        self._stalled_told = False  # checks.stalled once: until no held result is stalled
+
+    def watch_checks(self) -> None:
+        """Every sweep (housekeeping): tell of held results no host seen may check, once they have
+        waited STALLED_AFTER; again only after a sweep that found none."""
+        if NotifyEvent.CHECKS_STALLED not in self.notifier.events or not self.notifier.enabled:
+            return
+        now = self.clock()
+        stalled = [s for s in self.ledger.reports.stalled_checks() if now - s.held_since >= STALLED_AFTER]
+        with self._lock:
+            told, self._stalled_told = self._stalled_told, bool(stalled)
+        if stalled and not told:
+            paths = [s.path if s.start_ms is None else f"{s.path} from {s.start_ms // 1000} s" for s in stalled[:5]]
+            self.notifier.enqueue(
+                NotifyEvent.CHECKS_STALLED,
+                {"results": len(stalled), "paths": paths, "languages": sorted({s.language for s in stalled})},
+            )
 
     def on_event(self, event: Event, record: dict[str, Any]) -> None:
         if event in _JOB_ENDS:  # the events name their job; a stitched file is looked up (once per file)

@@ -41,12 +41,15 @@ class NotifyEvent(str, Enum):
     FILE_DONE = "file.done"  # off by default: one per file
     QUEUE_EMPTY = "queue.empty"  # the batch is finished
     HOST_COOLDOWN = "host.cooldown"
+    CHECKS_STALLED = "checks.stalled"  # held results that no host seen may check: the batch cannot end
 
     def __str__(self) -> str:
         return self.value
 
 
-DEFAULT_EVENTS = frozenset({NotifyEvent.TASK_FAILED, NotifyEvent.QUEUE_EMPTY, NotifyEvent.HOST_COOLDOWN})
+DEFAULT_EVENTS = frozenset(
+    {NotifyEvent.TASK_FAILED, NotifyEvent.QUEUE_EMPTY, NotifyEvent.HOST_COOLDOWN, NotifyEvent.CHECKS_STALLED}
+)
 
 
 def sign(secret: str, body: bytes) -> str:

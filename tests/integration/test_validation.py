@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import jiwer
@@ -21,6 +22,7 @@ import requests
 from server.ledger import TaskState, ValidationMode, ValidationRule
 from server.transcripts.compare import words
 from tests.helpers import WHISPER_CLI, Clock, add_tasks, client_env, copy_audio, make_ledger
+from tests.receiver import Receiver
 from tests.unit.test_validation import SMALL, upload
 
 # A modified client: the real whisper-cli, then each word of its outputs swapped for another one.
@@ -217,31 +219,34 @@ def test_two_spot_checks_send_a_liars_task_back_on_postgresql(pg_url):
 def test_the_operator_is_told_of_a_result_only_its_own_host_could_check(shared, server_process, tmp_path):
     """The fleet's only multilingual host transcribes the French file; its English-only peer may not
     check it. `stt-server status`, the dashboard and /metrics say so until a second multilingual host
-    comes and checks it."""
+    comes and checks it; the notification waits 10 minutes (tests/unit/test_validation.py)."""
     copy_audio(shared, tmp_path / "audio", {"fr/discours.mp3": "jfk.mp3"})
-    srv = server_process(VALIDATION="adaptive").start()
-    multilingual = {"model": "ggml-small.bin", "backend": "cpu"}
-    english_only = {"model": "ggml-small.en.bin", "backend": "cpu", "english_only": True}
+    with Receiver() as hook:
+        srv = server_process(VALIDATION="adaptive", WEBHOOK_URL=hook.url, LEASE_SECONDS=8).start()  # sweeps every 2 s
+        multilingual = {"model": "ggml-small.bin", "backend": "cpu"}
+        english_only = {"model": "ggml-small.en.bin", "backend": "cpu", "english_only": True}
 
-    def lease(name: str, caps: dict) -> requests.Response:
-        return requests.post(f"{srv.url}/api/v1/leases", json={"client": name, "capabilities": caps}, timeout=10)
+        def lease(name: str, caps: dict) -> requests.Response:
+            return requests.post(f"{srv.url}/api/v1/leases", json={"client": name, "capabilities": caps}, timeout=10)
 
-    def stalled() -> tuple[str, str, float]:
-        metrics = requests.get(f"{srv.url}/metrics", timeout=10).text
-        value = next(float(line.split()[1]) for line in metrics.splitlines() if line.startswith("batch_stt_checks_st"))
-        return srv.cli("status").stdout, requests.get(f"{srv.url}/dashboard/live", timeout=10).text, value
+        def stalled() -> tuple[str, str, float]:
+            metrics = requests.get(f"{srv.url}/metrics", timeout=10).text
+            (value,) = [float(line.split()[1]) for line in metrics.splitlines() if line.startswith("batch_stt_checks_")]
+            return srv.cli("status").stdout, requests.get(f"{srv.url}/dashboard/live", timeout=10).text, value
 
-    first = lease("multi", multilingual).json()
-    meta = json.dumps({"model": "ggml-small.bin", "backend": "cpu"})
-    done = requests.post(
-        f"{srv.url}/api/v1/leases/{first['token']}/result", data={"meta": meta}, files={"txt": ("t", b"ask not\n")}
-    )
-    assert done.json()["status"] == "pending"
-    assert lease("en-only", english_only).status_code == 204 and lease("multi", multilingual).status_code == 204
-    status, page, value = stalled()
-    assert "1 held result(s) wait for a check" in status and "fr/discours.mp3 (fr)" in status
-    assert 'id="stalled-checks"' in page and value == 1
-    check = lease("multi-2", multilingual).json()  # a second multilingual host: it checks the result
-    assert check["task_id"] == first["task_id"]
-    status, page, value = stalled()
-    assert "wait for a check" not in status and 'id="stalled-checks"' not in page and value == 0
+        first = lease("multi", multilingual).json()
+        meta = json.dumps({"model": "ggml-small.bin", "backend": "cpu"})
+        done = requests.post(
+            f"{srv.url}/api/v1/leases/{first['token']}/result", data={"meta": meta}, files={"txt": ("t", b"ask not\n")}
+        )
+        assert done.json()["status"] == "pending"
+        assert lease("en-only", english_only).status_code == 204 and lease("multi", multilingual).status_code == 204
+        status, page, value = stalled()
+        assert "1 held result(s) wait for a check" in status and "fr/discours.mp3 (fr)" in status
+        assert 'id="stalled-checks"' in page and value == 1
+        time.sleep(4.5)  # two housekeeping sweeps have looked: held for seconds, not yet for 10 minutes
+        assert hook.received == [] and "housekeeping failed" not in (tmp_path / "server.out").read_text()
+        check = lease("multi-2", multilingual).json()  # a second multilingual host: it checks the result
+        assert check["task_id"] == first["task_id"]
+        status, page, value = stalled()
+        assert "wait for a check" not in status and 'id="stalled-checks"' not in page and value == 0

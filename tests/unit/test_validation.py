@@ -258,3 +258,27 @@ def test_a_held_result_that_no_host_seen_may_check_is_reported_until_one_comes(w
     assert [s.task_id for s in ledger.reports.stalled_checks()] == [fr, en]
     check = ledger.leases.claim("multi-2", capabilities=SMALL)
     assert isinstance(check, Grant) and ledger.reports.stalled_checks() == []  # one checked now, both checkable
+
+
+def test_the_operator_hears_once_of_a_held_result_no_host_may_check(world, tmp_path):
+    from server.ops.alerts import STALLED_AFTER, Alerts
+    from server.ops.notify import Notifier, Targets
+    from tests.receiver import Receiver
+
+    ledger, _, clock, _, shelf = world()
+    with Receiver() as hook:
+        notifier = Notifier(tmp_path / "out", Targets(webhook_url=hook.url), clock=clock)
+        alerts = Alerts(ledger, notifier, notifier, clock=clock)
+        upload(ledger, "a", "words", shelf)  # held; its only host may not check itself
+        alerts.watch_checks()
+        assert notifier.pending() == 0  # not yet: in a new batch, hosts join in their own time
+        clock.t += STALLED_AFTER
+        for _ in range(3):
+            alerts.watch_checks()
+        assert notifier.deliver_due() == 1
+        body = hook.received[0].json()
+        told = (body["event"], body["results"], body["paths"], body["languages"])
+        assert told == ("checks.stalled", 1, ["f00000.mp3"], ["auto"])
+        upload(ledger, "b", "words", shelf)  # a second host came and checked it
+        alerts.watch_checks()
+        assert notifier.pending() == 0 and not ledger.reports.stalled_checks()
