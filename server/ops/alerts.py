@@ -34,7 +34,8 @@ class Alerts:
     def watch_checks(self) -> None:
         """Every sweep (housekeeping): tell of held results no host seen may check, once they have
         waited STALLED_AFTER; again only after a sweep that found none."""
-        if NotifyEvent.CHECKS_STALLED not in self.notifier.events or not self.notifier.enabled:
+        wanted = NotifyEvent.CHECKS_STALLED in self.notifier.events and self.notifier.enabled
+        if not wanted or not self.notifier.leads():  # leads: one of several worker processes watches
             return
         now = self.clock()
         stalled = [s for s in self.ledger.reports.stalled_checks() if now - s.held_since >= STALLED_AFTER]

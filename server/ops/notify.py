@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -81,11 +82,26 @@ class Notifier:
         self.clock = clock
         self.timeout = timeout
         self.wake = threading.Event()
+        self._lead: Optional[int] = None  # the lock's descriptor, once this process speaks for the outbox
         outbox.mkdir(parents=True, exist_ok=True)
 
     @property
     def enabled(self) -> bool:
         return bool(self.targets.names())
+
+    def leads(self) -> bool:
+        """Whether this process sends what housekeeping watches for: the first to ask keeps a lock on
+        the outbox for its lifetime (another takes it over when it ends), so WORKERS > 1 processes,
+        which share the outbox, tell the operator once, not once each."""
+        if self._lead is None:
+            fd = os.open(self.outbox / ".watch.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._lead = fd
+        return True
 
     def enqueue(self, event: NotifyEvent, payload: dict[str, Any]) -> None:
         """Durable before it returns; sending is the background thread's business."""

@@ -100,3 +100,21 @@ def test_workers_sharing_the_outbox_send_each_notification_once(tmp_path):
         hook.gate.set()
         first.join(10)
         assert workers[1].deliver_due() == 0 and len(hook.received) == 1  # backing off: not due again yet
+
+
+def test_one_of_the_processes_sharing_the_outbox_watches_and_another_takes_over_when_it_ends(tmp_path):
+    """WORKERS > 1: what housekeeping watches for (checks.stalled) is told by one process, not each."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from server.ops.notify import Notifier, Targets; "
+         f"n = Notifier(Path({str(tmp_path / 'out')!r}), Targets()); print(n.leads(), flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout.readline().strip() == "True"  # the first process to ask leads
+    here = Notifier(tmp_path / "out", Targets())
+    assert not here.leads() and not here.leads()
+    child.stdin.close()  # the leading process ends
+    assert child.wait(30) == 0 and here.leads() and here.leads()
