@@ -109,8 +109,7 @@ def status() -> None:
         console.print(f"[yellow]{stalled_text(len(stalled))}[/yellow]")
         for check in stalled[:10]:
             since = time.strftime("%F %H:%M", time.localtime(check.held_since))
-            part = f" from {check.start_ms // 1000} s" if check.start_ms is not None else ""
-            console.print(f"  held since {since}: {check.path}{part} ({check.language})", markup=False)
+            console.print(f"  held since {since}: {check.where} ({check.language})", markup=False)
     for f in ctx.ledger.reports.split_files():
         who = f"  speakers: {', '.join(f.speakers)}" if f.speakers else ""
         console.print(f"  in parts ({f.state}): {f.path}  {f.parts_done}/{f.parts} parts done{who}", markup=False)

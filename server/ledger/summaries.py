@@ -53,6 +53,11 @@ class StalledCheck:
     language: str
     held_since: float
 
+    @property
+    def where(self) -> str:
+        """Its file, and a part's start in it."""
+        return self.path if self.start_ms is None else f"{self.path} from {self.start_ms // 1000} s"
+
 
 @dataclass(frozen=True)
 class SplitFile:

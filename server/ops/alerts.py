@@ -39,10 +39,9 @@ class Alerts:
             return
         now = self.clock()
         stalled = [s for s in self.ledger.reports.stalled_checks() if now - s.held_since >= STALLED_AFTER]
-        with self._lock:
-            told, self._stalled_told = self._stalled_told, bool(stalled)
+        told, self._stalled_told = self._stalled_told, bool(stalled)  # housekeeping's thread alone
         if stalled and not told:
-            paths = [s.path if s.start_ms is None else f"{s.path} from {s.start_ms // 1000} s" for s in stalled[:5]]
+            paths = [s.where for s in stalled[:5]]
             self.notifier.enqueue(
                 NotifyEvent.CHECKS_STALLED,
                 {"results": len(stalled), "paths": paths, "languages": sorted({s.language for s in stalled})},
