@@ -1,5 +1,6 @@
 """Domain errors -> HTTP status, in one table; and the few handlers FastAPI's defaults get wrong
-(a 405 that names one method, a 422 that fails on bytes or inf)."""
+(a 405 that names one method, a 422 that fails on bytes or inf, a client gone mid-body that became
+a logged 500)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from ..auth import Forbidden, Unauthenticated
@@ -79,10 +81,17 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up while sending its body (a daemon killed mid-upload): nothing of it was
+    kept, and its retry is a request of its own. Nobody reads this answer; the log stays quiet."""
+    return Response(status_code=400)
+
+
 def install(app: FastAPI) -> None:
     for cls, _ in STATUS:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, client_gone)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -230,3 +231,27 @@ def test_a_job_whose_callback_would_reach_a_private_address_is_refused(api):
         r = c.post("/api/v1/jobs", files={"file": ("a.mp3", b"ID3 not audio")}, data={"callback_url": url})
         assert r.status_code == 422 and why in r.json()["detail"], (url, r.text)
     assert c.get("/api/v1/jobs").json() == []  # nothing was stored
+
+
+def test_a_client_that_hangs_up_mid_upload_gets_a_quiet_4xx(api):
+    """A daemon killed while its result streams in: the app answers (to nobody) instead of raising,
+    so the server logs no traceback; nothing is kept."""
+    app = api().app
+    boundary = b"cut"
+    first = b'--cut\r\nContent-Disposition: form-data; name="txt"; filename="t"\r\n\r\nhalf a transcr'
+    messages = [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    path = "/api/v1/leases/" + "a" * 24 + "/result"
+    headers = [(b"host", b"testserver"), (b"content-type", b"multipart/form-data; boundary=" + boundary)]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
