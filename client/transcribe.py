@@ -1,7 +1,9 @@
 """Running whisper-cli, and deciding whether it really worked (its exit codes lie).
 
-Success means: rc 0 AND every requested output file exists and is non-empty AND stderr has no
-`error:` line. Anything else is an error carrying the stderr tail.
+Success means: rc 0 AND every requested output file exists AND stderr has no `error:` line.
+Anything else is an error carrying the stderr tail. An output may be empty: a tone or music with no
+speech decodes to no segment at all (an empty txt and srt, a vtt of its header alone), and that is
+a transcript, not a failure; a run that failed writes no output (WHISPER_NOTES.md).
 """
 
 from __future__ import annotations
@@ -166,9 +168,7 @@ def run(
         proc.wait()
     finally:
         unwatch()
-    _check_exit(
-        proc.returncode, list(tail), [f for f, p in outputs.items() if not p.is_file() or p.stat().st_size == 0]
-    )
+    _check_exit(proc.returncode, list(tail), [f for f, p in outputs.items() if not p.is_file()])
     return Transcript(
         outputs,
         detected[-1] if detected else (language if language != "auto" else None),

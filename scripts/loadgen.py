@@ -32,8 +32,8 @@ LOAD_CAPS = {"backend": "load", "model": "ggml-base.bin", "rtf": 1000}
 
 
 def client_proc(url: str, threads: int, until: float, protocol: str, out: mp.Queue) -> None:
-    """A plain 204 (nothing queued for this client) ends its loop; a wait (Retry-After) does not."""
-    """One OS process running `threads` simulated clients (spreads the load generator over cores)."""
+    """One OS process running `threads` simulated clients (spreads the load generator over cores).
+    A plain 204 (nothing queued for this client) ends a client's loop; a wait (Retry-After) does not."""
     results: list[tuple[str, float, str, float]] = []  # (task_id, lease latency s, outcome, result latency s)
     lock = threading.Lock()
 

@@ -29,9 +29,11 @@ STAND_IN = textwrap.dedent("""\
     if mode == "abort":
         sys.exit(134)
     print("auto-detected language: de (p = 0.98)", file=sys.stderr)
+    # no-speech: what the real one writes for five minutes of a tone (no segment at all)
+    silent = {{"txt": "", "srt": "", "vtt": "WEBVTT\\n\\n", "json": '{{"transcription": []}}'}}
     for flag, ext in (("-otxt", "txt"), ("-ovtt", "vtt"), ("-osrt", "srt"), ("-ojf", "json")):
         if flag in args and not (mode == "no-json" and ext == "json"):
-            open(f"{{base}}.{{ext}}", "w").write("hallo\\n")
+            open(f"{{base}}.{{ext}}", "w").write(silent[ext] if mode == "no-speech" else "hallo\\n")
 """)
 
 
@@ -57,6 +59,12 @@ def test_success_needs_every_output(fake_cli):
     t = fake_cli("ok", on_progress=progress.append)
     assert sorted(t.files) == ["json", "srt", "txt", "vtt"] and t.language == "de"
     assert progress == [10.0, 50.0, 100.0]  # 145 % clamped
+
+
+def test_no_speech_is_an_empty_transcript_not_a_failure(fake_cli):
+    t = fake_cli("no-speech")
+    assert sorted(t.files) == ["json", "srt", "txt", "vtt"]
+    assert t.files["txt"].read_text() == "" and t.files["vtt"].read_text() == "WEBVTT\n\n"
 
 
 @pytest.mark.parametrize(
