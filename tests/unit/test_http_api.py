@@ -56,6 +56,19 @@ def test_v1_full_cycle(shared, api, tmp_path):
     assert 10.9 / elapsed <= host["speed"] < 11_000
 
 
+def test_a_transcript_with_nothing_heard_is_a_result(shared, api, tmp_path):
+    """What whisper-cli writes for a tone: no segment at all. Stored as it is, the task done."""
+    copy_audio(shared, tmp_path / "audio", {"tone.mp3": "jfk.mp3"})
+    c = api()
+    L = lease(c, backend="cpu", model="ggml-tiny.en.bin")
+    files = {"txt": ("t", b""), "vtt": ("v", b"WEBVTT\n\n"), "srt": ("s", b""), "json": ("j", b'{"transcription": []}')}
+    r = c.post(f"/api/v1/leases/{L['token']}/result", data={"meta": '{"model": "ggml-tiny.en.bin"}'}, files=files)
+    assert r.json() == {"task_id": L["task_id"], "status": "accepted", "late": False}
+    out = tmp_path / "data/results"
+    assert (out / "tone.txt").read_bytes() == b"" and (out / "tone.vtt").read_bytes() == b"WEBVTT\n\n"
+    assert c.get(f"/api/v1/tasks/{L['task_id']}").json()["state"] == "done"
+
+
 def test_v1_error_report_and_lost_lease(shared, api, tmp_path):
     copy_audio(shared, tmp_path / "audio", {"bad.mp3": "corrupt-garbage.mp3"})
     c = api(MAX_ATTEMPTS=1)
