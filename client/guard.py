@@ -1,8 +1,13 @@
-"""whisper.cpp's two failure modes volunteers meet most, each retried once with the flags that cure it.
+"""whisper.cpp's failure modes volunteers meet most, each retried once with the flags that cure it.
 
 - A GPU build that crashes (Vulkan DeviceLost on Intel Xe, whisper.cpp #3537; CUDA on some cards):
-  whisper-cli dies of a signal. The task is run again with `--no-gpu`; after CRASHES_BEFORE_CPU
-  crashes this client stays on `--no-gpu` for the rest of the run and says so.
+  whisper-cli dies of a signal. The task is run again with `--no-gpu`.
+- A GPU build that hears nothing (an empty transcript, or only "!!!!", on some Vulkan drivers,
+  whisper.cpp #2618) and exits 0. A transcript with no word may be honest (a tone, music), so the
+  task is run again with `--no-gpu`, until SILENCES_TO_TRUST such runs found nothing either; where
+  the CPU hears speech, its transcript is the one uploaded.
+  After FAILURES_BEFORE_CPU failures of either kind this client stays on `--no-gpu` for the rest of
+  the run and says so.
 - A repetition loop (whisper.cpp #1507): one line printed dozens of times. Run again with
   `--max-context 64 --entropy-thold 2.8` (the maintainers' advice, the original client's flags);
   still looping, it is an error with the evidence, never an upload of garbage. Whisper's markers
@@ -26,7 +31,8 @@ from .settings import ClientSettings
 
 NO_GPU = ("--no-gpu",)
 ANTI_LOOP = ("--max-context", "64", "--entropy-thold", "2.8")
-CRASHES_BEFORE_CPU = 2
+FAILURES_BEFORE_CPU = 2
+SILENCES_TO_TRUST = 2  # a GPU build's silences the CPU confirmed: its later ones are believed
 LOOP_RUN = 8  # the same line this many times in a row
 WINDOW = 200  # words; fewer than WINDOW * MIN_DISTINCT distinct ones in any such stretch is a loop
 MIN_DISTINCT = 0.1
@@ -83,6 +89,11 @@ def find_loop(text: str) -> Optional[str]:
     return None
 
 
+def heard(text: str) -> bool:
+    """Whether a transcript has a word in it, once the markers of what is not speech are left out."""
+    return bool(_WORD.search(_NOT_SPEECH.sub(" ", text)))
+
+
 def _text(result: transcribe.Transcript) -> str:
     path = result.files.get("txt") or result.files.get("vtt")
     return path.read_text(encoding="utf-8", errors="replace") if path else ""
@@ -96,8 +107,9 @@ class Guard:
         self.built = built_backend(s)
         self.notifier = notifier
         self.say = say
-        self.crashes = 0
-        self.cpu_only = False  # set after repeated GPU crashes
+        self.failures = 0  # the GPU build's crashes, and silences where the CPU heard speech
+        self.silences = 0  # the GPU build's silences the CPU confirmed
+        self.cpu_only = False  # set after repeated GPU failures
 
     @property
     def backend(self) -> str:
@@ -128,9 +140,19 @@ class Guard:
         except transcribe.TranscribeError as e:
             if not e.crashed or flags or self.built == "cpu":
                 raise
-            self._crashed(e)
+            self.say(f"whisper-cli crashed on the {self.built} build ({e}); running this task again with --no-gpu")
             flags, meta["gpu_fallback"] = NO_GPU, f"{self.built} build crashed: {e}"
+            self._gpu_failed(meta["gpu_fallback"], e.stderr_tail)
             result = attempt()
+        if not flags and self.built != "cpu" and self.silences < SILENCES_TO_TRUST and not heard(_text(result)):
+            flags = NO_GPU  # the check's files replace the GPU's: they are the result either way
+            result = attempt()
+            if heard(_text(result)):
+                meta["gpu_fallback"] = f"{self.built} build heard nothing where the CPU heard speech"
+                self.say(f"the {meta['gpu_fallback']}: this task's transcript is the CPU's")
+                self._gpu_failed(meta["gpu_fallback"], result.stderr_tail)
+            else:
+                self.silences += 1
         if looped := find_loop(_text(result)):
             self.say(f"whisper-cli looped ({looped}); trying again with {' '.join(ANTI_LOOP)}")
             flags = (*flags, *ANTI_LOOP)
@@ -144,15 +166,14 @@ class Guard:
         meta["backend"] = "cpu" if NO_GPU[0] in flags else self.built
         return result, meta
 
-    def _crashed(self, e: transcribe.TranscribeError) -> None:
-        self.crashes += 1
-        self.say(f"whisper-cli crashed on the {self.built} build ({e}); running this task again with --no-gpu")
-        if self.crashes >= CRASHES_BEFORE_CPU and not self.cpu_only:
+    def _gpu_failed(self, what: str, tail: str) -> None:
+        self.failures += 1
+        if self.failures >= FAILURES_BEFORE_CPU and not self.cpu_only:
             self.cpu_only = True
             message = (
-                f"whisper-cli crashed {self.crashes} times on the {self.built} build: this client uses "
-                "--no-gpu (CPU) until it is restarted. Check the GPU driver, or rebuild with "
+                f"whisper-cli failed {self.failures} times on the {self.built} build (last: {what}): this "
+                "client uses --no-gpu (CPU) until it is restarted. Check the GPU driver, or rebuild with "
                 "client/whisper/build.sh --backend cpu."
             )
             self.say(message)
-            self.notifier.send(message, e.stderr_tail)
+            self.notifier.send(message, tail)

@@ -20,6 +20,7 @@ from client.settings import ClientSettings
 from tests.helpers import client_env, copy_audio, run_client
 from tests.receiver import Receiver
 
+TINY = "models/ggml-tiny.en.bin"
 CRASHING_GPU = """\
     # A GPU build that crashes on this machine (whisper.cpp #3537): aborts unless told --no-gpu.
     with open(LOG, "a") as f:
@@ -27,6 +28,24 @@ CRASHING_GPU = """\
     if "--no-gpu" not in args:
         print("ggml_vulkan: vk::Queue::submit: ErrorDeviceLost", file=sys.stderr, flush=True)
         os.abort()
+    os.execv(REAL, [REAL, *args])
+"""
+
+HEARS_NOTHING = """\
+    # A GPU build that exits 0 with outputs of nothing (some Vulkan drivers, whisper.cpp #2618) or
+    # only a marker (SAY); with --no-gpu, the real whisper-cli (or the same marker when SAY is set:
+    # a tone, which the CPU does not hear either).
+    with open(LOG, "a") as f:
+        f.write(" ".join(args) + "\\n")
+    if "--no-gpu" not in args or os.environ.get("SAY"):
+        base = args[args.index("-of") + 1]
+        said = os.environ.get("SAY", "")
+        for flag, ext, text in (("-otxt", "txt", said), ("-ovtt", "vtt", "WEBVTT\\n\\n"), ("-osrt", "srt", "")):
+            if flag in args:
+                open(f"{base}.{ext}", "w").write(text)
+        if "-ojf" in args:
+            open(base + ".json", "w").write('{"transcription": []}')
+        sys.exit(0)
     os.execv(REAL, [REAL, *args])
 """
 
@@ -81,7 +100,8 @@ def test_a_crashing_gpu_build_falls_back_to_cpu(shared, whisper_cli, server_proc
     assert requests.get(f"{srv.url}/api/v1/stats").json()["counts"]["done"] == 3
     out = r.stdout + r.stderr
     assert out.count("running this task again with --no-gpu") == 2
-    assert "crashed 2 times on the vulkan build: this client uses --no-gpu" in out
+    assert "failed 2 times on the vulkan build (last: vulkan build crashed: " in out
+    assert "this client uses --no-gpu" in out
     calls = (tmp_path / "calls.log").read_text().splitlines()
     # Two crashes, each run again on the CPU; the third task goes straight to the CPU.
     assert [("--no-gpu" in c) for c in calls] == [False, True, False, True, True]
@@ -96,6 +116,49 @@ def test_a_crashing_gpu_build_falls_back_to_cpu(shared, whisper_cli, server_proc
     body = msg.json()
     assert (body["title"], body["priority"]) == ("xe-laptop", 7)
     assert "uses --no-gpu" in body["message"] and "ErrorDeviceLost" in body["message"]
+
+
+def guard_for(tmp_path: Path, cli: Path, model: Path, backend: str) -> tuple[Guard, list[str]]:
+    env = {
+        "WHISPER_CLI": str(cli),
+        "WHISPER_MODEL": str(model),
+        "THREADS": "2",
+        "WHISPER_BACKEND": backend,
+        "WORK_DIR": str(tmp_path / "work"),
+    }
+    said: list[str] = []
+    return Guard(ClientSettings.from_env(env, dotenv_path=None), Notifiers(), said.append), said
+
+
+def test_a_gpu_build_that_hears_nothing_is_overruled_by_the_cpu(shared, whisper_cli, tmp_path):
+    guard, said = guard_for(tmp_path, stand_in(tmp_path, whisper_cli, HEARS_NOTHING), shared / TINY, "vulkan")
+    made = []
+    for n in range(3):
+        result, meta = guard.run(shared / "audio/jfk.wav", tmp_path / f"out{n}", "en", lambda p: None, None)
+        assert "fellow Americans" in result.files["txt"].read_text()
+        made.append(meta)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    # Heard nothing twice, overruled each time; then the CPU only, for the rest of the run.
+    assert [("--no-gpu" in c) for c in calls] == [False, True, False, True, True]
+    assert [m["backend"] for m in made] == ["cpu", "cpu", "cpu"]
+    assert [m.get("gpu_fallback") for m in made] == [
+        "vulkan build heard nothing where the CPU heard speech",
+        "vulkan build heard nothing where the CPU heard speech",
+        None,
+    ]
+    assert guard.cpu_only and any("failed 2 times on the vulkan build" in line for line in said)
+
+
+def test_a_gpu_builds_silence_is_believed_once_the_cpu_confirmed_two(shared, tmp_path, monkeypatch):
+    """A stand-in alone (no GPU here): music, say, where neither build hears a word."""
+    monkeypatch.setenv("SAY", "[Music]\n")
+    cli = stand_in(tmp_path, Path("/nonexistent"), HEARS_NOTHING)
+    guard, said = guard_for(tmp_path, cli, shared / TINY, "cuda")
+    made = [guard.run(shared / "audio/jfk.wav", tmp_path / f"o{n}", "en", lambda p: None, None)[1] for n in range(4)]
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert [("--no-gpu" in c) for c in calls] == [False, True, False, True, False, False]
+    assert [m["backend"] for m in made] == ["cpu", "cpu", "cuda", "cuda"]
+    assert not any("gpu_fallback" in m for m in made) and not guard.cpu_only and said == []
 
 
 def test_a_looping_transcript_is_retried_with_the_anti_loop_flags(shared, whisper_cli, server_process, tmp_path):
