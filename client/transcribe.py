@@ -3,7 +3,8 @@
 Success means: rc 0 AND every requested output file exists AND stderr has no `error:` line.
 Anything else is an error carrying the stderr tail. An output may be empty: a tone or music with no
 speech decodes to no segment at all (an empty txt and srt, a vtt of its header alone), and that is
-a transcript, not a failure; a run that failed writes no output (WHISPER_NOTES.md).
+a transcript, not a failure; a run that failed writes no output (WHISPER_NOTES.md). A GPU build
+that hears nothing where there is speech is guard.py's to catch.
 """
 
 from __future__ import annotations
