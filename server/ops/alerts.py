@@ -34,8 +34,8 @@ class Alerts:
     def watch_checks(self) -> None:
         """Every sweep (housekeeping): tell of held results no host seen may check, once they have
         waited STALLED_AFTER; again only after a sweep that found none."""
-        wanted = NotifyEvent.CHECKS_STALLED in self.notifier.events and self.notifier.enabled
-        if not wanted or not self.notifier.leads():  # leads: one of several worker processes watches
+        # leads: one of several worker processes watches
+        if not self.notifier.wants(NotifyEvent.CHECKS_STALLED) or not self.notifier.leads():
             return
         now = self.clock()
         stalled = [s for s in self.ledger.reports.stalled_checks() if now - s.held_since >= STALLED_AFTER]
@@ -98,7 +98,7 @@ class Alerts:
         )
 
     def _file_done(self, task_id: str) -> None:
-        if NotifyEvent.FILE_DONE not in self.notifier.events:
+        if not self.notifier.wants(NotifyEvent.FILE_DONE):
             return
         try:
             task = self.ledger.reports.task(task_id)

@@ -89,6 +89,10 @@ class Notifier:
     def enabled(self) -> bool:
         return bool(self.targets.names())
 
+    def wants(self, event: NotifyEvent) -> bool:
+        """Whether `event` would be sent: asked before the work of gathering what it would say."""
+        return self.enabled and event in self.events
+
     def leads(self) -> bool:
         """Whether this process sends what housekeeping watches for: the first to ask keeps a lock on
         the outbox for its lifetime (another takes it over when it ends), so WORKERS > 1 processes,
@@ -105,7 +109,7 @@ class Notifier:
 
     def enqueue(self, event: NotifyEvent, payload: dict[str, Any]) -> None:
         """Durable before it returns; sending is the background thread's business."""
-        if not self.enabled or event not in self.events:
+        if not self.wants(event):
             return
         body = {"event": event.value, "ts": round(self.clock(), 3), **payload}
         for target in self.targets.names():
