@@ -17,9 +17,9 @@ class UnsafePath(ValueError):
 
 
 @lru_cache(maxsize=64)
-def _resolved(base: Path) -> Path:
+def _resolved(base: Path) -> str:
     """The base folders (AUDIO_DIR, RESULTS_DIR) are resolved once per process: on the hot path."""
-    return base.resolve()
+    return os.path.realpath(base)
 
 
 def safe_join(base: Path, relative: str) -> Path:
@@ -30,9 +30,9 @@ def safe_join(base: Path, relative: str) -> Path:
     if rel.is_absolute() or any(part in ("..", "") for part in rel.parts):
         raise UnsafePath(f"refused path {relative!r}")
     root = _resolved(base)
-    full = root.joinpath(*rel.parts)
-    # Resolve what exists (the file, or its folder when the file is still to be written).
-    real = full.resolve() if full.exists() or full.is_symlink() else full.parent.resolve() / full.name
-    if os.path.commonpath([root, real]) != str(root):
+    # realpath resolves what exists (the file, a dangling symlink's target, or the folders of a file
+    # still to be written) and keeps the rest: one call on strings, on every result's hot path.
+    real = os.path.realpath(os.path.join(root, *rel.parts))
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
         raise UnsafePath(f"{relative!r} points outside {base}")
-    return real
+    return Path(real)

@@ -37,6 +37,20 @@ def test_safe_join_refuses_symlink_out(tmp_path):
     assert safe_join(tmp_path / "base", "sub/new.txt") == (tmp_path / "base" / "sub" / "new.txt").resolve()
 
 
+def test_safe_join_refuses_a_dangling_link_out_and_a_sibling_named_like_base(tmp_path):
+    """A result's name that is a symlink to a file still to be written outside, or into a sibling
+    folder whose name begins with the base's, is outside all the same."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base2").mkdir()
+    os.symlink(tmp_path / "elsewhere" / "x.meta.json", tmp_path / "base" / "x.meta.json")
+    os.symlink(tmp_path / "base2", tmp_path / "base" / "twin")
+    for name in ("x.meta.json", "twin/y.txt", "twin"):
+        with pytest.raises(UnsafePath):
+            safe_join(tmp_path / "base", name)
+    os.symlink(tmp_path / "base" / "sub", tmp_path / "base" / "inside")
+    assert safe_join(tmp_path / "base", "inside/z.txt") == (tmp_path / "base" / "sub" / "z.txt").resolve()
+
+
 def test_walk_finds_media_and_skips_escapes(tmp_path):
     audio = tmp_path / "audio"
     touch(audio / "a.mp3")
