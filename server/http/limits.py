@@ -4,6 +4,7 @@ request for the metrics (by route template, so ids do not make a label each)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import Histogram
 from starlette.exceptions import HTTPException
@@ -81,6 +82,7 @@ class LatencyMiddleware:
     def __init__(self, app: ASGIApp, histogram: Histogram):
         self.app = app
         self.histogram = histogram
+        self._series: dict[tuple[str, str], Any] = {}  # (method, route) -> its histogram: labels() is slow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,4 +93,6 @@ class LatencyMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.histogram.labels(scope["method"], template).observe(time.perf_counter() - started)
+            key = (scope["method"], template)
+            series = self._series.get(key) or self._series.setdefault(key, self.histogram.labels(*key))
+            series.observe(time.perf_counter() - started)

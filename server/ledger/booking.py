@@ -55,7 +55,9 @@ class Booking:
             return Completion(task_row(c, task.id), False, late, task.attempts, verdict=verdict)
         # What was transcribed: the task's probed length, else what the client says (an unprobed file).
         audio_seconds = task.seconds or (made.audio_seconds if made else None)
-        c.execute(sql_leases.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds})
+        done = TaskView.from_row(
+            c.execute(sql_leases.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds}).one()
+        )
         c.execute(sql_leases.mark_attempt_completed, {"aid": attempt.id, "now": now})
         # Anyone else still working on it should stop at their next heartbeat.
         c.execute(sql_leases.supersede_active_attempts, {"tid": task.id, "now": now})
@@ -66,7 +68,7 @@ class Booking:
             # Every part is done (a late result may even complete a file that had failed): stitch it.
             c.execute(sql_parts.reopen_file, {"tid": task.parent_id, "now": now})
             ready = task.parent_id
-        return Completion(task_row(c, task.id), False, late, task.attempts, ready, cooled, verdict)
+        return Completion(done, False, late, task.attempts, ready, cooled, verdict)
 
     def _learn(
         self, c: Tx, task: TaskView, attempt: AttemptView, made: Optional[Made], now: float, spot: Optional[Range]

@@ -160,6 +160,7 @@ mark_task_done = (
         check_start_ms=None,
         check_end_ms=None,
     )
+    .returning(*TASK_VIEW)  # the completion's view of the task, without reading it again
 )
 mark_attempt_completed = (
     update(attempt).where(attempt.c.id == bindparam("aid")).values(state=AttemptState.COMPLETED, finished_at=now)
