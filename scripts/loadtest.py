@@ -5,14 +5,14 @@ Starts `stt-server serve` on 127.0.0.1 (free port) over a temp AUDIO_DIR of smal
 checks that no task was completed twice or lost, and prints cycles/s and lease latency.
 
     python scripts/loadtest.py --clients 64 --seconds 20 --tasks 5000 [--workers 2] [--sync NORMAL]
-    python scripts/loadtest.py --ceiling    # first the same generator against a trivial app
-                                            # (scripts/ceiling_app.py), then the server; prints the ratio
+    python scripts/loadtest.py --ceiling    # the same generator on a trivial app (scripts/ceiling_app.py)
+                                            # and on the server, in turns of a few seconds; the ratio
     python scripts/loadtest.py --ceiling --hosts 10,1000,10000
         # the fleet the claims must consider: N distinct hosts with learned speeds, a quarter of them
         # holding a lease, every third English-only, a third of the files French, every length known;
         # one server per N, server CPU per cycle each and its ratio to the smallest fleet's
     python scripts/loadtest.py --ceiling --repeat 3 ...
-        # three rounds, each its own ceiling then the server(s): the medians and their ranges
+        # three rounds, each with its own servers and ceiling: the medians and their ranges
 
 The machine is shared and noisy: compare figures from one run, never across runs.
 """
@@ -27,7 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from sqlalchemy import Engine, create_engine, text
 
@@ -44,9 +48,12 @@ from loadgen import (
     wait_ready,
 )
 
+SLICE = 5.0  # --ceiling: seconds of load on one app before the other's turn
 
-def measure_ceiling(args) -> float:
-    """cycles/s of the same generator against scripts/ceiling_app.py under the same uvicorn."""
+
+@contextmanager
+def ceiling_app(args) -> Iterator[tuple[str, subprocess.Popen]]:
+    """scripts/ceiling_app.py under the same uvicorn, on a free port, for as long as the block runs."""
     port = free_port()
     err = Path(tempfile.mkdtemp(prefix="stt-ceiling-")) / "err"
     repo = Path(__file__).resolve().parents[1]
@@ -71,16 +78,56 @@ def measure_ceiling(args) -> float:
     try:
         if not wait_ready(f"http://127.0.0.1:{port}", app, err):
             raise SystemExit(1)
-        cpu0 = cpu_seconds(app)
-        rows, elapsed = generate(f"http://127.0.0.1:{port}", args)
-        cpu = cpu_seconds(app) - cpu0
+        yield f"http://127.0.0.1:{port}", app
     finally:
         app.terminate()
         app.wait(15)
-    rate = len(rows) / elapsed
-    print(f"ceiling: server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
-    print(f"ceiling (trivial app, same requests): {len(rows)} cycles  ->  {rate:.0f} cycles/s")
-    return rate
+
+
+@dataclass
+class Load:
+    """What one target got over its slices: rows (as generate() returns them), seconds, its CPU."""
+
+    rows: list = field(default_factory=list)
+    seconds: float = 0.0
+    cpu: float = 0.0
+
+    def add(self, targets: list[str], procs: list[subprocess.Popen], args) -> None:
+        cpu0 = sum(cpu_seconds(p) for p in procs)
+        rows, elapsed = generate(targets, args)
+        self.cpu += sum(cpu_seconds(p) for p in procs) - cpu0
+        self.rows += rows
+        self.seconds += elapsed
+
+    @property
+    def rate(self) -> float:
+        return len(self.rows) / self.seconds
+
+    @property
+    def cpu_per_cycle(self) -> float:
+        return self.cpu / max(len(self.rows), 1)
+
+
+def alternate(args, server: tuple[list[str], list[subprocess.Popen]], ceiling) -> tuple[Load, Optional[Load]]:
+    """The load on the server; with a ceiling, on both in turns of SLICE seconds (which goes first
+    alternating), so both see the same machine: a shared machine's load drifts within a run."""
+    if ceiling is None:
+        mine = Load()
+        mine.add(*server, args)
+        return mine, None
+    turns = max(1, round(args.seconds / SLICE))
+    sliced = argparse.Namespace(**{**vars(args), "seconds": args.seconds / turns})
+    mine, theirs = Load(), Load()
+    ceiling_target = ([ceiling[0]], [ceiling[1]])
+    for turn in range(turns):
+        pairs = [(mine, server), (theirs, ceiling_target)]
+        for load, (targets, procs) in pairs if turn % 2 == 0 else reversed(pairs):
+            load.add(targets, procs, sliced)
+    print(
+        f"ceiling (trivial app, same requests, {turns} turns): {len(theirs.rows)} cycles  ->  "
+        f"{theirs.rate:.0f} cycles/s, server CPU {theirs.cpu_per_cycle * 1000:.2f} ms per cycle"
+    )
+    return mine, theirs
 
 
 def main() -> int:
@@ -117,14 +164,14 @@ def main() -> int:
     for round_ in range(args.repeat):  # the ceiling beside each round: the machine's load drifts
         if args.repeat > 1:
             print(f"=== round {round_ + 1} of {args.repeat}")
-        ceiling = measure_ceiling(args) if args.ceiling else None
-        for hosts in fleets:
-            rate, cpu_per_cycle, good = run_server(args, hosts)
-            per_cycle[hosts].append(cpu_per_cycle)
-            ok = ok and good
-            if ceiling:
-                ratios[hosts].append(rate / ceiling)
-                print(f"ratio server / ceiling: {rate / ceiling:.2f}")
+        with ceiling_app(args) if args.ceiling else nullcontext() as ceiling:
+            for hosts in fleets:
+                mine, theirs, good = run_server(args, hosts, ceiling)
+                per_cycle[hosts].append(mine.cpu_per_cycle)
+                ok = ok and good
+                if theirs is not None:
+                    ratios[hosts].append(mine.rate / theirs.rate)
+                    print(f"ratio server / ceiling: {mine.rate / theirs.rate:.2f}")
     print_summary(fleets, ratios, per_cycle)
     return 0 if ok else 1
 
@@ -197,9 +244,9 @@ def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
     return len(held)
 
 
-def run_server(args, hosts: int) -> tuple[float, float, bool]:
-    """args.servers servers over one fresh library and database (and `hosts` seeded hosts):
-    cycles/s, server CPU s per cycle (all servers), checks passed."""
+def run_server(args, hosts: int, ceiling) -> tuple[Load, Optional[Load], bool]:
+    """args.servers servers over one fresh library and database (and `hosts` seeded hosts), in turns
+    with the ceiling app when there is one: what each got, and whether the checks passed."""
     tasks = max(args.tasks, hosts // 4 + 12000) if hosts else args.tasks
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
     small_library(root / "audio", tasks)
@@ -218,9 +265,7 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
         db = create_engine(url)
         wait_for_housekeeping(db)
         held = seed_fleet(db, hosts, random.Random(hosts)) if hosts else 0
-        cpu0 = sum(cpu_seconds(p) for p, _ in servers)
-        rows, elapsed = generate([base for _, base in servers], args)
-        cpu = sum(cpu_seconds(p) for p, _ in servers) - cpu0
+        mine, theirs = alternate(args, ([base for _, base in servers], [p for p, _ in servers]), ceiling)
     finally:
         for p, _ in servers:
             p.terminate()
@@ -228,10 +273,10 @@ def run_server(args, hosts: int) -> tuple[float, float, bool]:
 
     where = f"{args.servers} servers on PostgreSQL" if args.database_url else "SQLite"
     print(f"--- hosts={hosts} (a quarter holding a lease), {where}" if hosts else f"--- {where}")
-    print_figures(rows, elapsed, args, tasks)
-    ok = books_balance(db, rows, root, tasks, args.clients + held)
-    print(f"server CPU {cpu / max(len(rows), 1) * 1000:.2f} ms per cycle")
-    return len(rows) / elapsed, cpu / max(len(rows), 1), ok
+    print_figures(mine.rows, mine.seconds, args, tasks)
+    ok = books_balance(db, mine.rows, root, tasks, args.clients + held)
+    print(f"server CPU {mine.cpu_per_cycle * 1000:.2f} ms per cycle")
+    return mine, theirs, ok
 
 
 def books_balance(db: Engine, rows: list, root: Path, tasks: int, max_leased: int) -> bool:
