@@ -108,7 +108,10 @@ class Load:
         return self.cpu / max(len(self.rows), 1)
 
 
-def alternate(args, server: tuple[list[str], list[subprocess.Popen]], ceiling) -> tuple[Load, Optional[Load]]:
+Target = tuple[list[str], list[subprocess.Popen]]  # the URLs the load goes to, the processes whose CPU counts
+
+
+def alternate(args, server: Target, ceiling: Optional[tuple[str, subprocess.Popen]]) -> tuple[Load, Optional[Load]]:
     """The load on the server; with a ceiling, on both in turns of SLICE seconds (which goes first
     alternating), so both see the same machine: a shared machine's load drifts within a run."""
     if ceiling is None:
@@ -118,7 +121,7 @@ def alternate(args, server: tuple[list[str], list[subprocess.Popen]], ceiling) -
     turns = max(1, round(args.seconds / SLICE))
     sliced = argparse.Namespace(**{**vars(args), "seconds": args.seconds / turns})
     mine, theirs = Load(), Load()
-    ceiling_target = ([ceiling[0]], [ceiling[1]])
+    ceiling_target: Target = ([ceiling[0]], [ceiling[1]])
     for turn in range(turns):
         pairs = [(mine, server), (theirs, ceiling_target)]
         for load, (targets, procs) in pairs if turn % 2 == 0 else reversed(pairs):
@@ -244,7 +247,7 @@ def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
     return len(held)
 
 
-def run_server(args, hosts: int, ceiling) -> tuple[Load, Optional[Load], bool]:
+def run_server(args, hosts: int, ceiling: Optional[tuple[str, subprocess.Popen]]) -> tuple[Load, Optional[Load], bool]:
     """args.servers servers over one fresh library and database (and `hosts` seeded hosts), in turns
     with the ceiling app when there is one: what each got, and whether the checks passed."""
     tasks = max(args.tasks, hosts // 4 + 12000) if hosts else args.tasks
