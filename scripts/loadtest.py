@@ -49,6 +49,7 @@ from loadgen import (
 )
 
 SLICE = 5.0  # --ceiling: seconds of load on one app before the other's turn
+Target = tuple[list[str], list[subprocess.Popen]]  # the URLs the load goes to, the processes whose CPU counts
 
 
 @contextmanager
@@ -57,24 +58,9 @@ def ceiling_app(args) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     err = Path(tempfile.mkdtemp(prefix="stt-ceiling-")) / "err"
     repo = Path(__file__).resolve().parents[1]
-    app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "scripts.ceiling_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--workers",
-            str(args.workers),
-        ],
-        cwd=repo,
-        stdout=subprocess.DEVNULL,
-        stderr=open(err, "wb"),
-    )
+    command = [sys.executable, "-m", "uvicorn", "scripts.ceiling_app:app", "--no-access-log"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
+    app = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=open(err, "wb"))
     try:
         if not wait_ready(f"http://127.0.0.1:{port}", app, err):
             raise SystemExit(1)
@@ -92,7 +78,8 @@ class Load:
     seconds: float = 0.0
     cpu: float = 0.0
 
-    def add(self, targets: list[str], procs: list[subprocess.Popen], args) -> None:
+    def add(self, target: Target, args) -> None:
+        targets, procs = target
         cpu0 = sum(cpu_seconds(p) for p in procs)
         rows, elapsed = generate(targets, args)
         self.cpu += sum(cpu_seconds(p) for p in procs) - cpu0
@@ -108,15 +95,12 @@ class Load:
         return self.cpu / max(len(self.rows), 1)
 
 
-Target = tuple[list[str], list[subprocess.Popen]]  # the URLs the load goes to, the processes whose CPU counts
-
-
 def alternate(args, server: Target, ceiling: Optional[tuple[str, subprocess.Popen]]) -> tuple[Load, Optional[Load]]:
     """The load on the server; with a ceiling, on both in turns of SLICE seconds (which goes first
     alternating), so both see the same machine: a shared machine's load drifts within a run."""
     if ceiling is None:
         mine = Load()
-        mine.add(*server, args)
+        mine.add(server, args)
         return mine, None
     turns = max(1, round(args.seconds / SLICE))
     sliced = argparse.Namespace(**{**vars(args), "seconds": args.seconds / turns})
@@ -124,8 +108,8 @@ def alternate(args, server: Target, ceiling: Optional[tuple[str, subprocess.Pope
     ceiling_target: Target = ([ceiling[0]], [ceiling[1]])
     for turn in range(turns):
         pairs = [(mine, server), (theirs, ceiling_target)]
-        for load, (targets, procs) in pairs if turn % 2 == 0 else reversed(pairs):
-            load.add(targets, procs, sliced)
+        for load, target in pairs if turn % 2 == 0 else reversed(pairs):
+            load.add(target, sliced)
     print(
         f"ceiling (trivial app, same requests, {turns} turns): {len(theirs.rows)} cycles  ->  "
         f"{theirs.rate:.0f} cycles/s, server CPU {theirs.cpu_per_cycle * 1000:.2f} ms per cycle"
