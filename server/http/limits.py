@@ -4,7 +4,6 @@ request for the metrics (by route template, so ids do not make a label each)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import Histogram
 from starlette.exceptions import HTTPException
@@ -82,7 +81,7 @@ class LatencyMiddleware:
     def __init__(self, app: ASGIApp, histogram: Histogram):
         self.app = app
         self.histogram = histogram
-        self._series: dict[tuple[str, str], Any] = {}  # (method, route) -> its histogram: labels() is slow
+        self._series: dict[tuple[str, str], Histogram] = {}  # (method, route) -> its series: labels() is slow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,5 +93,6 @@ class LatencyMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             key = (scope["method"], template)
-            series = self._series.get(key) or self._series.setdefault(key, self.histogram.labels(*key))
-            series.observe(time.perf_counter() - started)
+            if key not in self._series:
+                self._series[key] = self.histogram.labels(*key)
+            self._series[key].observe(time.perf_counter() - started)

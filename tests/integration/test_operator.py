@@ -30,6 +30,8 @@ def test_metrics_in_prometheus_format(api, shared, tmp_path):
     assert c.post("/result", json={"id": ids[0], "vtt": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"}).status_code == 200
     assert c.post("/result", json={"id": ids[0], "vtt": "WEBVTT\n"}).status_code == 200  # a duplicate
     assert c.post("/error", json={"id": ids[1], "error": "ffmpeg: invalid data"}).status_code == 200
+    ask = {"client": "v1-host", "capabilities": {"backend": "cpu", "model": "ggml-base.bin"}}
+    assert [c.post("/api/v1/leases", json=ask).status_code for _ in range(2)] == [204, 204]  # all three are out
     r = c.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     m = samples(r.text)
@@ -46,6 +48,9 @@ def test_metrics_in_prometheus_format(api, shared, tmp_path):
     assert m[("batch_stt_audio_seconds", (("state", "leased"),))] > 10  # jfk.mp3, probed: 11 s
     get_task = (("le", "+Inf"), ("method", "GET"), ("route", "/task"))
     assert m[("batch_stt_request_seconds_bucket", get_task)] == 3
+    # The daemon's routes sit on the app itself (server/app.py): still timed under their template.
+    lease = (("le", "+Inf"), ("method", "POST"), ("route", "/api/v1/leases"))
+    assert m[("batch_stt_request_seconds_bucket", lease)] == 2
 
 
 def test_metrics_add_up_across_workers(shared, server_process, tmp_path):
