@@ -22,7 +22,7 @@ TOKENS = f"notes:{SUBMITTER}:submitter,laptop:{VOLUNTEER}"
 @pytest.fixture
 def fleet(shared, whisper_cli, server_process, tmp_path):
     """A server with built-in tokens and one volunteer daemon polling it."""
-    srv = server_process(AUTH_TOKENS=TOKENS, MAX_UPLOAD_BYTES=2_000_000).start()
+    srv = server_process(AUTH_TOKENS=TOKENS, MAX_UPLOAD_BYTES=2_000_000, OPENAI_WAIT_SECONDS=300).start()
     env = client_env(tmp_path, srv.url, shared / "models/ggml-tiny.en.bin", "laptop", AUTH_TOKEN=VOLUNTEER)
     daemon = subprocess.Popen([sys.executable, "-m", "client.cli", "run"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip

@@ -102,7 +102,9 @@ def test_a_stereo_call_asked_by_channels_names_each_channel(shared, whisper_cli,
     tracks = build_tracks(shared, tmp_path / "tracks")
     call = as_channels(tracks, tmp_path / "call.mp3")
     same = same_on_both(shared / "audio/jfk.mp3", tmp_path / "same.mp3")
-    srv = server_process().start()
+    # The request may wait behind both jobs' parts (the daemon can claim them first): on a busy
+    # 2-core machine that took over the default 60 s plus the call's length (CI, stop 34).
+    srv = server_process(OPENAI_WAIT_SECONDS=600).start()
 
     def submit(path: Path) -> dict:
         with open(path, "rb") as f:
