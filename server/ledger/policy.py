@@ -169,7 +169,8 @@ def group_ends(fleet: Fleet) -> list[float]:
 def projected_end(fleet: Fleet, ends: Optional[list[float]] = None) -> float:
     """The batch's end if every host works until the same moment, bounded by each group's (step 1)."""
     speed = sum(c.speed for c in fleet.classes)
-    overall = fleet.now + (sum(g.seconds for g in fleet.groups) + sum(c.held for c in fleet.classes)) / speed
+    work = sum(g.seconds for g in fleet.groups) + sum(c.held for c in fleet.classes)
+    overall = fleet.now + work / speed if speed > 0 else fleet.now  # no speed known: it sets no pace
     return max([overall, *(group_ends(fleet) if ends is None else ends)])
 
 

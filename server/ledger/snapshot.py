@@ -81,6 +81,14 @@ def _queue_for(
     return tuple(g for g in groups.values() if g.count > 0), probing
 
 
+def _join(st: _State, host: Host, now: float) -> None:
+    """A host the read did not know counts in its class: its speed, and its place on the frontier."""
+    st.hosts[host.name] = host
+    k = st.classes.setdefault(host.reach, _Class())
+    k.speed += host.speed
+    k.frontier = policy.frontier((*k.frontier, host), now)
+
+
 class Snapshots:
     def __init__(
         self,
@@ -151,7 +159,11 @@ class Snapshots:
             if st is None:
                 return
             now = self.clock()
-            mine = st.hosts.get(host.name, host)
+            mine = st.hosts.get(host.name)
+            if mine is None:  # another claim re-read the fleet since this one's view, before its row was there
+                mine = host
+                if host.name not in st.cooling:
+                    _join(st, host, now)
             finish = policy.finish_at(mine, seconds, now)
             st.hosts[host.name] = replace(mine, free_at=finish)
             st.classes.setdefault(mine.reach, _Class()).held += seconds
@@ -186,10 +198,7 @@ class Snapshots:
         known = st.hosts.get(client)
         me = Host(client, speed, known.free_at if known else now, reach(caps, langs))
         if (known is None or known.reach != me.reach) and client not in st.cooling:
-            st.hosts[client] = me
-            k = st.classes.setdefault(me.reach, _Class())
-            k.speed += speed
-            k.frontier = policy.frontier((*k.frontier, me), now)
+            _join(st, me, now)
         return me
 
     def _read(self, now: float) -> _State:

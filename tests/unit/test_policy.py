@@ -59,6 +59,15 @@ def test_near_the_end_the_long_task_goes_to_the_fast_host_and_the_slow_host_wait
     assert isinstance(choice, Longest) and choice.max_seconds >= 600
 
 
+def test_a_fleet_with_no_speed_known_sets_no_pace_and_the_host_still_gets_work():
+    """A snapshot whose classes all sum to speed 0 (the host not counted yet): no division by zero."""
+    me = Host("box", 5, NOW, ALL)
+    fleet = make_fleet(me, [], en(60, 30))
+    fleet = replace(fleet, classes=tuple(replace(c, speed=0.0) for c in fleet.classes))
+    assert policy.projected_end(fleet) == NOW
+    assert [type(c) for c in policy.choose(fleet)] == [Shortest]  # nothing fits by time: first to finish
+
+
 def test_early_on_every_host_takes_the_longest_task():
     slow, fast = Host("laptop", 2, NOW, ALL), Host("gpu", 30, NOW, ALL)
     tasks = en(*[600.0] * 40, *[60.0] * 100)

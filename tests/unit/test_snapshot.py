@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import event, text
 
-from server.ledger import Grant
+from server.ledger import Grant, policy
 from tests.helpers import Clock, add_tasks, make_ledger
 
 CAPS = {"backend": "cpu", "model": "ggml-base.bin", "rtf": 5.0}
@@ -84,3 +84,20 @@ def statements_per_claim(tmp_path, hosts: int) -> list[str]:
 def test_a_claim_runs_the_same_statements_with_ten_hosts_as_with_two_thousand(tmp_path):
     few, many = statements_per_claim(tmp_path, 10), statements_per_claim(tmp_path, 2000)
     assert few == many and len(few) <= 12, (few, many)
+
+
+def test_a_grant_booked_after_another_claims_reread_keeps_the_host_in_its_class(tmp_path):
+    """Claims run in threads: one may re-read the fleet between another's view and its grant. The
+    host the fresh read does not know yet joins its class with its speed, not as a class of speed 0
+    (every class at speed 0 made the policy divide by zero: CI, stop 35)."""
+    clock = Clock()
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock)
+    add_tasks(ledger, 3)
+    snapshots = ledger.leases.snapshots
+    me = snapshots.view("box", CAPS, None).fleet.me  # the first read: "box" joins the fleet
+    clock.t += 5
+    snapshots.refresh()  # another claim's re-read: "box" has no row yet, so this read does not know it
+    snapshots.granted(me, None, "t", 60.0, copyable=False)
+    fleet = snapshots.view("box", CAPS, None).fleet
+    assert [c.speed for c in fleet.classes] == [me.speed]
+    assert policy.choose(fleet)  # the claim goes on: no ZeroDivisionError, work for "box"
