@@ -93,6 +93,7 @@ class LatencyMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             key = (scope["method"], template)
-            if key not in self._series:
-                self._series[key] = self.histogram.labels(*key)
-            self._series[key].observe(time.perf_counter() - started)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self.histogram.labels(*key)
+            series.observe(time.perf_counter() - started)
