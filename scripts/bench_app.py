@@ -20,6 +20,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -113,12 +114,15 @@ async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float
     small_library(root / "audio", args.tasks)
     os.environ["PATH"] = str(root)  # no ffprobe: this server is in this process
     app = create_app(Settings.from_env(server_settings(root), dotenv_path=None), event_stream=io.StringIO())
-    async with app.router.lifespan_context(app):
-        db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
-        await asyncio.to_thread(wait_for_housekeeping, db)
-        db.dispose()
-        await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
-        figures["server"] = await run_clients(app, args.cycles, args.clients)
+    try:
+        async with app.router.lifespan_context(app):
+            db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
+            await asyncio.to_thread(wait_for_housekeeping, db)
+            db.dispose()
+            await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
+            figures["server"] = await run_clients(app, args.cycles, args.clients)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     return figures
 
 

@@ -11,6 +11,7 @@ The file is the test suite's (tests/helpers.py: build_long_speech, needs espeak-
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,14 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=SHARED / "models/ggml-tiny.en.bin")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stt-long-"))
+    try:
+        return measure(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, args: argparse.Namespace) -> int:
+    """The baseline and both fleets in `work` (removed after)."""
     audio = work / "long.mp3"
     reference = build_long_speech(SHARED, audio)
     seconds = float(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,14 @@ def main() -> int:
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="stt-mem-"))
+    try:
+        return measure(root, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def measure(root: Path, args: argparse.Namespace) -> int:
+    """Both runs over `root` (hours of audio: removed after), and the table."""
     (root / "audio").mkdir()
     audio = root / "audio" / "long.mp3"
     make_audio(args.source, args.hours, audio)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def ceiling_app(args) -> Iterator[tuple[str, subprocess.Popen]]:
     finally:
         app.terminate()
         app.wait(15)
+        shutil.rmtree(err.parent, ignore_errors=True)
 
 
 @dataclass
@@ -263,6 +265,10 @@ def run_server(args, hosts: int, ceiling: Optional[tuple[str, subprocess.Popen]]
     print_figures(mine.rows, mine.seconds, args, tasks)
     ok = books_balance(db, mine.rows, root, tasks, args.clients + held)
     print(f"server CPU {mine.cpu_per_cycle * 1000:.2f} ms per cycle")
+    if ok:  # a failed check's files stay for a look
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"its files: {root}")
     return mine, theirs, ok
 
 
