@@ -58,10 +58,7 @@ class Booking:
         done = TaskView.from_row(
             c.execute(sql_leases.mark_task_done, {"tid": task.id, "now": now, "audio_seconds": audio_seconds}).one()
         )
-        c.execute(sql_leases.mark_attempt_completed, {"aid": attempt.id, "now": now})
-        # Anyone else still working on it should stop at their next heartbeat.
-        c.execute(sql_leases.supersede_active_attempts, {"tid": task.id, "now": now})
-        c.execute(sql_leases.credit_client_done, {"cname": attempt.client, "now": now})
+        c.execute(sql_leases.complete_and_supersede, {"aid": attempt.id, "tid": task.id, "now": now})
         cooled = self.fleet.succeeded(c, task.id, attempt.client, now) + verdict.cooled
         ready = None
         if task.parent_id and not c.execute(sql_parts.count_unfinished_parts, {"fid": task.parent_id}).scalar():

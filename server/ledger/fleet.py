@@ -144,9 +144,9 @@ class Fleet:
             )
 
     def succeeded(self, c: Tx, task_id: str, client: str, now: float) -> list[tuple[str, float]]:
-        """`client` transcribed `task_id`: forgive it, strike those who failed it. Returns the hosts
-        that start a cool-down now, with its end."""
-        c.execute(sql_fleet.forgive, {"cname": client})
+        """`client` transcribed `task_id`: credit and forgive it, strike those who failed it. Returns
+        the hosts that start a cool-down now, with its end."""
+        c.execute(sql_fleet.credit_and_forgive, {"cname": client, "now": now})
         cooled = []
         for (other,) in c.execute(sql_fleet.failed_elsewhere, {"tid": task_id, "cname": client}).all():
             if until := self.strike(c, other, now):

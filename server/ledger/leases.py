@@ -238,8 +238,8 @@ class Leases:
     def leased_tasks(self, tokens: Sequence[str]) -> dict[str, TaskView]:
         """The tasks behind these leases as they stand now (unknown tokens left out)."""
         with self.db.reading() as c:
-            rows = {token: c.execute(sql_leases.attempt_by_token, {"tok": token}).first() for token in tokens}
-            return {token: task_row(c, row.task_id) for token, row in rows.items() if row is not None}
+            rows = {token: c.execute(sql_leases.task_by_token, {"tok": token}).first() for token in tokens}
+            return {token: TaskView.from_row(row) for token, row in rows.items() if row is not None}
 
     def fail(
         self, token: str, error: str, stderr_tail: Optional[str] = None, retryable: Optional[bool] = None

@@ -126,6 +126,7 @@ def test_a_replica_goes_to_an_idle_fast_host_and_the_first_result_wins(db):
     assert ledger.leases.complete(slow.token, Kept()).duplicate
     hosts = {h.name: h for h in ledger.fleet.hosts()}
     assert (hosts["gpu"].replicas, hosts["gpu"].replicas_won) == (1, 1)
+    assert (hosts["gpu"].tasks_done, hosts["laptop"].tasks_done) == (1, 0)  # credited: the winner alone
     assert ledger.reports.stats().counts[TaskState.DONE] == 1
 
 
@@ -165,6 +166,15 @@ def test_a_host_that_keeps_failing_what_others_transcribe_cools_down_longer_each
         fail_then_done_elsewhere(ledger, "flaky")
     [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
     assert flaky.cooldown_until == clock.t + 200  # the second in a row lasts twice as long
+    clock.t += 201
+    fail_then_done_elsewhere(ledger, "flaky")
+    g = ledger.leases.claim("flaky", capabilities=caps(5.0))
+    ledger.leases.complete(g.token, Kept(), Made(MODEL, "cpu", 60.0))
+    [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
+    assert (flaky.strikes, flaky.tasks_done) == (0, 1)  # a result of its own forgives its strike
+    fail_then_done_elsewhere(ledger, "flaky")
+    [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
+    assert flaky.cooldown_until is None and flaky.strikes == 1  # so one more is no cool-down yet
     assert ledger.fleet.clear("flaky") and not ledger.fleet.clear("nobody")
     [flaky] = [h for h in ledger.fleet.hosts() if h.name == "flaky"]
     assert flaky.cooldown_until is None and flaky.strikes == 0

@@ -171,11 +171,17 @@ cool_down = (
     .where(client.c.name == cname)
     .values(strikes=0, cooldowns=client.c.cooldowns + 1, cooldown_until=bindparam("until", type_=Float))
 )
-# A success wipes the strikes, and earns back one step of the cool-down's growth.
-forgive = (
+# A host's result became a task's: one more done, its strikes wiped, one step of the cool-down's
+# growth earned back.
+credit_and_forgive = (
     update(client)
     .where(client.c.name == cname)
-    .values(strikes=0, cooldowns=case((client.c.cooldowns > 0, client.c.cooldowns - 1), else_=0))
+    .values(
+        tasks_done=client.c.tasks_done + 1,
+        last_seen=now,
+        strikes=0,
+        cooldowns=case((client.c.cooldowns > 0, client.c.cooldowns - 1), else_=0),
+    )
 )
 clear_cooldown = (
     update(client)

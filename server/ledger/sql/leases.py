@@ -145,6 +145,8 @@ newest_active_legacy_attempt_of_task = (
     _legacy_attempts.where(attempt.c.state == AttemptState.ACTIVE).order_by(attempt.c.id.desc()).limit(1)
 )
 task_by_id = select(*TASK_VIEW).where(task.c.id == tid)
+# The task a lease is for, read to stage its result's files before the booking's transaction.
+task_by_token = select(*TASK_VIEW).join(attempt, attempt.c.task_id == task.c.id).where(attempt.c.token == token)
 # A completion locks the task's row first (PostgreSQL; SQLite's writers are serialised anyway), so
 # two results racing for one task are decided one after the other.
 task_by_id_for_update = task_by_id.with_for_update()
@@ -165,10 +167,15 @@ mark_task_done = (
 mark_attempt_completed = (
     update(attempt).where(attempt.c.id == bindparam("aid")).values(state=AttemptState.COMPLETED, finished_at=now)
 )
-supersede_active_attempts = (
+# The task's result came from attempt `aid`: it is completed, and anyone else still working on the
+# task should stop at their next heartbeat (one statement: a completion's hot path).
+complete_and_supersede = (
     update(attempt)
-    .where(attempt.c.task_id == tid, attempt.c.state == AttemptState.ACTIVE)
-    .values(state=AttemptState.SUPERSEDED, finished_at=now)
+    .where(attempt.c.task_id == tid, or_(attempt.c.id == bindparam("aid"), attempt.c.state == AttemptState.ACTIVE))
+    .values(
+        state=case((attempt.c.id == bindparam("aid"), AttemptState.COMPLETED), else_=AttemptState.SUPERSEDED),
+        finished_at=now,
+    )
 )
 credit_client_done = (
     update(client).where(client.c.name == bindparam("cname")).values(tasks_done=client.c.tasks_done + 1, last_seen=now)
