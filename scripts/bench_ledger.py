@@ -48,8 +48,8 @@ class Nowhere:
         return False
 
 
-def ledger(kind: SchedulerKind, tasks: int) -> Ledger:
-    url = f"sqlite:///{tempfile.mkdtemp(prefix='stt-ledger-')}/db.sqlite"
+def ledger(kind: SchedulerKind, tasks: int, folder: Path) -> Ledger:
+    url = f"sqlite:///{folder / kind.value}.sqlite"
     made = Ledger.open(
         url,
         lease_seconds=600,
@@ -102,9 +102,16 @@ def main() -> int:
     args = ap.parse_args()
     if args.cycles + 300 > args.tasks:
         ap.error("--tasks must exceed --cycles by 300 (each cycle finishes a task)")
+    with tempfile.TemporaryDirectory(prefix="stt-ledger-") as folder:
+        figures = measure(args, Path(folder))
+    print(f"speed / fifo: {figures[SchedulerKind.SPEED] / figures[SchedulerKind.FIFO]:.2f}")
+    return 0
+
+
+def measure(args: argparse.Namespace, folder: Path) -> dict[SchedulerKind, float]:
     figures = {}
     for kind in (SchedulerKind.FIFO, SchedulerKind.SPEED):
-        made = ledger(kind, args.tasks)
+        made = ledger(kind, args.tasks, folder)
         cycles(made, 200, args.clients)  # warm: compiled statements, the fleet's snapshot
         figures[kind] = cycles(made, args.cycles, args.clients)
         print(f"{kind.value}: {figures[kind] * 1000:.3f} ms CPU per claim + completion ({args.cycles} cycles)")
@@ -114,8 +121,7 @@ def main() -> int:
             for statement, count in counted.most_common():
                 print(f"  {count / 100:5.2f}  {statement}")
         made.db.dispose()
-    print(f"speed / fifo: {figures[SchedulerKind.SPEED] / figures[SchedulerKind.FIFO]:.2f}")
-    return 0
+    return figures
 
 
 if __name__ == "__main__":
