@@ -11,7 +11,6 @@ The file is the test suite's (tests/helpers.py: build_long_speech, needs espeak-
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,11 +70,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="whisper-cli threads, per client and for the baseline")
     ap.add_argument("--model", type=Path, default=SHARED / "models/ggml-tiny.en.bin")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="stt-long-"))
-    try:
-        return measure(work, args)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="stt-long-") as tmp:
+        return measure(Path(tmp), args)
 
 
 def measure(work: Path, args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,11 +134,8 @@ def main() -> int:
     ap.add_argument("--transcribe-ms", type=int, default=20000, help="whisper-cli -d: audio it processes")
     args = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="stt-mem-"))
-    try:
-        return measure(root, args)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="stt-mem-") as tmp:
+        return measure(Path(tmp), args)
 
 
 def measure(root: Path, args: argparse.Namespace) -> int:
