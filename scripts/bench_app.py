@@ -20,7 +20,6 @@ import asyncio
 import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -110,20 +109,22 @@ async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float
     figures = {}
     await run_clients(ceiling, 200, 4)  # warm
     figures["ceiling"] = await run_clients(ceiling, args.cycles, args.clients)
-    root = Path(tempfile.mkdtemp(prefix="stt-bench-app-"))
+    with tempfile.TemporaryDirectory(prefix="stt-bench-app-") as tmp:
+        figures["server"] = await server_cycles(args, Path(tmp))
+    return figures
+
+
+async def server_cycles(args: argparse.Namespace, root: Path) -> tuple[int, float, float]:
+    """The real app over a library in `root`, its data beside it."""
     small_library(root / "audio", args.tasks)
     os.environ["PATH"] = str(root)  # no ffprobe: this server is in this process
     app = create_app(Settings.from_env(server_settings(root), dotenv_path=None), event_stream=io.StringIO())
-    try:
-        async with app.router.lifespan_context(app):
-            db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
-            await asyncio.to_thread(wait_for_housekeeping, db)
-            db.dispose()
-            await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
-            figures["server"] = await run_clients(app, args.cycles, args.clients)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    return figures
+    async with app.router.lifespan_context(app):
+        db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
+        await asyncio.to_thread(wait_for_housekeeping, db)
+        db.dispose()
+        await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
+        return await run_clients(app, args.cycles, args.clients)
 
 
 def main() -> int:
