@@ -89,7 +89,7 @@ def test_a_claim_runs_the_same_statements_with_ten_hosts_as_with_two_thousand(tm
 def test_a_grant_booked_after_another_claims_reread_keeps_the_host_in_its_class(tmp_path):
     """Claims run in threads: one may re-read the fleet between another's view and its grant. The
     host the fresh read does not know yet joins its class with its speed, not as a class of speed 0
-    (every class at speed 0 made the policy divide by zero: CI, stop 35)."""
+    (every class at speed 0 made the policy divide by zero; a CI run's thread warning found it)."""
     clock = Clock()
     ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock)
     add_tasks(ledger, 3)
