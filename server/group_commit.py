@@ -90,7 +90,14 @@ class Batcher(Generic[In, Out]):
 
 
 def claims(ledger: Ledger) -> Batcher[Ask, Claimed]:
-    return Batcher(functools.partial(on_writer, ledger, ledger.leases.claim_all))
+    return Batcher(functools.partial(_claim_batch, ledger))
+
+
+async def _claim_batch(ledger: Ledger, asks: list[Ask]) -> list[Union[Claimed, Exception]]:
+    snapshots = ledger.leases.snapshots
+    if snapshots.due():  # the fleet's read (20-50 ms) in a worker thread: the loop serves others meanwhile
+        await anyio.to_thread.run_sync(snapshots.read)
+    return await on_writer(ledger, ledger.leases.claim_all, asks)
 
 
 def results(ledger: Ledger) -> Batcher[Result, Completion]:

@@ -1,5 +1,6 @@
 """The fleet as this server's claims see it: one snapshot, read at most once a second outside any
-write transaction, shared by every claim and kept current between reads by the claims themselves.
+write transaction (and off the event loop: server/group_commit.py), shared by every claim and kept
+current between reads by the claims themselves.
 
 A claim used to read every host, every learned speed and every running task inside its write
 transaction: 6 ms with 10 hosts, 42 ms with 3,000. Here that reading happens once a second whatever
@@ -112,20 +113,28 @@ class Snapshots:
     def refresh(self) -> None:
         """Read the fleet anew if the snapshot is too old. One claim reads; the others go on with the
         old snapshot meanwhile rather than queue behind it."""
+        if self.due():
+            self.read()
+
+    def due(self) -> bool:
+        """Whether the snapshot is too old and nobody is reading it anew. True makes the caller its
+        reader: it must call read() (server/group_commit.py does, in a worker thread)."""
         now = self.clock()
         with self._lock:
             st = self._state
-            read = (st is None or not 0 <= now - st.taken_at < self._age) and (st is None or not self._reading)
-            self._reading = self._reading or read
-        if not read:
-            return
+            due = (st is None or not 0 <= now - st.taken_at < self._age) and (st is None or not self._reading)
+            self._reading = self._reading or due
+        return due
+
+    def read(self) -> None:
         try:
-            started = time.perf_counter()
-            fresh = self._read(now)
-            # Reading costs at most a twentieth of one core, however large the fleet (from the second
-            # read on: the first one also pays for compiling the statements).
-            if self.max_age and st is not None:
-                self._age = max(self.max_age, 20 * (time.perf_counter() - started))
+            first = self._state is None  # it also pays for compiling the statements
+            started = time.thread_time()
+            fresh = self._read(self.clock())
+            # Reading costs at most a twentieth of one core, however large the fleet: this thread's
+            # CPU time, so waiting for the GIL or the disk does not count.
+            if self.max_age and not first:
+                self._age = max(self.max_age, 20 * (time.thread_time() - started))
             with self._lock:
                 self._state = fresh
         finally:

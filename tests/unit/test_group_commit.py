@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,32 @@ def test_claims_queued_together_are_one_transaction_each_seeing_the_grants_befor
         assert e is None  # four files, four grants: nothing left for the last one
         hosts = sqlite3.connect(tmp_path / "data" / "batch-stt.db").execute("SELECT name FROM client").fetchall()
         assert sorted(h for (h,) in hosts) == ["a", "b", "c", "d", "e"]
+    finally:
+        ctx.close()
+
+
+def test_the_fleet_is_read_in_a_worker_thread_while_claims_keep_the_old_snapshot(tmp_path, monkeypatch):
+    """The snapshot's read (tens of ms with a large fleet) never holds the event loop, and one read
+    at a time: a claim that finds it under way goes on with the snapshot as it is."""
+    ctx = _context(tmp_path)
+    try:
+        snapshots = ctx.ledger.leases.snapshots
+        readers: list[int] = []
+        read = snapshots._read
+        monkeypatch.setattr(snapshots, "_read", lambda now: readers.append(threading.get_ident()) or read(now))
+
+        async def claim(name: str):
+            return await ctx.claims.submit(Ask(name, capabilities={"model": "ggml-base.bin"}))
+
+        async def scenario() -> int:
+            assert isinstance(await claim("a"), Grant)  # the first claim waits for the first read
+            snapshots._state.taken_at -= 60  # stale: the next claim's batch reads again
+            assert snapshots.due()  # ... unless a read is under way (this one, never finished)
+            assert isinstance(await claim("b"), Grant)
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(scenario())
+        assert len(readers) == 1 and readers[0] != loop_thread
     finally:
         ctx.close()
 
