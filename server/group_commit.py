@@ -95,7 +95,7 @@ def claims(ledger: Ledger) -> Batcher[Ask, Claimed]:
 
 async def _claim_batch(ledger: Ledger, asks: list[Ask]) -> list[Union[Claimed, Exception]]:
     snapshots = ledger.leases.snapshots
-    if snapshots.due():  # the fleet's read (20-50 ms) in a worker thread: the loop serves others meanwhile
+    if snapshots.due():  # the fleet's read (tens of ms) in a worker thread: the loop serves others meanwhile
         await anyio.to_thread.run_sync(snapshots.read)
     return await on_writer(ledger, ledger.leases.claim_all, asks)
 
