@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     openai_wait_factor: float = Field(1.0, ge=0, le=100)
     openai_max_waiting: int = Field(64, ge=1, le=100_000)  # requests waiting at once per process; then 429
     sqlite_synchronous: str = "FULL"
+    opentelemetry: bool = False  # FastAPI's own spans, metrics and logs, to an OpenTelemetry SDK set up by the operator
     split_seconds: int = Field(600, ge=0)  # files longer than this become parts of about this length; 0: never
     speakers: Speakers = Speakers.AUTO  # each audio stream (or stereo channel) a speaker, as its own parts
     scheduler: SchedulerKind = SchedulerKind.SPEED
