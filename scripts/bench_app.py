@@ -9,6 +9,8 @@ bounded by the load generator (Python threads doing HTTP) sharing the cores: thi
 a cycle is the app's own, to find and weigh what costs in it.
 
     python scripts/bench_app.py [--tasks 6000] [--cycles 4000] [--clients 64]
+    python scripts/bench_app.py --compare-routes 8   # the daemons' routes: their own handlers against
+                                                     # FastAPI's generic handling, rounds alternating
 
 The machine is shared and noisy: compare figures from one run, never across runs.
 """
@@ -20,9 +22,12 @@ import asyncio
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from ceiling_app import app as ceiling  # noqa: E402
 from loadgen import server_settings, small_library, wait_for_housekeeping  # noqa: E402
 
 from server.app import create_app  # noqa: E402
+from server.http import direct  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
 BOUNDARY = b"benchboundary"
@@ -110,21 +116,41 @@ async def measure(args: argparse.Namespace) -> dict[str, tuple[int, float, float
     await run_clients(ceiling, 200, 4)  # warm
     figures["ceiling"] = await run_clients(ceiling, args.cycles, args.clients)
     with tempfile.TemporaryDirectory(prefix="stt-bench-app-") as tmp:
-        figures["server"] = await server_cycles(args, Path(tmp))
+        async with served(Path(tmp), args.tasks) as app:
+            figures["server"] = await run_clients(app, args.cycles, args.clients)
     return figures
 
 
-async def server_cycles(args: argparse.Namespace, root: Path) -> tuple[int, float, float]:
-    """The real app over a library in `root`, its data beside it."""
-    small_library(root / "audio", args.tasks)
+async def compare_routes(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Two servers in this process, the daemons' two routes served by their own handlers in one and
+    by FastAPI's generic handling in the other (server/http/direct.py), in alternating rounds: the CPU
+    per cycle of each round."""
+    per_round = args.cycles // args.rounds
+    rounds: dict[str, list[float]] = {"direct": [], "generic": []}
+    with tempfile.TemporaryDirectory(prefix="stt-bench-app-") as tmp:
+        tasks = args.tasks + per_round * args.rounds
+        async with served(Path(tmp, "a"), tasks) as direct, served(Path(tmp, "b"), tasks, generic=True) as generic:
+            for n in range(args.rounds):
+                for name, app in [("direct", direct), ("generic", generic)][:: 1 if n % 2 else -1]:
+                    cycles, _, cpu = await run_clients(app, per_round, args.clients)
+                    rounds[name].append(cpu / cycles * 1000)
+    return rounds
+
+
+@asynccontextmanager
+async def served(root: Path, tasks: int, generic: bool = False) -> AsyncIterator[Any]:
+    """The real app over a library in `root`, its data beside it, warmed up."""
+    small_library(root / "audio", tasks)
     os.environ["PATH"] = str(root)  # no ffprobe: this server is in this process
     app = create_app(Settings.from_env(server_settings(root), dotenv_path=None), event_stream=io.StringIO())
+    if generic:
+        app.router.routes[:] = direct.generic(app.router.routes)
     async with app.router.lifespan_context(app):
         db = create_engine(f"sqlite:///{root / 'data' / 'batch-stt.db'}")
         await asyncio.to_thread(wait_for_housekeeping, db)
         db.dispose()
         await run_clients(app, 200, 4)  # warm: compiled statements, the fleet's snapshot
-        return await run_clients(app, args.cycles, args.clients)
+        yield app
 
 
 def main() -> int:
@@ -132,9 +158,23 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=6000)
     ap.add_argument("--cycles", type=int, default=4000)
     ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument(
+        "--compare-routes",
+        dest="rounds",
+        type=int,
+        default=0,
+        help="instead: the daemons' routes served directly against FastAPI's generic handling, this many rounds",
+    )
     args = ap.parse_args()
     if args.cycles + args.clients + 300 > args.tasks:
         ap.error("--tasks must exceed --cycles + --clients by 300 (each cycle finishes a task)")
+    if args.rounds:
+        per_round = uvloop.run(compare_routes(args))
+        for name, costs in per_round.items():
+            print(f"{name}: {statistics.median(costs):.3f} ms CPU per cycle (median of {args.rounds} rounds)")
+        pairs = [d / g for d, g in zip(per_round["direct"], per_round["generic"], strict=True)]
+        print(f"direct / generic, round by round: {statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})")
+        return 0
     figures = uvloop.run(measure(args))
     for name, (n, wall, cpu) in figures.items():
         print(f"{name}: {n / wall:.0f} cycles/s, {cpu / n * 1000:.3f} ms CPU per cycle ({n} cycles)")

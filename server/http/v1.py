@@ -7,9 +7,11 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter
 
 from ..ledger import TASK_ID, Ask, Made, NotFound, TaskState, TaskView, Wait
-from .deps import Ctx, Volunteer, admin, authenticated, credited, volunteer
+from .deps import Ctx, Volunteer, admin, authenticated, credited, get_context, volunteer
+from .direct import answer, body, direct, parsed
 from .forms import RESULT_BODY, ResultForm, result_form
 from .schemas import (
     CLIENT_NAME,
@@ -40,11 +42,9 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)], resp
 leases = APIRouter(prefix="/api/v1", tags=["leases"], dependencies=[Depends(volunteer)], responses=_RESPONSES)
 WAIT_REASON = "X-Wait-Reason"
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+TOKEN: TypeAdapter[str] = TypeAdapter(Token)
 
 
-@leases.post(
-    "/leases", response_model=LeaseOut, status_code=200, responses={204: {"description": "nothing to do right now"}}
-)
 async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volunteer) -> Any:
     """Lease the next task that fits this client's capabilities. 204 with `Retry-After` and
     `X-Wait-Reason`: work it may take is queued but not for it now (ask again then); a plain 204:
@@ -88,6 +88,23 @@ async def request_lease(req: LeaseRequest, ctx: Ctx, request: Request, who: Volu
     )
 
 
+async def serve_lease(request: Request) -> Response:
+    who = await volunteer(request)
+    grant = await request_lease(await body(request, LeaseRequest), await get_context(request), request, who)
+    return grant if isinstance(grant, Response) else answer(grant)
+
+
+leases.add_api_route(
+    "/leases",
+    request_lease,
+    methods=["POST"],
+    response_model=LeaseOut,
+    status_code=200,
+    responses={204: {"description": "nothing to do right now"}},
+    route_class_override=direct(serve_lease, volunteer, get_context),
+)
+
+
 AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
     206: {"description": "partial content (Range)"},
     404: {"model": Message},
@@ -113,12 +130,6 @@ async def heartbeat(token: Token, body: HeartbeatIn, ctx: Ctx) -> HeartbeatOut:
     return HeartbeatOut(deadline=await ctx.write(ctx.ledger.leases.heartbeat, token, body.progress, body.paused))
 
 
-@leases.post(
-    "/leases/{token}/result",
-    response_model=ResultOut,
-    openapi_extra=RESULT_BODY,
-    responses={404: {"model": Message}, 413: {"model": Message}},
-)
 async def upload_result(
     token: Token, ctx: Ctx, form: Annotated[ResultForm, Depends(result_form)], background: BackgroundTasks
 ) -> ResultOut:
@@ -133,6 +144,26 @@ async def upload_result(
         background.add_task(ctx.stitcher.try_stitch, done.file_ready)
     status = "duplicate" if done.duplicate else "pending" if done.held else "accepted"
     return ResultOut(task_id=done.task.id, status=status, late=done.late)
+
+
+async def serve_result(request: Request) -> Response:
+    await volunteer(request)
+    token = parsed(TOKEN, request.path_params["token"], ("path", "token"))
+    background = BackgroundTasks()
+    response = answer(await upload_result(token, await get_context(request), await result_form(request), background))
+    response.background = background
+    return response
+
+
+leases.add_api_route(
+    "/leases/{token}/result",
+    upload_result,
+    methods=["POST"],
+    response_model=ResultOut,
+    openapi_extra=RESULT_BODY,
+    responses={404: {"model": Message}, 413: {"model": Message}},
+    route_class_override=direct(serve_result, volunteer, get_context, result_form),
+)
 
 
 @leases.post("/leases/{token}/error", response_model=ErrorOut, responses={404: {"model": Message}})
