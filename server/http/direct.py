@@ -2,7 +2,8 @@
 
 A lease and its result are nearly all of the server's requests. FastAPI reads each one's
 dependencies, parameters and body from the endpoint's signature and validates its answer against
-the response model, generically, on every request: a tenth of the event loop's time a cycle. These
+the response model, generically, on every request: a quarter of the server's CPU for a cycle
+(`scripts/bench_app.py --compare-routes`). These
 routes keep their FastAPI declaration (the OpenAPI schema, the 422s' shape, the same endpoint
 function) but are served by a handler written for each that resolves the same dependencies itself
 (`APIRoute.get_route_handler`, the hook FastAPI has for custom route classes). A route whose
