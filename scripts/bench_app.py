@@ -128,10 +128,9 @@ async def compare_routes(args: argparse.Namespace) -> dict[str, list[float]]:
     per_round = args.cycles // args.rounds
     rounds: dict[str, list[float]] = {"direct": [], "generic": []}
     with tempfile.TemporaryDirectory(prefix="stt-bench-app-") as tmp:
-        tasks = args.tasks + per_round * args.rounds
-        async with served(Path(tmp, "a"), tasks) as direct, served(Path(tmp, "b"), tasks, generic=True) as generic:
+        async with served(Path(tmp, "a"), args.tasks) as fast, served(Path(tmp, "b"), args.tasks, generic=True) as slow:
             for n in range(args.rounds):
-                for name, app in [("direct", direct), ("generic", generic)][:: 1 if n % 2 else -1]:
+                for name, app in [("direct", fast), ("generic", slow)][:: 1 if n % 2 else -1]:
                     cycles, _, cpu = await run_clients(app, per_round, args.clients)
                     rounds[name].append(cpu / cycles * 1000)
     return rounds
