@@ -60,7 +60,10 @@ def get_task(request: Request, ctx: Ctx, who: Volunteer) -> Any:
     return Response(status_code=204)
 
 
-@router.post("/result")
+@router.post(
+    "/result",
+    responses={409: {"model": Message, "description": "not handed to a legacy client, or would overwrite a sidecar"}},
+)
 async def post_result(body: LegacyResultIn, ctx: Ctx, background: BackgroundTasks) -> dict[str, str]:
     """Store the VTT and a .txt derived from it (a part's VTT is moved to its file's timeline at the stitch)."""
     vtt = body.vtt.encode("utf-8", errors="replace")

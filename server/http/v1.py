@@ -161,7 +161,11 @@ leases.add_api_route(
     methods=["POST"],
     response_model=ResultOut,
     openapi_extra=RESULT_BODY,
-    responses={404: {"model": Message}, 413: {"model": Message}},
+    responses={
+        404: {"model": Message},
+        409: {"model": Message, "description": "the lease was released or superseded, or a sidecar is in the way"},
+        413: {"model": Message},
+    },
     route_class_override=direct(serve_result, volunteer, get_context, result_form),
 )
 
