@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from ceiling_app import app as ceiling  # noqa: E402
 from loadgen import server_settings, small_library, wait_for_housekeeping  # noqa: E402
 
-from server.app import create_app  # noqa: E402
+from server.app import create_app, settle_collector  # noqa: E402
 from server.http import direct  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
@@ -167,6 +167,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.cycles + args.clients + 300 > args.tasks:
         ap.error("--tasks must exceed --cycles + --clients by 300 (each cycle finishes a task)")
+    settle_collector()  # as `stt-server serve` does; both apps run under it here
     if args.rounds:
         per_round = uvloop.run(compare_routes(args))
         for name, costs in per_round.items():

@@ -36,12 +36,14 @@ def serve(
         shutil.rmtree(shared, ignore_errors=True)
         shared.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)  # before prometheus-client is imported
-    from ..app import create_app
+    from ..app import create_app, settle_collector
 
     try:
         api = create_app(settings)
     except (SettingsError, MigrationError) as e:
         raise config_error(e) from None
+    if settings.workers == 1:  # each worker process settles its own (app_from_env)
+        settle_collector()
     options: dict[str, Any] = dict(
         host=host or settings.host,
         port=port or settings.port,
