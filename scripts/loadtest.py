@@ -51,10 +51,11 @@ from loadgen import (
 
 SLICE = 5.0  # --ceiling: seconds of load on one app before the other's turn
 Target = tuple[list[str], list[subprocess.Popen]]  # the URLs the load goes to, the processes whose CPU counts
+Ceiling = tuple[str, subprocess.Popen]  # the trivial app's URL and process
 
 
 @contextmanager
-def ceiling_app(args) -> Iterator[tuple[str, subprocess.Popen]]:
+def ceiling_app(args) -> Iterator[Ceiling]:
     """scripts/ceiling_app.py under the same uvicorn, on a free port, for as long as the block runs."""
     port = free_port()
     err = Path(tempfile.mkdtemp(prefix="stt-ceiling-")) / "err"
@@ -97,7 +98,7 @@ class Load:
         return self.cpu / max(len(self.rows), 1)
 
 
-def alternate(args, server: Target, ceiling: Optional[tuple[str, subprocess.Popen]]) -> tuple[Load, Optional[Load]]:
+def alternate(args, server: Target, ceiling: Optional[Ceiling]) -> tuple[Load, Optional[Load]]:
     """The load on the server; with a ceiling, on both in turns of SLICE seconds (which goes first
     alternating), so both see the same machine: a shared machine's load drifts within a run."""
     if ceiling is None:
@@ -239,10 +240,9 @@ def seed_fleet(db: Engine, hosts: int, rng: random.Random) -> int:
     return len(held)
 
 
-def run_server(args, hosts: int, ceiling: Optional[tuple], done: list[Path]) -> tuple[Load, Optional[Load], bool]:
-    """args.servers servers over one fresh library and database (and `hosts` seeded hosts), in turns
-    with the ceiling app when there is one: what each got, and whether the checks passed. Its files
-    go on `done` (for the caller to remove) when they passed, and stay for a look when not."""
+def run_server(args, hosts: int, ceiling: Optional[Ceiling], done: list[Path]) -> tuple[Load, Optional[Load], bool]:
+    """args.servers servers over one fresh library and database (and `hosts` seeded hosts), in turns with
+    the ceiling app if any: what each got, whether the checks passed (if so, its files go on `done`)."""
     tasks = max(args.tasks, hosts // 4 + 12000) if hosts else args.tasks
     root = Path(tempfile.mkdtemp(prefix="stt-load-"))
     small_library(root / "audio", tasks)
