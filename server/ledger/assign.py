@@ -36,6 +36,7 @@ class WaitReason(str, Enum):
     TAKEN = "taken"  # what the snapshot offered was taken a moment ago: ask again at once
     PROBING = "probing"  # its work waits for the server to read the files' lengths
     CHECKING = "checking"  # a held result it may check is with another checker now (validation)
+    MEASURING = "measuring"  # the server has not measured it yet: its next task comes with its first result
 
     def __str__(self) -> str:
         return self.value
@@ -49,6 +50,7 @@ class Wait:
 
 Outcome = Union[Pick, Wait, None]  # None: nothing is queued for this host
 TAKEN = Wait(WaitReason.TAKEN, 1.0)
+POLICY_WAITS = (WaitReason.FASTER_HOST, WaitReason.MEASURING)  # the policy's own word: not a stale snapshot
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Assigner:
             task_id = self._first_queued(c, r, probed)
             return Pick(task_id, False) if task_id else None
         outcome = self._from_queue(c, view, probed)
-        if isinstance(outcome, Pick) or (isinstance(outcome, Wait) and outcome.reason == WaitReason.FASTER_HOST):
+        if isinstance(outcome, Pick) or (isinstance(outcome, Wait) and outcome.reason in POLICY_WAITS):
             return outcome
         if self._first_queued(c, view.fleet.me.reach, probed) is not None:  # the snapshot missed it
             view = snapshots.regroup(c, view)
@@ -107,7 +109,7 @@ class Assigner:
             return Wait(WaitReason.PROBING, min(self.retry_after, 5.0))
         if self.replica_budget and stoppable:
             budget = self.replica_budget * view.library - view.replica_spent
-            running = [run for run in view.running if run.task_id not in view.copied]
+            running = [run for run in view.running if run.task_id not in view.closed]
             if copy := policy.replica(view.fleet, running, budget):
                 return Pick(copy, True, view.fleet.me)
         return None
@@ -127,7 +129,8 @@ class Assigner:
         if choices:
             return TAKEN
         if policy.mine(fleet):
-            return Wait(WaitReason.FASTER_HOST, self.retry_after)
+            reason = WaitReason.MEASURING if policy.unmeasured_and_busy(fleet) else WaitReason.FASTER_HOST
+            return Wait(reason, self.retry_after)
         return None
 
     @staticmethod

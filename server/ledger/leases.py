@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 from .assign import Assigner, Outcome, Pick, Wait
 from .booking import Booking
 from .database import Database
-from .endings import Endings
+from .endings import Endings, Expired
 from .errors import LeaseLost, NotFound
 from .events import Event, EventLog
 from .fleet import Fleet
@@ -104,6 +104,7 @@ class Leases:
         now = self.clock()
         with self.db.writing(durable=False) as c:
             expired = self.endings.expire_due(c, now)
+            self._let_go_expired(expired)  # before the claims: a silent host asking again holds nothing
             for ask in asks:
                 try:
                     with c.savepoint():
@@ -233,6 +234,7 @@ class Leases:
             before_commit()
         for completion, client in booked:
             self.booking.log_completion(completion, client)
+            self.snapshots.let_go(client, completion.task.id)
         return done
 
     def leased_tasks(self, tokens: Sequence[str]) -> dict[str, TaskView]:
@@ -249,6 +251,7 @@ class Leases:
             attempt = attempt_row(c, token)
             view = self.endings.fail_attempt(c, attempt, error, stderr_tail, retryable)
         self.endings.log_failure(view, attempt.client, error, retryable)
+        self.snapshots.let_go(attempt.client, attempt.task_id)
         return view
 
     def release(self, token: str) -> TaskView:
@@ -269,7 +272,12 @@ class Leases:
         with self.db.writing() as c:
             expired = self.endings.expire_due(c, self.clock())
         self.endings.log_expired(expired)
+        self._let_go_expired(expired)
         return len(expired)
+
+    def _let_go_expired(self, expired: list[Expired]) -> None:
+        for task_id, silent, _ in expired:
+            self.snapshots.let_go(silent, task_id)
 
     def leased_task(self, token: str) -> TaskView:
         """The task behind a lease its holder may still use (to download its audio)."""

@@ -43,6 +43,7 @@ class LegacyLeases:
             attempt = AttemptView.from_row(row)
             completion = self.leases.booking.complete_attempt(c, attempt, results, None)
         self.leases.booking.log_completion(completion, attempt.client)
+        self.leases.snapshots.let_go(attempt.client, task_id)
         return completion
 
     def fail(self, task_id: str, error: str = "reported by a legacy client") -> TaskView:
@@ -54,4 +55,5 @@ class LegacyLeases:
             attempt = AttemptView.from_row(row)
             view = self.leases.endings.fail_attempt(c, attempt, error, None, None)
         self.leases.endings.log_failure(view, attempt.client, error, None)
+        self.leases.snapshots.let_go(attempt.client, task_id)
         return view

@@ -16,9 +16,13 @@ Every step counts only the hosts that may take the tasks in question (`SCHEDULER
 2. A host's capacity is what it can transcribe between the moment it is free (a prefetching client
    is still busy with its current task) and T. Among the groups it may take (the highest priority
    first), the one that ends latest goes first: a multilingual host takes the French that nobody
-   else can take before the English that fast hosts will. From it, the longest task that fits.
-   Early on everything fits, so long work goes out first (LPT); near the end slow hosts fit only
-   short tasks, and fast hosts get the long ones.
+   else can take before the English that fast hosts will. From it, the longest task that fits;
+   groups that end together (French and German, both only for the multilingual hosts) are one pool,
+   the group whose longest task fits best first. Early on everything fits, so long work goes out
+   first (LPT); near the end slow hosts fit only short tasks, and fast hosts get the long ones.
+   A host the server has not measured yet (its speed is its benchmark's word, off by x2 either way
+   on a real fleet) holds one task at a time: a second one, prefetched, would be sized by that word
+   and might end the batch late on a host slower than it said.
 3. When nothing fits, the host gets a group's shortest task only if no other host that may take it
    would finish it sooner (each rival's own free time plus the task at its speed). Otherwise it
    waits (`Wait`, with a reason and when to ask again): an idle slow host costs nothing, a slow host
@@ -81,6 +85,7 @@ class Host:
     speed: float  # audio seconds per second
     free_at: float  # when the work it already holds is predicted done (<= now: idle)
     reach: Reach = Reach()
+    measured: bool = True  # False: `speed` is its benchmark's word, or the fleet's median
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class Group:
     seconds: float
     shortest: float
     translate: bool = False
+    longest: float = 0.0  # as last read (a hint: it may have been taken since)
 
     def open_to(self, reach: Reach) -> bool:
         return reach.takes(self.language, self.min_tier, self.translate)
@@ -189,16 +195,21 @@ def choose(fleet: Fleet) -> list[Choice]:
     """What `fleet.me` should get, in the order to try (the ledger's rows may have moved since the
     snapshot: the next choice is tried when one finds nothing). Empty: wait (steps 2 and 3)."""
     groups = mine(fleet)
-    if not groups:
+    if not groups or unmeasured_and_busy(fleet):
         return []
     me, now = fleet.me, fleet.now
     ends = group_ends(fleet)
     end_of = {id(g): end for g, end in zip(fleet.groups, ends, strict=True)}
-    groups.sort(key=lambda g: (-end_of[id(g)], g.language, g.min_tier))
     capacity = me.speed * (projected_end(fleet, ends) - max(now, me.free_at))
+    groups.sort(key=lambda g: (-end_of[id(g)], -min(g.longest, capacity), g.language, g.min_tier))
     choices: list[Choice] = [Longest(g, capacity) for g in groups if capacity >= g.shortest]
     choices += [Shortest(g) for g in groups if first_to_finish(fleet, g)]
     return choices
+
+
+def unmeasured_and_busy(fleet: Fleet) -> bool:
+    """`me` still works on its first task, and its speed is only its benchmark's word (step 2)."""
+    return not fleet.me.measured and fleet.me.free_at > fleet.now
 
 
 def rivals(fleet: Fleet, group: Group) -> Iterable[Host]:

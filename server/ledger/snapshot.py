@@ -1,6 +1,7 @@
 """The fleet as this server's claims see it: one snapshot, read at most once a second outside any
 write transaction (and off the event loop: server/group_commit.py), shared by every claim and kept
-current between reads by the claims themselves.
+current between reads by what this server books: its grants, and the results, failures and
+expiries that free a host.
 
 A claim used to read every host, every learned speed and every running task inside its write
 transaction: 6 ms with 10 hosts, 42 ms with 3,000. Here that reading happens once a second whatever
@@ -52,7 +53,8 @@ class _State:
     replica_spent: float
     library: float
     cooling: frozenset[str] = frozenset()  # hosts cooling down: they ask, but are not part of the fleet
-    copied: set[str] = field(default_factory=set)
+    holding: dict[str, dict[str, float]] = field(default_factory=dict)  # host -> task -> audio seconds
+    closed: set[str] = field(default_factory=set)  # tasks copied or finished since the read: none to copy
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class View:
     """What one claim needs: the policy's input, and what the replica step and the reply need."""
 
     fleet: Fleet
-    running: Sequence[Running]  # as last read: the replica step leaves out `copied`
-    copied: frozenset[str]  # tasks this server copied since
+    running: Sequence[Running]  # as last read: the replica step leaves out `closed`
+    closed: frozenset[str]  # tasks this server copied, or saw finished, since
     replica_spent: float  # audio seconds spent on replicas so far
     library: float  # the whole library's audio seconds
     probing: bool  # work for this host waits only for its length to be probed
@@ -158,7 +160,7 @@ class Snapshots:
             )
             groups, probing = _queue_for(me.reach, st.groups, st.unprobed)
             fleet = Fleet(now, me, classes, groups)
-            return View(fleet, st.running, frozenset(st.copied), st.replica_spent, st.library, probing)
+            return View(fleet, st.running, frozenset(st.closed), st.replica_spent, st.library, probing)
 
     def granted(self, host: Host, key: Optional[GroupKey], task_id: str, seconds: float, copyable: bool) -> None:
         """A claim of this server took a task (`key`: from that queue group; None: a replica): count
@@ -176,8 +178,9 @@ class Snapshots:
             finish = policy.finish_at(mine, seconds, now)
             st.hosts[host.name] = replace(mine, free_at=finish)
             st.classes.setdefault(mine.reach, _Class()).held += seconds
+            st.holding.setdefault(host.name, {})[task_id] = seconds
             if key is None:
-                st.copied.add(task_id)  # at most one copy: do not offer it again
+                st.closed.add(task_id)  # at most one copy: do not offer it again
                 st.replica_spent += seconds
                 return
             if key in st.groups:
@@ -185,6 +188,27 @@ class Snapshots:
                 st.groups[key] = replace(g, count=g.count - 1, seconds=max(0.0, g.seconds - seconds))
             if copyable and seconds > 0:
                 st.running.append(Running(task_id, seconds, finish, key[1], key[2], key[3]))
+
+    def let_go(self, client: str, task_id: str) -> None:
+        """`client` holds `task_id` no more (delivered, failed, handed back or expired): from now it is
+        busy only with what else it holds (a task it prefetched), and the task is nobody's to copy.
+        Kept at once, as grants are: a host asks for its next task the moment it uploads, and the next
+        read may be a second away."""
+        with self._lock:
+            st = self._state
+            if st is None:
+                return
+            now = self.clock()
+            st.closed.add(task_id)
+            held = st.holding.get(client, {})
+            host = st.hosts.get(client)
+            if held.pop(task_id, None) is None or host is None:
+                return
+            free_at = now + sum(held.values()) / host.speed
+            k = st.classes.get(host.reach)
+            if k is not None:
+                k.held += host.speed * (free_at - max(now, host.free_at))
+            st.hosts[client] = replace(host, free_at=free_at)
 
     def regroup(self, c: Tx, view: View) -> View:
         """The queue's groups read anew through the claim's own transaction (it sees what that
@@ -205,7 +229,8 @@ class Snapshots:
         down (it asks all the same, and gets nothing: as a rival it would hold back everyone's work)."""
         speed = _guess(st.learned, st.fastest, client, caps or {}) or st.default_speed
         known = st.hosts.get(client)
-        me = Host(client, speed, known.free_at if known else now, reach(caps, langs))
+        measured = speed_key(client, caps or {}) in st.learned
+        me = Host(client, speed, known.free_at if known else now, reach(caps, langs), measured)
         if (known is None or known.reach != me.reach) and client not in st.cooling:
             _join(st, me, now)
         return me
@@ -232,8 +257,10 @@ class Snapshots:
         default = policy.fleet_speed([s for s in guesses.values() if s])
         speeds = {name: s or default for name, s in guesses.items()}
         free_at: dict[str, float] = {}
+        holding: dict[str, dict[str, float]] = {}
         running = []
         for r in running_rows:
+            holding.setdefault(r.client, {})[r.task_id] = float(r.seconds)
             finish = policy.holder_finish(
                 now, float(r.seconds), speeds[r.client], r.eta, r.progress, r.heartbeat_at, r.paused is not None
             )
@@ -242,7 +269,10 @@ class Snapshots:
             # stopped; a check is itself the second copy.
             if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY and not r.checking:
                 running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier, bool(r.translate)))
-        hosts = {name: Host(name, speeds[name], free_at.get(name, now), r) for name, (_, r) in caps.items()}
+        hosts = {
+            name: Host(name, speeds[name], free_at.get(name, now), r, speed_key(name, h) in learned)
+            for name, (h, r) in caps.items()
+        }
         members: dict[Reach, list[Host]] = {}
         for host in hosts.values():
             members.setdefault(host.reach, []).append(host)
@@ -268,6 +298,7 @@ class Snapshots:
             replica_spent=float(spent),
             library=float(library),
             cooling=cooling,
+            holding=holding,
         )
 
     def _groups(self, rows: Sequence[Any]) -> tuple[dict[GroupKey, Group], dict[GroupKey, int]]:
@@ -279,8 +310,10 @@ class Snapshots:
                 unprobed[key] = unprobed.get(key, 0) + int(g.count)
                 continue
             old = groups.get(key)
-            count, seconds, shortest = int(g.count), float(g.seconds), float(g.shortest or 0)
+            count, seconds = int(g.count), float(g.seconds)
+            shortest, longest = float(g.shortest or 0), float(g.longest or 0)
             if old:  # probed and unprobed rows of one group, when splitting is off
-                count, seconds, shortest = old.count + count, old.seconds + seconds, min(old.shortest, shortest)
-            groups[key] = Group(key[1], key[2], key[0], count, seconds, shortest, key[3])
+                count, seconds = old.count + count, old.seconds + seconds
+                shortest, longest = min(old.shortest, shortest), max(old.longest, longest)
+            groups[key] = Group(key[1], key[2], key[0], count, seconds, shortest, key[3], longest)
         return groups, unprobed

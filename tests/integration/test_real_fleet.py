@@ -1,6 +1,7 @@
 """The fleet as it is, with real clients, server, ffmpeg and whisper-cli: a mixed library on an
-English-only fast host and a slow multilingual one, a policy wait that --until-idle sits out, and
-recordings that are not speech (silence, a tone) transcribed rather than failed as loops."""
+English-only fast host and a slow multilingual one, a policy wait that --until-idle sits out, a host
+not timed yet held to one task at a time, and recordings that are not speech (silence, a tone)
+transcribed rather than failed as loops."""
 
 from __future__ import annotations
 
@@ -121,3 +122,26 @@ def test_five_minutes_of_silence_and_of_a_tone_are_transcribed_not_failed(
         meta = json.loads((tmp_path / f"data/results/{name}.meta.json").read_text())
         assert "loop_retry" not in meta, meta  # the non-speech markers did not look like a loop
         assert (tmp_path / f"data/results/{name}.vtt").read_text().startswith("WEBVTT")
+
+
+def test_a_host_not_timed_yet_waits_for_its_prefetch_until_its_first_result(shared, server_process, tmp_path):
+    """Its speed is its benchmark's word until the server times a result: one task at a time."""
+    srv = server_process().start()
+    copy_audio(shared, tmp_path / "audio", {f"jfk-{i}.mp3": "jfk.mp3" for i in range(4)})
+    assert "added 4" in srv.cli("scan").stdout
+    caps = {"backend": "cpu", "model": "ggml-base-q5_1.bin", "rtf": 50.0}
+
+    def ask() -> requests.Response:
+        return requests.post(f"{srv.url}/api/v1/leases", json={"client": "new", "capabilities": caps})
+
+    first = ask()
+    assert first.status_code == 200
+    r = ask()  # its prefetch, while the first task runs
+    assert r.status_code == 204 and r.headers["X-Wait-Reason"] == "measuring"
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    files = {"txt": ("t.txt", b"ask not\n")}
+    meta = json.dumps({"model": caps["model"], "backend": "cpu"})
+    done = requests.post(f"{srv.url}/api/v1/leases/{first.json()['token']}/result", data={"meta": meta}, files=files)
+    assert done.json()["status"] == "accepted"
+    time.sleep(1.2)  # the claims' snapshot of the fleet (its measured speeds) is read at most once a second
+    assert [ask().status_code, ask().status_code] == [200, 200]  # timed: a task, and one prefetched

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.disk.scanner import task_id_for
-from server.ledger import CooldownRule, FoundFile, LeaseLost, Made, TaskState, Wait
+from server.ledger import CooldownRule, FoundFile, Grant, LeaseLost, Made, TaskState, Wait, WaitReason
 from server.ledger.policy import SchedulerKind
 from tests.helpers import Clock, Kept, make_ledger
 
@@ -56,7 +56,7 @@ def test_speeds_are_measured_by_the_server_per_model_and_backend_whatever_the_cl
 
 def test_a_prefetched_task_is_timed_from_the_hosts_previous_result_not_its_grant(db):
     clock = Clock()
-    ledger = make_ledger(db, clock)
+    ledger = make_ledger(db, clock, scheduler=SchedulerKind.FIFO)  # the speed-aware one: no prefetch unmeasured
     add_files(ledger, [60.0, 60.0])
     first = ledger.leases.claim("box", capabilities=caps(5.0))
     ahead = ledger.leases.claim("box", capabilities=caps(5.0))  # prefetched while the first runs
@@ -66,6 +66,19 @@ def test_a_prefetched_task_is_timed_from_the_hosts_previous_result_not_its_grant
     ledger.leases.complete(ahead.token, Kept(), Made(MODEL, "cpu", 60.0))
     [host] = ledger.fleet.hosts()
     assert host.speed == round((60 * 0.7 + 60) / (12 * 0.7 + 6), 3)
+
+
+def test_a_host_not_measured_yet_gets_its_second_task_with_its_first_result(db):
+    """Its prefetch waits (204, "measuring") while its speed is only its benchmark's word."""
+    clock = Clock()
+    ledger = make_ledger(db, clock)
+    add_files(ledger, [60.0, 60.0, 60.0])
+    first = ledger.leases.claim("box", capabilities=caps(50.0))
+    assert ledger.leases.claim("box", capabilities=caps(50.0)) == Wait(WaitReason.MEASURING, 15.0)
+    clock.t += 12.0
+    ledger.leases.complete(first.token, Kept(), Made(MODEL, "cpu", 60.0))
+    assert isinstance(ledger.leases.claim("box", capabilities=caps(50.0)), Grant)
+    assert isinstance(ledger.leases.claim("box", capabilities=caps(50.0)), Grant)  # measured: it prefetches
 
 
 def test_a_result_made_on_the_cpu_after_a_gpu_crash_is_measured_as_cpu(db):

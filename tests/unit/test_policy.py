@@ -43,7 +43,7 @@ def make_fleet(me: Host, others: list[Host], tasks: list[Task], now: float = NOW
     groups = []
     for p, lang, tier in keys:
         mine = [t.seconds for t in tasks if (t.priority, t.language, t.min_tier) == (p, lang, tier)]
-        groups.append(Group(lang, tier, p, len(mine), sum(mine), min(mine)))
+        groups.append(Group(lang, tier, p, len(mine), sum(mine), min(mine), longest=max(mine)))
     return Fleet(now, me, classes, tuple(groups))
 
 
@@ -97,6 +97,17 @@ def test_a_prefetching_host_counts_as_busy_until_its_current_task_ends():
     assert busy.max_seconds < idle.max_seconds
 
 
+def test_a_host_not_measured_yet_holds_one_task_at_a_time():
+    """Its speed is its benchmark's word (x0.5-2 on a real fleet): a prefetch sized by it may be the
+    long task that ends the batch late on a host slower than it said."""
+    twin, tasks = Host("twin", 10, NOW, ALL), en(*[100.0] * 30)
+    new = Host("new", 10, NOW + 100, ALL, measured=False)
+    assert policy.choose(make_fleet(new, [twin], tasks)) == []
+    assert policy.unmeasured_and_busy(make_fleet(new, [twin], tasks))
+    assert policy.choose(make_fleet(replace(new, free_at=NOW), [twin], tasks))  # idle: its first task
+    assert policy.choose(make_fleet(replace(new, measured=True), [twin], tasks))  # measured: it prefetches
+
+
 # --- who may take what -------------------------------------------------------------------------
 
 
@@ -120,6 +131,16 @@ def test_a_multilingual_host_takes_what_only_it_may_take_before_what_others_coul
     assert choices[0].group.language == "fr"
     # An English-only host never gets a French group offered.
     assert all(c.group.language == "en" for c in policy.choose(make_fleet(gpus[0], [me, *gpus[1:]], tasks)))
+
+
+def test_groups_that_end_together_are_one_pool_and_the_longest_task_that_fits_goes_first():
+    """French and German are both for the multilingual hosts alone: the long French part goes out
+    while there is time for it, not after every German one because "de" sorts first."""
+    me = Host("box", 5, NOW, ALL)
+    gpus = [Host(f"gpu{i}", 30, NOW, EN) for i in range(3)]
+    tasks = [*[Task(100.0, "de")] * 10, Task(600.0, "fr"), *en(*[600.0] * 10)]
+    choices = policy.choose(make_fleet(me, gpus, tasks))
+    assert [(type(c), c.group.language) for c in choices][:2] == [(Longest, "fr"), (Longest, "de")]
 
 
 def test_a_job_asking_for_a_higher_model_tier_goes_to_the_slow_host_that_has_it():

@@ -5,11 +5,12 @@ claim's work does not grow with the fleet."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from sqlalchemy import event, text
 
-from server.ledger import Grant, policy
-from tests.helpers import Clock, add_tasks, make_ledger
+from server.ledger import Grant, Made, policy
+from tests.helpers import Clock, Kept, add_tasks, make_ledger
 
 CAPS = {"backend": "cpu", "model": "ggml-base.bin", "rtf": 5.0}
 
@@ -86,6 +87,22 @@ def test_a_claim_runs_the_same_statements_with_ten_hosts_as_with_two_thousand(tm
     assert few == many and len(few) <= 12, (few, many)
 
 
+def test_a_host_is_free_the_moment_it_delivers_and_its_task_is_nobodys_to_copy(tmp_path):
+    """It asks for its next task the moment it uploads; the next read may be a second away (ten
+    seconds of a simulated fleet): till then the claims' own bookkeeping must not see it busy."""
+    clock = Clock()
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock, snapshot_seconds=3600)
+    [tid] = add_tasks(ledger, 1)
+    ledger.catalogue.set_duration(tid, 100, 60_000)
+    grant = ledger.leases.claim("box", capabilities=CAPS)  # 60 s at 5x: busy for 12 s
+    snapshots = ledger.leases.snapshots
+    assert snapshots.view("box", CAPS, None).fleet.me.free_at == clock.t + 12.0
+    clock.t += 2.0
+    ledger.leases.complete(grant.token, Kept(), Made("ggml-base.bin", "cpu", 60.0))
+    view = snapshots.view("box", CAPS, None)
+    assert view.fleet.me.free_at == clock.t and tid in view.closed
+
+
 def test_a_grant_booked_after_another_claims_reread_keeps_the_host_in_its_class(tmp_path):
     """Claims run in threads: one may re-read the fleet between another's view and its grant. The
     host the fresh read does not know yet joins its class with its speed, not as a class of speed 0
@@ -100,4 +117,4 @@ def test_a_grant_booked_after_another_claims_reread_keeps_the_host_in_its_class(
     snapshots.granted(me, None, "t", 60.0, copyable=False)
     fleet = snapshots.view("box", CAPS, None).fleet
     assert [c.speed for c in fleet.classes] == [me.speed]
-    assert policy.choose(fleet)  # the claim goes on: no ZeroDivisionError, work for "box"
+    assert policy.choose(replace(fleet, me=replace(me, free_at=clock.t)))  # no ZeroDivisionError: work for it

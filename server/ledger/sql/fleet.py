@@ -70,6 +70,7 @@ queue_groups = (
         func.count().label("count"),
         func.coalesce(func.sum(length), 0.0).label("seconds"),
         func.min(length).label("shortest"),
+        func.max(length).label("longest"),
     )
     .where(task.c.state == TaskState.QUEUED)
     .group_by(task.c.priority, task.c.language, task.c.min_tier, task.c.translate, probed_col)
