@@ -190,10 +190,10 @@ class Snapshots:
                 st.running.append(Running(task_id, seconds, finish, key[1], key[2], key[3]))
 
     def let_go(self, client: str, task_id: str) -> None:
-        """`client` holds `task_id` no more (delivered, failed, handed back or expired): from now it is
-        busy only with what else it holds (a task it prefetched), and the task is nobody's to copy.
-        Kept at once, as grants are: a host asks for its next task the moment it uploads, and the next
-        read may be a second away."""
+        """`client` holds `task_id` no more (delivered, failed or expired): from now it is busy only
+        with what else it holds (a task it prefetched), and the task is nobody's to copy. Kept at once,
+        as grants are: a host asks for its next task the moment it uploads, and the next read may be a
+        second away."""
         with self._lock:
             st = self._state
             if st is None:
