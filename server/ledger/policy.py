@@ -20,9 +20,10 @@ Every step counts only the hosts that may take the tasks in question (`SCHEDULER
    groups that end together (French and German, both only for the multilingual hosts) are one pool,
    the group whose longest task fits best first. Early on everything fits, so long work goes out
    first (LPT); near the end slow hosts fit only short tasks, and fast hosts get the long ones.
-   A host the server has not measured yet (its speed is its benchmark's word, off by x2 either way
-   on a real fleet) holds one task at a time: a second one, prefetched, would be sized by that word
-   and might end the batch late on a host slower than it said.
+   A v1 host the server has not measured yet (its speed is its benchmark's word, off by x2 either
+   way on a real fleet) holds one task at a time: a second one, prefetched, would be sized by that
+   word and might end the batch late on a host slower than it said. (A legacy client's workers all
+   ask under one name, and never prefetch: each of its asks may get a task.)
 3. When nothing fits, the host gets a group's shortest task only if no other host that may take it
    would finish it sooner (each rival's own free time plus the task at its speed). Otherwise it
    waits (`Wait`, with a reason and when to ask again): an idle slow host costs nothing, a slow host
@@ -85,7 +86,7 @@ class Host:
     speed: float  # audio seconds per second
     free_at: float  # when the work it already holds is predicted done (<= now: idle)
     reach: Reach = Reach()
-    measured: bool = True  # False: `speed` is its benchmark's word, or the fleet's median
+    measured: bool = True  # False: `speed` is its benchmark's word, or the fleet's median (only `me`'s is read)
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,8 @@ class Snapshots:
         down (it asks all the same, and gets nothing: as a rival it would hold back everyone's work)."""
         speed = _guess(st.learned, st.fastest, client, caps or {}) or st.default_speed
         known = st.hosts.get(client)
-        measured = speed_key(client, caps or {}) in st.learned
+        # A legacy client's workers all ask under one name: each ask is a worker's, never a prefetch.
+        measured = caps is None or speed_key(client, caps) in st.learned
         me = Host(client, speed, known.free_at if known else now, reach(caps, langs), measured)
         if (known is None or known.reach != me.reach) and client not in st.cooling:
             _join(st, me, now)
@@ -269,10 +270,7 @@ class Snapshots:
             # stopped; a check is itself the second copy.
             if r.replicas == 0 and r.seconds > 0 and r.protocol != Protocol.LEGACY and not r.checking:
                 running.append(Running(r.task_id, float(r.seconds), finish, r.language, r.min_tier, bool(r.translate)))
-        hosts = {
-            name: Host(name, speeds[name], free_at.get(name, now), r, speed_key(name, h) in learned)
-            for name, (h, r) in caps.items()
-        }
+        hosts = {name: Host(name, speeds[name], free_at.get(name, now), r) for name, (_, r) in caps.items()}
         members: dict[Reach, list[Host]] = {}
         for host in hosts.values():
             members.setdefault(host.reach, []).append(host)

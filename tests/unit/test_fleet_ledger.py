@@ -72,13 +72,15 @@ def test_a_host_not_measured_yet_gets_its_second_task_with_its_first_result(db):
     """Its prefetch waits (204, "measuring") while its speed is only its benchmark's word."""
     clock = Clock()
     ledger = make_ledger(db, clock)
-    add_files(ledger, [60.0, 60.0, 60.0])
+    add_files(ledger, [60.0] * 5)
     first = ledger.leases.claim("box", capabilities=caps(50.0))
     assert ledger.leases.claim("box", capabilities=caps(50.0)) == Wait(WaitReason.MEASURING, 15.0)
     clock.t += 12.0
     ledger.leases.complete(first.token, Kept(), Made(MODEL, "cpu", 60.0))
     assert isinstance(ledger.leases.claim("box", capabilities=caps(50.0)), Grant)
     assert isinstance(ledger.leases.claim("box", capabilities=caps(50.0)), Grant)  # measured: it prefetches
+    # A legacy client's workers ask under one name, none of them prefetching: each may get a task.
+    assert isinstance(ledger.leases.claim("old"), Grant) and isinstance(ledger.leases.claim("old"), Grant)
 
 
 def test_a_result_made_on_the_cpu_after_a_gpu_crash_is_measured_as_cpu(db):
