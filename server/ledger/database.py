@@ -59,6 +59,11 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute("PRAGMA foreign_keys=ON")
+        # The default 2 MB page cache held too little of a large ledger: a lease -> result cycle
+        # re-read 24 pages with a syscall each (10,000 hosts, 30,000 tasks); with 64 MB of cache
+        # and the file mapped, 5.
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA mmap_size=268435456")
         cur.close()
 
     @event.listens_for(engine, "begin")
