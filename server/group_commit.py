@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from stt_common.files import fsync_path
 from .disk.upload import Upload
 from .ledger import Ask, Claimed, Completion, Ledger, Made, TaskState
 
+log = logging.getLogger("batch-stt.server")
 MAX_BATCH = 64  # requests a transaction writes at most: the event loop waits for it on SQLite
 
 In = TypeVar("In")
@@ -90,13 +92,33 @@ class Batcher(Generic[In, Out]):
 
 
 def claims(ledger: Ledger) -> Batcher[Ask, Claimed]:
-    return Batcher(functools.partial(_claim_batch, ledger))
+    return Batcher(functools.partial(_claim_batch, ledger, _Reader()))
 
 
-async def _claim_batch(ledger: Ledger, asks: list[Ask]) -> list[Union[Claimed, Exception]]:
-    snapshots = ledger.leases.snapshots
-    if snapshots.due():  # the fleet's read (tens of ms) in a worker thread: the loop serves others meanwhile
-        await anyio.to_thread.run_sync(snapshots.read)
+@dataclass
+class _Reader:
+    """The fleet's snapshot read anew (tens of ms with 10,000 hosts) in a worker thread, while the
+    claims go on with the old one: a batch that waited for it held every host's claim that long."""
+
+    task: Optional[asyncio.Task[None]] = None
+
+    async def refresh(self, ledger: Ledger) -> None:
+        snapshots = ledger.leases.snapshots
+        if not snapshots.due():
+            return
+        self.task = asyncio.create_task(anyio.to_thread.run_sync(snapshots.read))
+        self.task.add_done_callback(_report)
+        if not snapshots.ready:  # the first read: there is nothing to claim with before it
+            await asyncio.shield(self.task)
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # the next due claim reads again
+        log.error("reading the fleet failed: %s", task.exception())
+
+
+async def _claim_batch(ledger: Ledger, reader: _Reader, asks: list[Ask]) -> list[Union[Claimed, Exception]]:
+    await reader.refresh(ledger)
     return await on_writer(ledger, ledger.leases.claim_all, asks)
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from server.context import build_context
-from server.ledger import Ask, Grant, LeaseLost, NotFound, TaskState
+from server.ledger import Ask, Grant, LeaseLost, NotFound, TaskState, snapshot
+from server.ledger.fleet_state import read_fleet
 from tests.helpers import make_settings
 
 SETTINGS = {"RESULT_FORMATS": "txt,vtt", "SCHEDULER": "fifo", "SPLIT_SECONDS": "0", "SPEAKERS": "off"}
@@ -108,15 +109,22 @@ def test_claims_queued_together_are_one_transaction_each_seeing_the_grants_befor
         ctx.close()
 
 
-def test_the_fleet_is_read_in_a_worker_thread_while_claims_keep_the_old_snapshot(tmp_path, monkeypatch):
-    """The snapshot's read (tens of ms with a large fleet) never holds the event loop, and one read
-    at a time: a claim that finds it under way goes on with the snapshot as it is."""
+def test_the_fleet_is_read_in_a_worker_thread_while_claims_go_on_with_the_old_snapshot(tmp_path, monkeypatch):
+    """The snapshot's read (tens of ms with a large fleet) never holds the event loop nor the claims:
+    one read at a time, and a claim that finds it under way goes on with the snapshot as it is."""
     ctx = _context(tmp_path)
     try:
         snapshots = ctx.ledger.leases.snapshots
         readers: list[int] = []
-        read = snapshots._read
-        monkeypatch.setattr(snapshots, "_read", lambda now: readers.append(threading.get_ident()) or read(now))
+        go_on = threading.Event()
+
+        def read(*args):
+            readers.append(threading.get_ident())
+            if len(readers) > 1:
+                assert go_on.wait(30)  # the second read lasts until the claims below are answered
+            return read_fleet(*args)
+
+        monkeypatch.setattr(snapshot, "read_fleet", read)
 
         async def claim(name: str):
             return await ctx.claims.submit(Ask(name, capabilities={"model": "ggml-base.bin"}))
@@ -124,12 +132,18 @@ def test_the_fleet_is_read_in_a_worker_thread_while_claims_keep_the_old_snapshot
         async def scenario() -> int:
             assert isinstance(await claim("a"), Grant)  # the first claim waits for the first read
             snapshots._state.taken_at -= 60  # stale: the next claim's batch reads again
-            assert snapshots.due()  # ... unless a read is under way (this one, never finished)
-            assert isinstance(await claim("b"), Grant)
+            assert isinstance(await claim("b"), Grant)  # ... and is answered while that read lasts
+            assert not snapshots.due()  # one read at a time: this one is under way
+            assert isinstance(await claim("c"), Grant)
+            assert not go_on.is_set() and snapshots._reading
+            go_on.set()
+            while snapshots._reading:
+                await asyncio.sleep(0.01)
             return threading.get_ident()
 
         loop_thread = asyncio.run(scenario())
-        assert len(readers) == 1 and readers[0] != loop_thread
+        assert len(readers) == 2 and loop_thread not in readers
+        assert set(snapshots._state.holding) == {"a", "b", "c"}
     finally:
         ctx.close()
 

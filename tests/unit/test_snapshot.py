@@ -5,11 +5,12 @@ claim's work does not grow with the fleet."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 from sqlalchemy import event, text
 
-from server.ledger import Grant, Made, policy
+from server.ledger import Grant, Made, fleet_state, policy, snapshot
 from tests.helpers import Clock, Kept, add_tasks, make_ledger
 
 CAPS = {"backend": "cpu", "model": "ggml-base.bin", "rtf": 5.0}
@@ -118,3 +119,59 @@ def test_a_grant_booked_after_another_claims_reread_keeps_the_host_in_its_class(
     fleet = snapshots.view("box", CAPS, None).fleet
     assert [c.speed for c in fleet.classes] == [me.speed]
     assert policy.choose(replace(fleet, me=replace(me, free_at=clock.t)))  # no ZeroDivisionError: work for it
+
+
+def test_what_is_booked_while_the_fleet_is_read_is_in_the_snapshot_that_read_makes(tmp_path, monkeypatch):
+    """Claims go on while a read runs in a worker thread (server/group_commit.py). That read may have
+    seen the database before a result or a grant was booked: neither may be lost when it lands."""
+    clock = Clock()
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock, snapshot_seconds=3600)
+    t1, t2 = add_tasks(ledger, 2)
+    for tid in (t1, t2):
+        ledger.catalogue.set_duration(tid, 100, 60_000)
+    first = ledger.leases.claim("box", capabilities=CAPS)  # 60 s at 5x: busy for 12 s
+    snapshots = ledger.leases.snapshots
+    read_db, go_on = threading.Event(), threading.Event()
+
+    def read(*args):
+        fresh = fleet_state.read_fleet(*args)  # the database before the result and the grant below
+        read_db.set()
+        assert go_on.wait(30)
+        return fresh
+
+    monkeypatch.setattr(snapshot, "read_fleet", read)
+    snapshots._state.taken_at -= 7200
+    assert snapshots.due()
+    reader = threading.Thread(target=snapshots.read)
+    reader.start()
+    assert read_db.wait(30)
+    clock.t += 2.0
+    ledger.leases.complete(first.token, Kept(), Made("ggml-base.bin", "cpu", 60.0))
+    assert isinstance(ledger.leases.claim("other", capabilities=CAPS), Grant)  # the read under way serves it
+    go_on.set()
+    reader.join(30)
+    assert not snapshots._reading
+    view = snapshots.view("box", CAPS, None)
+    assert view.fleet.me.free_at == clock.t and t1 in view.closed  # free the moment it delivered
+    assert snapshots._state.holding == {"box": {}, "other": {t2: 60.0}}
+
+
+def test_a_grant_the_read_has_seen_already_is_not_counted_twice(tmp_path, monkeypatch):
+    clock = Clock()
+    ledger = make_ledger(f"sqlite:///{tmp_path / 'db.sqlite'}", clock, snapshot_seconds=3600)
+    [tid] = add_tasks(ledger, 1)
+    ledger.catalogue.set_duration(tid, 100, 60_000)
+    snapshots = ledger.leases.snapshots
+    assert snapshots.view("box", CAPS, None).fleet.me.free_at == clock.t  # the first read
+    grants = []
+
+    def read(*args):  # a claim booked after the read began, before it looked at the database
+        grants.append(ledger.leases.claim("box", capabilities=CAPS))
+        return fleet_state.read_fleet(*args)
+
+    monkeypatch.setattr(snapshot, "read_fleet", read)
+    snapshots._state.taken_at -= 7200
+    assert snapshots.due()
+    snapshots.read()
+    assert isinstance(grants[0], Grant)
+    assert snapshots.view("box", CAPS, None).fleet.me.free_at == clock.t + 12.0  # 60 s at 5x, once
