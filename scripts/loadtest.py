@@ -14,7 +14,11 @@ checks that no task was completed twice or lost, and prints cycles/s and lease l
     python scripts/loadtest.py --ceiling --repeat 3 ...
         # three rounds, each with its own servers and ceiling: the medians and their ranges
 
-The machine is shared and noisy: compare figures from one run, never across runs.
+The machine is shared and noisy: compare figures from one run, never across runs. Start on a quiet
+disk: on ext4 without a journal (these VMs' root), a run within ~5 minutes of another's cleanup or of
+the test suite measures the kernel skipping the inodes freed then, not the server (perf: a fifth of
+the server's CPU in find_inode_bit/recently_deleted). TMPDIR=/dev/shm takes the disk out (flushes
+then cost nothing): fit for A/B of a CPU change, not for the figure.
 """
 
 from __future__ import annotations
