@@ -14,11 +14,7 @@ checks that no task was completed twice or lost, and prints cycles/s and lease l
     python scripts/loadtest.py --ceiling --repeat 3 ...
         # three rounds, each with its own servers and ceiling: the medians and their ranges
 
-The machine is shared and noisy: compare figures from one run, never across runs. Start on a quiet
-disk: on ext4 without a journal (these VMs' root), a run within ~5 minutes of another's cleanup or of
-the test suite measures the kernel skipping the inodes freed then, not the server (perf: a fifth of
-the server's CPU in find_inode_bit/recently_deleted). TMPDIR=/dev/shm takes the disk out (flushes
-then cost nothing): fit for A/B of a CPU change, not for the figure.
+The machine is shared and noisy: compare figures from one run, never across runs; start on a quiet disk (main()).
 """
 
 from __future__ import annotations
@@ -154,8 +150,8 @@ def main() -> int:
     fleets = [int(n) for n in args.hosts.split(",")] if args.hosts else [0]
     ratios: dict[int, list[float]] = {n: [] for n in fleets}
     per_cycle: dict[int, list[float]] = {n: [] for n in fleets}
-    # Each fleet's files go at the end: journal-less ext4 skips inodes freed seconds ago when creating
-    # a file, and a server started right after 15,000 deletions paid ~15 % more CPU per cycle (perf).
+    # Files go at the end, and a run should start minutes after another's: journal-less ext4 skips inodes
+    # freed lately when creating a file (perf: up to a fifth of the server's CPU). A/B: TMPDIR=/dev/shm.
     ok, done = True, list[Path]()
     try:
         for round_ in range(args.repeat):  # the ceiling beside each round: the machine's load drifts
